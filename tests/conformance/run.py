@@ -1,0 +1,313 @@
+#!/usr/bin/env python3
+"""Autobahn conformance of our server or client, run by `kosoku` and judged here.
+
+Usage (with the repository's .venv python, from anywhere):
+  run.py server [--sections 1-11] [--cases ID ...] [--exclude ID ...] [--timeout S]
+  run.py client [same options]
+
+server: starts `target/release/examples/echo 127.0.0.1:PORT` and drives it with
+        `kosoku -p 2` (fuzzingclient mode).
+client: serves the cases with `kosoku -m fuzzingserver` on a free port and runs
+        `target/release/examples/autobahn_client ws://127.0.0.1:PORT` against it.
+
+--sections picks whole sections ("1-11", "12,13", "1-13"; the suite has no 8
+or 11), --cases picks case ids or globs ("9.7.*"), --exclude drops some; with
+--cases alone only those cases run. Raw reports land in
+artifacts/conformance-MODE/reports (index.json, one .json and .html per case),
+logs beside them.
+
+A case passes when its behavior and behaviorClose are both OK or
+INFORMATIONAL. UNIMPLEMENTED passes only in the compression sections 12 and 13,
+and only when --sections did not ask for them. kosoku's own exit code is not
+used: it is 1 whenever any case is not OK.
+
+Hidden options, for checking the harness against other implementations:
+--server-cmd / --client-cmd replace the command ({port} and {url} are filled
+in), --agent names the client's agent (default switchboard), and
+--allow-non-strict lets NON-STRICT cases pass.
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+KOSOKU = Path(sys.executable).with_name("kosoku")
+SECTIONS = (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)
+COMPRESSION_SECTIONS = {12, 13}
+DEFAULT_SECTIONS = "1-11"
+DEFAULT_SERVER_CMD = "target/release/examples/echo 127.0.0.1:{port}"
+DEFAULT_CLIENT_CMD = "target/release/examples/autobahn_client {url}"
+PASSING = {"OK", "INFORMATIONAL"}
+STARTUP_TIMEOUT = 20
+SHUTDOWN_TIMEOUT = 30
+
+
+class HarnessError(Exception):
+    """The run could not be judged (a process failed to start, hung or died)."""
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["server", "client"])
+    parser.add_argument("--sections", help=f"sections to run (default {DEFAULT_SECTIONS})")
+    parser.add_argument("-i", "--cases", action="append", default=[], metavar="ID")
+    parser.add_argument("-x", "--exclude", action="append", default=[], metavar="ID")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds for the case run")
+    hidden = argparse.SUPPRESS
+    parser.add_argument("--server-cmd", default=DEFAULT_SERVER_CMD, help=hidden)
+    parser.add_argument("--client-cmd", default=DEFAULT_CLIENT_CMD, help=hidden)
+    parser.add_argument("--agent", default="switchboard", help=hidden)
+    parser.add_argument("--allow-non-strict", action="store_true", help=hidden)
+    args = parser.parse_args()
+    if args.sections is None and not args.cases:
+        args.sections = DEFAULT_SECTIONS
+    return args
+
+
+def parse_sections(text):
+    """'1-11' or '12,13' -> the suite's sections in that set."""
+    wanted = set()
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        low, _, high = part.partition("-")
+        wanted.update(range(int(low), int(high or low) + 1))
+    return sorted(wanted.intersection(SECTIONS))
+
+
+def kosoku_selection(args, sections):
+    """kosoku -i/-x arguments for the requested sections and cases."""
+    includes = [f"{s}.*" for s in sections] + args.cases
+    argv = [a for pattern in includes for a in ("-i", pattern)]
+    return argv + [a for pattern in args.exclude for a in ("-x", pattern)]
+
+
+def command(template, **values):
+    argv = [token.format(**values) for token in shlex.split(template)]
+    exe = argv[0]
+    if not (shutil.which(exe) or (ROOT / exe).is_file()):
+        raise HarnessError(f"{exe} not found; build it first: cargo build --release --examples")
+    return argv
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Process:
+    """A child in its own process group, output to a log file, always stopped."""
+
+    def __init__(self, name, argv, log_path):
+        self.name, self.log_path = name, log_path
+        self.log = open(log_path, "wb")
+        print(f"$ {shlex.join(argv)}", flush=True)
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def exited(self):
+        return self.proc.poll() is not None
+
+    def wait(self, timeout, what):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise HarnessError(f"{self.name} {what} within {timeout:.0f}s (see {self.log_path})")
+
+    def stop(self):
+        for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
+            if self.exited():
+                break
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                pass
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def wait_for(condition, proc, what):
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if proc.exited():
+            raise HarnessError(
+                f"{proc.name} exited with code {proc.proc.returncode} before {what} "
+                f"(see {proc.log_path})"
+            )
+        time.sleep(0.1)
+    raise HarnessError(f"{proc.name} did not {what} within {STARTUP_TIMEOUT}s")
+
+
+def accepts_tcp(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def listening_url(log_path):
+    match = re.search(r"listening on (ws://\S+)", log_path.read_text(errors="replace"))
+    return match and match.group(1)
+
+
+def case_count(url):
+    from websockets.sync.client import connect
+
+    with connect(f"{url}/getCaseCount", open_timeout=10, close_timeout=5) as ws:
+        return int(ws.recv(timeout=10))
+
+
+def run_server_mode(args, selection, outdir):
+    port = free_port()
+    argv = command(args.server_cmd, port=port, url=f"ws://127.0.0.1:{port}")
+    with Process("server", argv, outdir / "server.log") as server:
+        wait_for(lambda: accepts_tcp(port), server, "accepting TCP")
+        kosoku = [str(KOSOKU), "-p", "2", "-o", str(outdir / "reports"), *selection, f"127.0.0.1:{port}"]
+        with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
+            runner.wait(args.timeout, "did not finish")
+        if server.exited():
+            raise HarnessError(
+                f"server exited with code {server.proc.returncode} during the run "
+                f"(see {server.log_path})"
+            )
+    return None, None
+
+
+def run_client_mode(args, selection, outdir):
+    kosoku = [str(KOSOKU), "-m", "fuzzingserver", "-o", str(outdir / "reports"), *selection, "127.0.0.1:0"]
+    with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
+        url = wait_for(lambda: listening_url(runner.log_path), runner, "listening")
+        expected = case_count(url)
+        print(f"kosoku serves {expected} cases at {url}", flush=True)
+        argv = command(args.client_cmd, url=url, port=url.rsplit(":", 1)[1])
+        with Process("client", argv, outdir / "client.log") as client:
+            code = client.wait(args.timeout, "did not finish")
+        runner.wait(SHUTDOWN_TIMEOUT, "did not write its reports (no /updateReports?)")
+    client_error = f"client exited with code {code} (see {client.log_path})" if code else None
+    return expected, client_error
+
+
+def load_index(outdir):
+    path = outdir / "reports" / "index.json"
+    if not path.is_file():
+        raise HarnessError(f"no {path} (see {outdir / 'kosoku.log'})")
+    return json.loads(path.read_text())
+
+
+def section_of(case_id):
+    return int(case_id.split(".", 1)[0])
+
+
+def verdict(case_id, entry, sections, allow_non_strict):
+    """None if the case passes, else a short reason."""
+    passing = PASSING | ({"NON-STRICT"} if allow_non_strict else set())
+    behavior, close = entry["behavior"], entry["behaviorClose"]
+    section = section_of(case_id)
+    if behavior == "UNIMPLEMENTED" and section in COMPRESSION_SECTIONS and section not in sections:
+        return None
+    if behavior in passing and close in PASSING:
+        return None
+    return f"behavior={behavior} behaviorClose={close}"
+
+
+def case_detail(outdir, entry):
+    """The case report's result text and the close code and reason of the peer under test."""
+    try:
+        report = json.loads((outdir / "reports" / entry["reportfile"]).read_text())
+    except (OSError, ValueError):
+        return ""
+    detail = (report.get("result") or "")[:120]
+    if report.get("remoteCloseCode") is not None:
+        detail += f" [peer closed {report['remoteCloseCode']} {report.get('remoteCloseReason') or ''!r}]"
+    return detail
+
+
+def print_table(mode, agent, cases, failures):
+    rows = collections.defaultdict(lambda: [0, 0])
+    for case_id in cases:
+        rows[section_of(case_id)][case_id in failures] += 1
+    print(f"\nconformance {mode}: agent {agent!r}, {len(cases)} cases")
+    print(f"  {'section':>7}  {'cases':>5}  {'passed':>6}  {'failed':>6}")
+    for section in sorted(rows):
+        passed, failed = rows[section]
+        print(f"  {section:>7}  {passed + failed:>5}  {passed:>6}  {failed:>6}")
+    for field in ("behavior", "behaviorClose"):
+        counts = collections.Counter(entry[field] for entry in cases.values())
+        print(f"  {field}: " + ", ".join(f"{k} {v}" for k, v in counts.most_common()))
+
+
+def judge(args, index, outdir, sections, expected):
+    """Print the verdict of every agent in the index; return the problem count."""
+    problems = 0
+    if args.mode == "client" and args.agent not in index:
+        print(f"FAIL no results for agent {args.agent!r} (agents: {sorted(index)})")
+        return 1
+    agents = [args.agent] if args.mode == "client" else sorted(index)
+    for agent in agents:
+        cases = index[agent]
+        failures = {}
+        for case_id, entry in cases.items():
+            reason = verdict(case_id, entry, sections, args.allow_non_strict)
+            if reason:
+                failures[case_id] = reason
+        print_table(args.mode, agent, cases, failures)
+        for case_id in sorted(failures, key=lambda c: [int(p) for p in c.split(".")]):
+            print(f"FAIL {case_id}: {failures[case_id]}  {case_detail(outdir, cases[case_id])}")
+        if expected is not None and len(cases) != expected:
+            print(f"FAIL {len(cases)} cases reported, {expected} served")
+            problems += 1
+        problems += len(failures)
+        print(f"conformance {args.mode}: {len(cases) - len(failures)} of {len(cases)} cases passed")
+    return problems
+
+
+def main():
+    args = parse_args()
+    sections = parse_sections(args.sections)
+    selection = kosoku_selection(args, sections)
+    outdir = ROOT / "artifacts" / f"conformance-{args.mode}"
+    shutil.rmtree(outdir, ignore_errors=True)
+    outdir.mkdir(parents=True)
+    run = run_server_mode if args.mode == "server" else run_client_mode
+    started = time.monotonic()
+    try:
+        expected, run_error = run(args, selection, outdir)
+        index = load_index(outdir)
+    except HarnessError as error:
+        print(f"conformance {args.mode}: ERROR {error}", file=sys.stderr)
+        return 1
+    print(f"case run took {time.monotonic() - started:.1f}s; reports in {outdir / 'reports'}")
+    problems = judge(args, index, outdir, sections, expected)
+    if run_error:
+        print(f"FAIL {run_error}")
+        problems += 1
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
