@@ -41,6 +41,9 @@ import sys
 import time
 from pathlib import Path
 
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect
+
 ROOT = Path(__file__).resolve().parents[2]
 KOSOKU = Path(sys.executable).with_name("kosoku")
 SECTIONS = (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)
@@ -92,10 +95,10 @@ def kosoku_selection(args, sections):
 
 
 def command(template, **values):
+    """The argv of a command template, with {port} and {url} filled in."""
     argv = [token.format(**values) for token in shlex.split(template)]
-    exe = argv[0]
-    if not (shutil.which(exe) or (ROOT / exe).is_file()):
-        raise HarnessError(f"{exe} not found; build it first: cargo build --release --examples")
+    if not (shutil.which(argv[0]) or (ROOT / argv[0]).is_file()):
+        raise HarnessError(f"{argv[0]} not found; build it first: cargo build --release --examples")
     return argv
 
 
@@ -111,10 +114,14 @@ class Process:
     def __init__(self, name, argv, log_path):
         self.name, self.log_path = name, log_path
         self.log = open(log_path, "wb")
-        print(f"$ {shlex.join(argv)}", flush=True)
+        print(f"$ {shlex.join(argv)}")
         self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def exited(self):
@@ -124,7 +131,9 @@ class Process:
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            raise HarnessError(f"{self.name} {what} within {timeout:.0f}s (see {self.log_path})")
+            raise HarnessError(
+                f"{self.name} {what} within {timeout:.0f}s (see {self.log_path})"
+            ) from None
 
     def stop(self):
         for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 5)):
@@ -176,18 +185,22 @@ def listening_url(log_path):
 
 
 def case_count(url):
-    from websockets.sync.client import connect
-
-    with connect(f"{url}/getCaseCount", open_timeout=10, close_timeout=5) as ws:
-        return int(ws.recv(timeout=10))
+    """The number of cases kosoku's fuzzingserver says it will serve."""
+    try:
+        with connect(f"{url}/getCaseCount", open_timeout=10, close_timeout=5) as ws:
+            return int(ws.recv(timeout=10))
+    except (OSError, TimeoutError, ValueError, WebSocketException) as error:
+        raise HarnessError(f"{url}/getCaseCount failed: {error}") from None
 
 
 def run_server_mode(args, selection, outdir):
+    """Drives our server; returns (cases expected, error of the peer) like run_client_mode."""
     port = free_port()
     argv = command(args.server_cmd, port=port, url=f"ws://127.0.0.1:{port}")
     with Process("server", argv, outdir / "server.log") as server:
         wait_for(lambda: accepts_tcp(port), server, "accepting TCP")
-        kosoku = [str(KOSOKU), "-p", "2", "-o", str(outdir / "reports"), *selection, f"127.0.0.1:{port}"]
+        reports = str(outdir / "reports")
+        kosoku = [str(KOSOKU), "-p", "2", "-o", reports, *selection, f"127.0.0.1:{port}"]
         with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
             runner.wait(args.timeout, "did not finish")
         if server.exited():
@@ -199,16 +212,24 @@ def run_server_mode(args, selection, outdir):
 
 
 def run_client_mode(args, selection, outdir):
-    kosoku = [str(KOSOKU), "-m", "fuzzingserver", "-o", str(outdir / "reports"), *selection, "127.0.0.1:0"]
+    """Serves the cases to our client; returns (cases served, the client's error or None)."""
+    command(args.client_cmd, url="", port="")  # fails early if the client is not built
+    reports = str(outdir / "reports")
+    kosoku = [str(KOSOKU), "-m", "fuzzingserver", "-o", reports, *selection, "127.0.0.1:0"]
     with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
         url = wait_for(lambda: listening_url(runner.log_path), runner, "listening")
         expected = case_count(url)
-        print(f"kosoku serves {expected} cases at {url}", flush=True)
+        print(f"kosoku serves {expected} cases at {url}")
         argv = command(args.client_cmd, url=url, port=url.rsplit(":", 1)[1])
         with Process("client", argv, outdir / "client.log") as client:
             code = client.wait(args.timeout, "did not finish")
-        runner.wait(SHUTDOWN_TIMEOUT, "did not write its reports (no /updateReports?)")
-    client_error = f"client exited with code {code} (see {client.log_path})" if code else None
+        client_error = f"client exited with code {code} (see {client.log_path})" if code else None
+        try:
+            runner.wait(SHUTDOWN_TIMEOUT if code == 0 else 5, "did not write its reports")
+        except HarnessError as error:
+            raise HarnessError(
+                client_error or f"{error}; did the client ask /updateReports?"
+            ) from None
     return expected, client_error
 
 
@@ -243,7 +264,9 @@ def case_detail(outdir, entry):
         return ""
     detail = (report.get("result") or "")[:120]
     if report.get("remoteCloseCode") is not None:
-        detail += f" [peer closed {report['remoteCloseCode']} {report.get('remoteCloseReason') or ''!r}]"
+        detail += (
+            f" [peer closed {report['remoteCloseCode']} {report.get('remoteCloseReason') or ''!r}]"
+        )
     return detail
 
 
@@ -287,6 +310,7 @@ def judge(args, index, outdir, sections, expected):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)
     args = parse_args()
     sections = parse_sections(args.sections)
     selection = kosoku_selection(args, sections)
@@ -299,7 +323,7 @@ def main():
         expected, run_error = run(args, selection, outdir)
         index = load_index(outdir)
     except HarnessError as error:
-        print(f"conformance {args.mode}: ERROR {error}", file=sys.stderr)
+        print(f"conformance {args.mode}: ERROR {error}")
         return 1
     print(f"case run took {time.monotonic() - started:.1f}s; reports in {outdir / 'reports'}")
     problems = judge(args, index, outdir, sections, expected)

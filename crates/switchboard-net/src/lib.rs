@@ -1,1 +1,36 @@
-//! placeholder
+//! WebSocket transport on tokio, driving the sans-IO core of
+//! `switchboard-proto`.
+//!
+//! # Modules
+//!
+//! - [`server`]: accept a TCP connection, answer plain HTTP through a
+//!   [`Handler`] or upgrade it to a [`WebSocket`].
+//! - [`client`]: [`connect`] to a `ws://` URL.
+//! - [`upgrade`]: upgrade a request that came through a `hyper` 1.x server.
+//! - [`socket`]: the [`WebSocket`], its [`Reader`] and [`Writer`] halves,
+//!   keepalive, streaming and backpressure.
+//! - [`config`], [`error`]: settings and the error type.
+//!
+//! # Use
+//!
+//! A server accepts with [`accept`], then loops on [`WebSocket::recv`]; a
+//! client calls [`connect`]. Either side may [`WebSocket::split`] to read
+//! and write from different tasks. Keepalive, idle and close timers run while
+//! a task awaits the reader.
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod server;
+pub mod socket;
+pub mod upgrade;
+
+pub use client::{connect, connect_with, ConnectOptions};
+pub use config::Config;
+pub use error::Error;
+pub use server::{accept, accept_stream, AcceptAll, Accepted, Decision, Handler, HttpResponse};
+pub use socket::{Reader, WebSocket, Writer};
+pub use switchboard_proto::{
+    CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, Message, MessageKind, Utf8Bytes,
+};

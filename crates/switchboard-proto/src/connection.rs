@@ -159,6 +159,9 @@ pub struct Connection {
     chunks: VecDeque<Bytes>,
     pending: usize,
     sent_close: Option<CloseFrame>,
+    /// A protocol error found behind messages not yet polled; applied once
+    /// they have been, so that replies to them go out before the close.
+    pending_failure: Option<ProtocolError>,
     timers: TimerTable,
     keepalive_counter: u32,
 }
@@ -183,6 +186,7 @@ impl Connection {
             chunks: VecDeque::new(),
             pending: 0,
             sent_close: None,
+            pending_failure: None,
             timers: TimerTable::new(now),
             keepalive_counter: 0,
         }
@@ -229,7 +233,7 @@ impl Connection {
     /// incomplete frame is left there (already unmasked as far as it goes), and
     /// the driver appends the next read to the same buffer.
     pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant) {
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.pending_failure.is_some() {
             buf.clear();
             return;
         }
@@ -242,7 +246,11 @@ impl Connection {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(error) => {
-                    self.fail(error);
+                    if self.events.is_empty() {
+                        self.fail(error);
+                    } else {
+                        self.pending_failure = Some(error);
+                    }
                     buf.clear();
                     break;
                 }
@@ -300,7 +308,17 @@ impl Connection {
     // ---- outputs ------------------------------------------------------------
 
     /// The next event, if any.
+    ///
+    /// Events come in the order their frames arrived. When a protocol error
+    /// follows complete messages in the same input, those messages are
+    /// delivered first and the connection fails only when they have been
+    /// polled, so the application's answers to them still go out.
     pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(event) = self.events.pop_front() {
+            return Some(event);
+        }
+        let error = self.pending_failure.take()?;
+        self.fail(error);
         self.events.pop_front()
     }
 
@@ -694,11 +712,9 @@ impl Connection {
     fn on_close_frame(&mut self, payload: &[u8], now: Instant) -> Result<(), ProtocolError> {
         let received = CloseFrame::parse(payload)?;
         if self.state == State::Open {
-            // RFC 6455 §5.5.1: answer with a close frame, echoing the code.
-            let reply = CloseFrame {
-                code: received.code,
-                reason: String::new(),
-            };
+            // RFC 6455 §5.5.1: answer with a close frame, echoing the code
+            // (and the reason, so the peer sees its own words come back).
+            let reply = received.clone();
             self.queue_control(OpCode::Close, &reply.encode());
             self.sent_close = Some(reply);
         }

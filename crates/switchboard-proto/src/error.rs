@@ -190,6 +190,13 @@ impl std::error::Error for UsageError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub(crate) String);
 
+impl ConfigError {
+    /// A configuration error explaining which value is wrong and why.
+    pub fn new(why: impl Into<String>) -> Self {
+        ConfigError(why.into())
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "invalid configuration: {}", self.0)

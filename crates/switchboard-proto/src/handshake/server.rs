@@ -57,6 +57,21 @@ impl Request {
         Ok(Some((request, len)))
     }
 
+    /// A request from parts parsed elsewhere (e.g. by an HTTP server library).
+    pub fn from_parts(
+        method: &str,
+        target: &str,
+        minor_version: u8,
+        headers: Vec<Header>,
+    ) -> Request {
+        Request {
+            method: method.to_owned(),
+            target: target.to_owned(),
+            minor_version,
+            headers,
+        }
+    }
+
     /// The method, e.g. `GET`.
     pub fn method(&self) -> &str {
         &self.method
@@ -274,6 +289,7 @@ pub fn status_text(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
         413 => "Content Too Large",
         426 => "Upgrade Required",
         429 => "Too Many Requests",

@@ -1,0 +1,297 @@
+//! Accepting connections: read the request head, answer plain HTTP through
+//! the application's handler, or upgrade to a WebSocket.
+
+use bytes::{Bytes, BytesMut};
+use switchboard_proto::handshake::server::status_text;
+use switchboard_proto::handshake::{reject_response, Request};
+use switchboard_proto::{HandshakeError, Role};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::socket::WebSocket;
+
+/// A plain HTTP response, for requests that are not upgrades.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers besides `Content-Length` and `Connection`, which are added.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// A response with a content type and a body.
+    pub fn new(status: u16, content_type: &str, body: impl Into<Bytes>) -> Self {
+        HttpResponse {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: body.into(),
+        }
+    }
+
+    /// A plain-text response.
+    pub fn text(status: u16, body: impl Into<String>) -> Self {
+        Self::new(status, "text/plain; charset=utf-8", body.into())
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// The response as bytes on the wire; the connection closes after it.
+    pub fn encode(&self, head_only: bool) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {} {}\r\n", self.status, status_text(self.status));
+        for (name, value) in &self.headers {
+            out.push_str(&format!("{name}: {value}\r\n"));
+        }
+        out.push_str(&format!(
+            "Content-Length: {}\r\nConnection: close\r\n\r\n",
+            self.body.len()
+        ));
+        let mut bytes = out.into_bytes();
+        if !head_only {
+            bytes.extend_from_slice(&self.body);
+        }
+        bytes
+    }
+}
+
+/// What to do with a valid upgrade request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept, with the chosen subprotocol and extra response headers.
+    Accept {
+        /// The subprotocol to answer with; must be one the client offered.
+        protocol: Option<String>,
+        /// Extra headers for the 101 response.
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse with an HTTP status (401, 403, 503, …) and a reason.
+    Reject(HandshakeError),
+}
+
+/// The application's say in accepting connections.
+///
+/// Both methods have defaults: accept every valid upgrade with the server's
+/// preferred subprotocol, and answer plain HTTP with 426.
+pub trait Handler: Send + Sync {
+    /// Decides on a valid upgrade request: authentication, origin checks,
+    /// connection limits. `preferred` is the subprotocol the configuration
+    /// would pick.
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
+        let _ = request;
+        Decision::Accept {
+            protocol: preferred.map(str::to_owned),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Answers a request that is not a WebSocket upgrade.
+    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+        let _ = (request, body);
+        HttpResponse::text(426, "this endpoint speaks WebSocket only\n")
+            .with_header("Upgrade", "websocket")
+            .with_header("Sec-WebSocket-Version", "13")
+    }
+}
+
+/// The default handler: accepts every upgrade, answers HTTP with 426.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AcceptAll;
+
+impl Handler for AcceptAll {}
+
+/// An upgraded connection with the request that opened it.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The WebSocket.
+    pub socket: WebSocket,
+    /// The upgrade request (path, query, headers).
+    pub request: Request,
+    /// The subprotocol agreed on.
+    pub protocol: Option<String>,
+}
+
+/// Serves one TCP connection: upgrades it, or answers it as HTTP.
+///
+/// Returns `Ok(None)` when the request was answered as plain HTTP or
+/// refused (the response has been written). The whole head must arrive within
+/// `handshake_timeout`.
+pub async fn accept<H: Handler + ?Sized>(
+    stream: TcpStream,
+    config: &Config,
+    handler: &H,
+) -> Result<Option<Accepted>, Error> {
+    let _ = stream.set_nodelay(true);
+    let mut stream = stream;
+    let Some((request, protocol, rest)) = respond(&mut stream, config, handler).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Accepted {
+        socket: WebSocket::from_tcp(stream, Role::Server, config, rest),
+        request,
+        protocol,
+    }))
+}
+
+/// Like [`accept`], over any stream (TLS, a Unix socket, an in-memory pipe).
+pub async fn accept_stream<S, H>(
+    mut stream: S,
+    config: &Config,
+    handler: &H,
+) -> Result<Option<Accepted>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handler + ?Sized,
+{
+    let Some((request, protocol, rest)) = respond(&mut stream, config, handler).await? else {
+        return Ok(None);
+    };
+    Ok(Some(Accepted {
+        socket: WebSocket::from_stream(stream, Role::Server, config, rest),
+        request,
+        protocol,
+    }))
+}
+
+/// The request, the chosen subprotocol and the bytes read past the head.
+type Upgraded = (Request, Option<String>, BytesMut);
+
+async fn respond<S, H>(
+    stream: &mut S,
+    config: &Config,
+    handler: &H,
+) -> Result<Option<Upgraded>, Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    H: Handler + ?Sized,
+{
+    let head = tokio::time::timeout(config.handshake_timeout, read_head(stream, config)).await;
+    let (request, mut rest) = match head {
+        Err(_) => {
+            let error = HandshakeError::new(408, "handshake timeout");
+            let _ = stream.write_all(&reject_response(&error)).await;
+            return Err(Error::timeout("opening handshake"));
+        }
+        Ok(Err(error)) => {
+            if let Some(handshake) = error.handshake_error() {
+                let _ = stream.write_all(&reject_response(handshake)).await;
+            }
+            return Err(error);
+        }
+        Ok(Ok(parsed)) => parsed,
+    };
+    if !request.is_websocket_upgrade() {
+        let body = read_body(stream, &request, &mut rest, config).await;
+        let response = match body {
+            Ok(body) => handler.http(&request, body),
+            Err(error) => HttpResponse::text(error.status(), format!("{}\n", error.reason())),
+        };
+        stream
+            .write_all(&response.encode(request.method() == "HEAD"))
+            .await?;
+        let _ = stream.shutdown().await;
+        return Ok(None);
+    }
+    let decision = request.validate_upgrade().map(|upgrade| {
+        let preferred = upgrade
+            .select_protocol(&config.protocols)
+            .map(str::to_owned);
+        let decision = handler.upgrade(&request, preferred.as_deref());
+        (upgrade, decision)
+    });
+    match decision {
+        Ok((upgrade, Decision::Accept { protocol, headers })) => {
+            if let Some(chosen) = &protocol {
+                if !upgrade.protocols().iter().any(|offered| offered == chosen) {
+                    let error = HandshakeError::new(
+                        500,
+                        "handler chose a subprotocol the client did not offer",
+                    );
+                    let _ = stream.write_all(&reject_response(&error)).await;
+                    return Err(error.into());
+                }
+            }
+            let response = upgrade.accept_response(protocol.as_deref(), None, &headers);
+            stream.write_all(&response).await?;
+            Ok(Some((request, protocol, rest)))
+        }
+        Ok((_, Decision::Reject(error))) | Err(error) => {
+            let _ = stream.write_all(&reject_response(&error)).await;
+            let _ = stream.shutdown().await;
+            Err(error.into())
+        }
+    }
+}
+
+/// Reads until a complete request head; returns it with the bytes after it.
+async fn read_head<S>(stream: &mut S, config: &Config) -> Result<(Request, BytesMut), Error>
+where
+    S: AsyncRead + Unpin,
+{
+    let mut buf = BytesMut::with_capacity(1024);
+    loop {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+        if let Some((request, len)) = Request::parse(&buf, &config.limits)? {
+            let rest = buf.split_off(len);
+            return Ok((request, rest));
+        }
+        if buf.capacity() == buf.len() {
+            buf.reserve(buf.len());
+        }
+    }
+}
+
+/// Reads a request body announced by `Content-Length`, up to `max_http_body`.
+async fn read_body<S>(
+    stream: &mut S,
+    request: &Request,
+    rest: &mut BytesMut,
+    config: &Config,
+) -> Result<Bytes, HandshakeError>
+where
+    S: AsyncRead + Unpin,
+{
+    if request.header("transfer-encoding").is_some() {
+        return Err(HandshakeError::new(
+            411,
+            "chunked bodies are not accepted; send Content-Length",
+        ));
+    }
+    let length = match request.header("content-length") {
+        None => return Ok(Bytes::new()),
+        Some(value) => value
+            .parse::<usize>()
+            .map_err(|_| HandshakeError::new(400, "invalid Content-Length"))?,
+    };
+    if length > config.max_http_body {
+        return Err(HandshakeError::new(
+            413,
+            format!(
+                "body of {length} bytes exceeds max_http_body {}",
+                config.max_http_body
+            ),
+        ));
+    }
+    let read = async {
+        while rest.len() < length {
+            if stream.read_buf(rest).await? == 0 {
+                return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(config.handshake_timeout, read).await {
+        Ok(Ok(())) => Ok(rest.split_to(length).freeze()),
+        Ok(Err(_)) => Err(HandshakeError::new(400, "body ended early")),
+        Err(_) => Err(HandshakeError::new(408, "body not received in time")),
+    }
+}

@@ -1,0 +1,49 @@
+//! Our client, driven by an Autobahn TestSuite fuzzing server.
+//!
+//! ```text
+//! cargo run --release --example autobahn_client -- ws://127.0.0.1:9001
+//! ```
+//!
+//! Asks `/getCaseCount`, runs every case by echoing on
+//! `/runCase?case=N&agent=switchboard`, then asks for `/updateReports`.
+
+use switchboard_net::{connect, Error, Message};
+
+const AGENT: &str = "switchboard";
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let base = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let base = base.trim_end_matches('/');
+    let count = case_count(base).await?;
+    eprintln!("running {count} cases against {base}");
+    for case in 1..=count {
+        let url = format!("{base}/runCase?case={case}&agent={AGENT}");
+        if let Err(error) = echo_until_closed(&url).await {
+            eprintln!("case {case}: {error}");
+        }
+    }
+    let (mut socket, _) = connect(&format!("{base}/updateReports?agent={AGENT}")).await?;
+    while socket.recv().await.is_some() {}
+    eprintln!("reports updated");
+    Ok(())
+}
+
+async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
+    let (mut socket, _) = connect(&format!("{base}/getCaseCount")).await?;
+    let Some(Ok(Message::Text(text))) = socket.recv().await else {
+        return Err("no case count received".into());
+    };
+    while socket.recv().await.is_some() {}
+    Ok(text.trim().parse()?)
+}
+
+async fn echo_until_closed(url: &str) -> Result<(), Error> {
+    let (mut socket, _) = connect(url).await?;
+    while let Some(message) = socket.recv().await {
+        socket.feed(message?).await?;
+    }
+    Ok(())
+}
