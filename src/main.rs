@@ -1,1 +1,50 @@
-fn main() {}
+//! `switchboard`: run the hub (`serve`), talk to any WebSocket server
+//! (`connect`), or load-test one (`bench`).
+
+mod serve;
+mod settings;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Real-time messaging over WebSockets"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: hub on /ws, echo on /echo, chat page on /, HTTP API.
+    Serve(settings::ServeArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchboard: cannot start the runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("switchboard: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

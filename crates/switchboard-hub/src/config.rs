@@ -1,0 +1,96 @@
+//! Settings of the hub.
+
+use std::time::Duration;
+
+use switchboard_proto::ConfigError;
+
+/// What happens when a connection's outbound queue is full: the peer reads
+/// more slowly than messages arrive for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlowConsumerPolicy {
+    /// Close the connection with 1008 ("slow consumer"). The default: a
+    /// client that silently misses messages is worse than one that
+    /// reconnects and knows it did.
+    Close,
+    /// Drop the message for that connection and count it in `dropped`.
+    Drop,
+}
+
+/// The settings of a [`crate::Hub`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HubConfig {
+    pub(crate) queue_len: usize,
+    pub(crate) slow_consumer: SlowConsumerPolicy,
+    pub(crate) max_rooms_per_connection: usize,
+    pub(crate) max_subscriptions_per_connection: usize,
+    pub(crate) userlist_limit: usize,
+    pub(crate) userlist_interval: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            queue_len: 1024,
+            slow_consumer: SlowConsumerPolicy::Close,
+            max_rooms_per_connection: 100,
+            max_subscriptions_per_connection: 100,
+            userlist_limit: 500,
+            userlist_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+impl HubConfig {
+    /// The most messages waiting for one connection; past it the slow-consumer
+    /// policy applies. Default 1024: a second of a busy room, and with
+    /// broadcast frames shared, little memory.
+    pub fn queue_len(&mut self, messages: usize) -> &mut Self {
+        self.queue_len = messages;
+        self
+    }
+
+    /// What to do when a queue is full. Default [`SlowConsumerPolicy::Close`].
+    pub fn slow_consumer(&mut self, policy: SlowConsumerPolicy) -> &mut Self {
+        self.slow_consumer = policy;
+        self
+    }
+
+    /// The most rooms one connection may be in. Default 100.
+    pub fn max_rooms_per_connection(&mut self, rooms: usize) -> &mut Self {
+        self.max_rooms_per_connection = rooms;
+        self
+    }
+
+    /// The most address patterns one connection may subscribe to. Default 100.
+    pub fn max_subscriptions_per_connection(&mut self, patterns: usize) -> &mut Self {
+        self.max_subscriptions_per_connection = patterns;
+        self
+    }
+
+    /// Rooms with more members than this get no automatic `userlist`
+    /// (members may still ask with `users`): a full list to every member on
+    /// every change grows with the square of the room. Default 500.
+    pub fn userlist_limit(&mut self, members: usize) -> &mut Self {
+        self.userlist_limit = members;
+        self
+    }
+
+    /// Changes to a room's members within this window are sent as one
+    /// `userlist`. Default 50 ms.
+    pub fn userlist_interval(&mut self, interval: Duration) -> &mut Self {
+        self.userlist_interval = interval;
+        self
+    }
+
+    /// Checks that the values can work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.queue_len == 0 {
+            return Err(ConfigError::new("queue_len must be > 0"));
+        }
+        if self.max_rooms_per_connection == 0 {
+            return Err(ConfigError::new("max_rooms_per_connection must be > 0"));
+        }
+        Ok(())
+    }
+}

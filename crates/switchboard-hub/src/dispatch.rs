@@ -1,0 +1,182 @@
+//! What the hub does with each message a client sends.
+
+use serde_json::{json, Value};
+use switchboard_net::Message;
+
+use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
+use crate::hub::{Context, Hub};
+use crate::metrics::Metrics;
+use crate::socket::Socket;
+
+impl Hub {
+    /// Handles one message from a client. Every failure is answered with an
+    /// `error` event (or the ack's `error`); the connection stays open.
+    pub(crate) fn dispatch(&self, socket: &Socket, message: Message) {
+        let metrics = &self.inner.metrics;
+        Metrics::add(&metrics.messages_in, 1);
+        Metrics::add(&metrics.bytes_in, message.len() as u64);
+        let decoded = match (&message, socket.codec()) {
+            (Message::Text(text), _) => Codec::Json.decode(text.as_bytes()),
+            (Message::Binary(bytes), Codec::MsgPack) => Codec::MsgPack.decode(bytes),
+            (Message::Binary(_), Codec::Json) => Err(String::from(
+                "binary messages need the switchboard.msgpack subprotocol",
+            )),
+        };
+        let value = match decoded {
+            Ok(value) => value,
+            Err(why) => {
+                let code = if matches!(message, Message::Binary(_)) && socket.codec() == Codec::Json
+                {
+                    "binary_not_supported"
+                } else {
+                    "invalid_json"
+                };
+                return self.reply_error(socket, None, &RequestError::new(code, why));
+            }
+        };
+        match envelope::parse(value) {
+            Ok(parsed) => {
+                let result = self.handle(socket, parsed.request);
+                match (result, parsed.ack) {
+                    (Ok(data), Some(ack)) => self.reply_ack(socket, &ack, Ok(data)),
+                    (Err(error), ack) => self.reply_error(socket, ack.as_ref(), &error),
+                    (Ok(_), None) => {}
+                }
+            }
+            Err((error, ack)) => self.reply_error(socket, ack.as_ref(), &error),
+        }
+    }
+
+    fn handle(&self, socket: &Socket, request: Request) -> Result<Value, RequestError> {
+        match request {
+            Request::Join(room) => self.join(socket, &room),
+            Request::Leave(room) => self.leave(socket, &room),
+            Request::Rename(name) => {
+                socket.state().name = Some(name.clone());
+                for room in socket.rooms() {
+                    self.mark_dirty(&room);
+                }
+                Ok(json!({ "name": name }))
+            }
+            Request::Users(room) => Ok(Value::Array(
+                self.users(room.as_deref(), self.inner.config.userlist_limit),
+            )),
+            Request::Subscribe(pattern) => {
+                let limit = self.inner.config.max_subscriptions_per_connection;
+                if socket.state().patterns.len() >= limit {
+                    return Err(RequestError::new(
+                        "too_many_subscriptions",
+                        format!("at most {limit} subscriptions per connection"),
+                    ));
+                }
+                let text = pattern.as_str().to_owned();
+                self.registry_mut().subscribe(pattern, socket);
+                Ok(json!({ "pattern": text }))
+            }
+            Request::Unsubscribe(pattern) => {
+                let existed = self.registry_mut().unsubscribe(&pattern, socket);
+                Ok(json!({ "pattern": pattern, "existed": existed }))
+            }
+            Request::Event {
+                event,
+                data,
+                target,
+                echo,
+            } => self.handle_event(socket, &event, &data, &target, echo),
+            Request::Address { path, values } => {
+                let delivered = self.publish(&path, &values);
+                Ok(json!({ "delivered": delivered }))
+            }
+        }
+    }
+
+    fn join(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
+        let limit = self.inner.config.max_rooms_per_connection;
+        let size = {
+            let mut registry = self.registry_mut();
+            if socket.state().rooms.len() >= limit && !socket.state().rooms.contains(room) {
+                return Err(RequestError::new(
+                    "too_many_rooms",
+                    format!("at most {limit} rooms per connection"),
+                ));
+            }
+            registry.join(room, socket);
+            registry.room_size(room)
+        };
+        self.mark_dirty(room);
+        Ok(json!({ "room": room, "members": size }))
+    }
+
+    fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
+        let (was_member, size) = {
+            let mut registry = self.registry_mut();
+            let was = registry.leave(room, socket);
+            (was, registry.room_size(room))
+        };
+        if was_member {
+            self.mark_dirty(room);
+        }
+        Ok(json!({ "room": room, "members": size, "was_member": was_member }))
+    }
+
+    fn handle_event(
+        &self,
+        socket: &Socket,
+        event: &str,
+        data: &Value,
+        target: &Target,
+        echo: bool,
+    ) -> Result<Value, RequestError> {
+        let handlers = self.event_handlers(event);
+        if handlers.is_empty() && *target == Target::Server {
+            return Err(RequestError::new(
+                "unknown_event",
+                format!("no handler for \"{event}\"; address it to a room, a connection (\"to\") or everyone (\"broadcast\")"),
+            ));
+        }
+        let context = Context {
+            hub: self,
+            socket,
+            event,
+            data,
+            target,
+        };
+        let mut reply = Value::Null;
+        for handler in &handlers {
+            reply = handler(&context)?;
+        }
+        let delivered = self.relay(socket, event, data, target, echo)?;
+        if handlers.is_empty() {
+            Ok(json!({ "delivered": delivered }))
+        } else {
+            Ok(reply)
+        }
+    }
+
+    fn reply_ack(&self, socket: &Socket, ack: &Value, result: Result<Value, &RequestError>) {
+        let (data, error) = match result {
+            Ok(data) => (data, None),
+            Err(error) => (
+                Value::Null,
+                Some(json!({ "code": error.code, "message": error.message })),
+            ),
+        };
+        let mut message = Outgoing::new("ack", &data);
+        message.ack = Some(ack);
+        message.error = error.as_ref();
+        socket.push(socket.codec().frame(&message));
+    }
+
+    /// Answers bad input: as the ack's error if the client asked for an
+    /// ack (exactly one reply), else as an `error` event.
+    fn reply_error(&self, socket: &Socket, ack: Option<&Value>, error: &RequestError) {
+        Metrics::add(&self.inner.metrics.errors, 1);
+        match ack {
+            Some(ack) => self.reply_ack(socket, ack, Err(error)),
+            None => {
+                let data = json!({ "code": error.code, "message": error.message });
+                socket.emit("error", &data);
+            }
+        }
+    }
+}

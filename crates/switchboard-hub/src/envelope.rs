@@ -1,0 +1,519 @@
+//! The hub's wire format (docs/PROTOCOL.md): parsing what clients send and
+//! encoding what they receive, in JSON or MessagePack.
+
+use std::cell::OnceCell;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchboard_proto::frame::{encode_server_frame, OpCode};
+
+use crate::id::ConnId;
+use crate::pattern::{check_address_syntax, Pattern};
+
+/// The subprotocol of the JSON encoding (the default when none is negotiated).
+pub const JSON_PROTOCOL: &str = "switchboard.json";
+/// The subprotocol of the MessagePack encoding.
+pub const MSGPACK_PROTOCOL: &str = "switchboard.msgpack";
+
+/// The longest event, room or name accepted.
+pub const MAX_NAME_LEN: usize = 64;
+
+/// Events only the server sends; a client may not send them.
+const RESERVED_EVENTS: &[&str] = &["ready", "userlist", "ack", "error", "end"];
+
+/// How a connection's messages are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// JSON objects in text frames.
+    Json,
+    /// MessagePack maps in binary frames.
+    MsgPack,
+}
+
+impl Codec {
+    /// The codec for a negotiated subprotocol (JSON when there is none).
+    pub fn from_protocol(protocol: Option<&str>) -> Codec {
+        match protocol {
+            Some(MSGPACK_PROTOCOL) => Codec::MsgPack,
+            _ => Codec::Json,
+        }
+    }
+
+    /// Encodes a value as this codec's payload.
+    pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        let encoded = match self {
+            Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
+            Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+        };
+        // Every type the hub encodes is a map of strings and JSON values,
+        // which both encoders accept; an error here is a bug, reported as such.
+        Bytes::from(encoded.unwrap_or_else(|error| {
+            format!(
+                "{{\"event\":\"error\",\"data\":{{\"code\":\"internal\",\"message\":{error:?}}}}}"
+            )
+            .into_bytes()
+        }))
+    }
+
+    /// Encodes a value as a whole server frame: text for JSON, binary for MessagePack.
+    pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        let opcode = match self {
+            Codec::Json => OpCode::Text,
+            Codec::MsgPack => OpCode::Binary,
+        };
+        encode_server_frame(opcode, false, &self.encode(value))
+    }
+
+    /// Decodes a client message payload into a JSON value.
+    pub fn decode(self, payload: &[u8]) -> Result<Value, String> {
+        match self {
+            Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+            Codec::MsgPack => {
+                let mut reader = payload;
+                let value = rmpv::decode::read_value(&mut reader).map_err(|e| e.to_string())?;
+                Ok(msgpack_to_json(value))
+            }
+        }
+    }
+}
+
+/// MessagePack values as JSON values: binary becomes an array of byte values,
+/// extension types an object `{"type", "data"}`.
+fn msgpack_to_json(value: rmpv::Value) -> Value {
+    use rmpv::Value as M;
+    match value {
+        M::Nil => Value::Null,
+        M::Boolean(b) => Value::Bool(b),
+        M::Integer(i) => i
+            .as_i64()
+            .map(Value::from)
+            .or_else(|| i.as_u64().map(Value::from))
+            .unwrap_or(Value::Null),
+        M::F32(f) => Value::from(f as f64),
+        M::F64(f) => Value::from(f),
+        M::String(s) => Value::String(s.into_str().unwrap_or_default()),
+        M::Binary(bytes) => Value::Array(bytes.into_iter().map(Value::from).collect()),
+        M::Array(items) => Value::Array(items.into_iter().map(msgpack_to_json).collect()),
+        M::Map(entries) => Value::Object(
+            entries
+                .into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        M::String(s) => s.into_str().unwrap_or_default(),
+                        other => other.to_string(),
+                    };
+                    (key, msgpack_to_json(v))
+                })
+                .collect(),
+        ),
+        M::Ext(kind, data) => serde_json::json!({ "type": kind, "data": data }),
+    }
+}
+
+/// Where a client event goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Nowhere but the application's handlers.
+    Server,
+    /// Every member of a room.
+    Room(String),
+    /// One connection (a direct message).
+    Direct(ConnId),
+    /// Every connection.
+    Everyone,
+}
+
+/// A parsed client message.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Request {
+    /// `{"event":"join","room":R}`
+    Join(String),
+    /// `{"event":"leave","room":R}`
+    Leave(String),
+    /// `{"event":"rename","data":{"name":N}}`
+    Rename(String),
+    /// `{"event":"users"}` or with `"room"`: the list, as the ack's data.
+    Users(Option<String>),
+    /// `{"event":"subscribe","data":{"pattern":P}}`
+    Subscribe(Pattern),
+    /// `{"event":"unsubscribe","data":{"pattern":P}}`
+    Unsubscribe(String),
+    /// Any other event, with its target.
+    Event {
+        /// The event name.
+        event: String,
+        /// The payload.
+        data: Value,
+        /// Where it goes.
+        target: Target,
+        /// Whether a room sender gets its own message back (`"echo"`, default true).
+        echo: bool,
+    },
+    /// `{"path":P,"values":[...]}`: an address-style message.
+    Address {
+        /// The address.
+        path: String,
+        /// The values.
+        values: Vec<Value>,
+    },
+}
+
+/// A parsed client message with its ack id, if it asked for a reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// What the client asked for.
+    pub request: Request,
+    /// The ack id (a number or a string), if any.
+    pub ack: Option<Value>,
+}
+
+/// Why a client message was refused; sent back as an `error` event (or as
+/// the ack's `error` when the message asked for an ack).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// A stable, machine-readable code (see docs/PROTOCOL.md).
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl RequestError {
+    /// An error with a code and a message.
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        RequestError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    event: Option<String>,
+    room: Option<String>,
+    to: Option<String>,
+    broadcast: Option<bool>,
+    echo: Option<bool>,
+    #[serde(default)]
+    data: Value,
+    ack: Option<Value>,
+    path: Option<String>,
+    values: Option<Vec<Value>>,
+}
+
+/// Parses a decoded client message. On error, also returns the ack id if
+/// one could be read, so that the error can answer it.
+pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
+    if !value.is_object() {
+        return Err((
+            RequestError::new("invalid_message", "a message is a JSON object"),
+            None,
+        ));
+    }
+    let ack = value.get("ack").cloned();
+    let raw: Raw = serde_json::from_value(value).map_err(|e| {
+        (
+            RequestError::new("invalid_message", e.to_string()),
+            ack.clone(),
+        )
+    })?;
+    let fail = |error: RequestError| Err((error, raw.ack.clone()));
+    if let Some(ack) = &raw.ack {
+        if !(ack.is_u64() || ack.is_i64() || ack.is_string()) {
+            return fail(RequestError::new(
+                "invalid_ack",
+                "ack must be a number or a string",
+            ));
+        }
+    }
+    match parse_request(&raw) {
+        Ok(request) => Ok(Parsed {
+            request,
+            ack: raw.ack.clone(),
+        }),
+        Err(error) => fail(error),
+    }
+}
+
+fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
+    if let Some(path) = &raw.path {
+        check_address_syntax(path).map_err(|why| RequestError::new("invalid_address", why))?;
+        if path.contains(['*', '?']) {
+            return Err(RequestError::new(
+                "invalid_address",
+                "a published address has no wildcards",
+            ));
+        }
+        let values = raw.values.clone().unwrap_or_default();
+        return Ok(Request::Address {
+            path: path.clone(),
+            values,
+        });
+    }
+    let Some(event) = raw.event.as_deref() else {
+        return Err(RequestError::new(
+            "invalid_message",
+            "a message needs an \"event\" (or a \"path\")",
+        ));
+    };
+    match event {
+        "join" => Ok(Request::Join(room_name(raw.room.as_deref())?)),
+        "leave" => Ok(Request::Leave(room_name(raw.room.as_deref())?)),
+        "rename" => {
+            let name = raw
+                .data
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            Ok(Request::Rename(user_name(name)?))
+        }
+        "users" => Ok(Request::Users(
+            raw.room
+                .as_deref()
+                .map(|r| room_name(Some(r)))
+                .transpose()?,
+        )),
+        "subscribe" => {
+            let pattern = pattern_field(&raw.data)?;
+            Pattern::parse(pattern)
+                .map(Request::Subscribe)
+                .map_err(|why| RequestError::new("invalid_pattern", why))
+        }
+        "unsubscribe" => Ok(Request::Unsubscribe(pattern_field(&raw.data)?.to_owned())),
+        _ => {
+            check_event_name(event)?;
+            let target = match (&raw.room, &raw.to, raw.broadcast) {
+                (Some(room), None, None | Some(false)) => Target::Room(room_name(Some(room))?),
+                (None, Some(to), None | Some(false)) => {
+                    Target::Direct(ConnId::from_string(to.clone()))
+                }
+                (None, None, Some(true)) => Target::Everyone,
+                (None, None, None | Some(false)) => Target::Server,
+                _ => {
+                    return Err(RequestError::new(
+                        "invalid_target",
+                        "use at most one of \"room\", \"to\" and \"broadcast\"",
+                    ))
+                }
+            };
+            Ok(Request::Event {
+                event: event.to_owned(),
+                data: raw.data.clone(),
+                target,
+                echo: raw.echo.unwrap_or(true),
+            })
+        }
+    }
+}
+
+fn pattern_field(data: &Value) -> Result<&str, RequestError> {
+    data.get("pattern")
+        .and_then(Value::as_str)
+        .ok_or_else(|| RequestError::new("invalid_pattern", "data.pattern must be a string"))
+}
+
+fn check_event_name(event: &str) -> Result<(), RequestError> {
+    if RESERVED_EVENTS.contains(&event) {
+        return Err(RequestError::new(
+            "reserved_event",
+            format!("\"{event}\" is sent by the server only"),
+        ));
+    }
+    if event.is_empty() || event.len() > MAX_NAME_LEN || event.chars().any(char::is_control) {
+        return Err(RequestError::new(
+            "invalid_event",
+            format!(
+                "an event name has 1 to {MAX_NAME_LEN} characters, none of them control characters"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Validates a room name: 1 to 64 characters, no control characters.
+pub fn room_name(room: Option<&str>) -> Result<String, RequestError> {
+    match room {
+        Some(room) if valid_label(room) => Ok(room.to_owned()),
+        Some(_) => Err(RequestError::new(
+            "invalid_room",
+            format!(
+                "a room name has 1 to {MAX_NAME_LEN} characters, none of them control characters"
+            ),
+        )),
+        None => Err(RequestError::new("invalid_room", "\"room\" is required")),
+    }
+}
+
+/// Validates a user name: trimmed, 1 to 64 characters, no control characters.
+pub fn user_name(name: &str) -> Result<String, RequestError> {
+    let name = name.trim();
+    if valid_label(name) {
+        Ok(name.to_owned())
+    } else {
+        Err(RequestError::new(
+            "invalid_name",
+            format!("a name has 1 to {MAX_NAME_LEN} characters, none of them control characters"),
+        ))
+    }
+}
+
+fn valid_label(text: &str) -> bool {
+    !text.is_empty() && text.chars().count() <= MAX_NAME_LEN && !text.chars().any(char::is_control)
+}
+
+/// A message from the server, as clients receive it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outgoing<'a> {
+    /// The event name.
+    pub event: &'a str,
+    /// The sender's id, for relayed events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<&'a str>,
+    /// The sender's name, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_name: Option<&'a str>,
+    /// The room, for room events and room user lists.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub room: Option<&'a str>,
+    /// The ack id this message answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<&'a Value>,
+    /// The payload.
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub data: &'a Value,
+    /// The error, for a failed ack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'a Value>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// An event with data and nothing else.
+    pub fn new(event: &'a str, data: &'a Value) -> Self {
+        Outgoing {
+            event,
+            from: None,
+            from_name: None,
+            room: None,
+            ack: None,
+            data,
+            error: None,
+        }
+    }
+}
+
+/// An address-style message, as clients and bridges receive it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AddressMessage<'a> {
+    /// The address.
+    pub path: &'a str,
+    /// The values.
+    pub values: &'a [Value],
+}
+
+/// A message encoded lazily, once per codec, for many recipients.
+pub(crate) struct Prepared<T: Serialize> {
+    message: T,
+    json: OnceCell<Bytes>,
+    msgpack: OnceCell<Bytes>,
+}
+
+impl<T: Serialize> Prepared<T> {
+    pub fn new(message: T) -> Self {
+        Prepared {
+            message,
+            json: OnceCell::new(),
+            msgpack: OnceCell::new(),
+        }
+    }
+
+    /// The whole frame for `codec`, encoded on first use and shared after.
+    pub fn frame(&self, codec: Codec) -> Bytes {
+        let cell = match codec {
+            Codec::Json => &self.json,
+            Codec::MsgPack => &self.msgpack,
+        };
+        cell.get_or_init(|| codec.frame(&self.message)).clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(value: Value) -> Request {
+        parse(value).unwrap().request
+    }
+
+    #[test]
+    fn parses_design_examples() {
+        assert_eq!(
+            request(json!({"event":"join","room":"lobby"})),
+            Request::Join("lobby".into())
+        );
+        assert_eq!(
+            request(json!({"event":"chat","room":"lobby","data":{"text":"hi"}})),
+            Request::Event {
+                event: "chat".into(),
+                data: json!({"text":"hi"}),
+                target: Target::Room("lobby".into()),
+                echo: true
+            }
+        );
+        assert_eq!(
+            request(json!({"event":"rename","data":{"name":" alice "}})),
+            Request::Rename("alice".into())
+        );
+        let parsed = parse(json!({"event":"sum","data":[1,2],"ack":7})).unwrap();
+        assert_eq!(parsed.ack, Some(json!(7)));
+        assert_eq!(
+            request(json!({"path":"/sensors/motion","values":[1,0.5,"hall"]})),
+            Request::Address {
+                path: "/sensors/motion".into(),
+                values: vec![json!(1), json!(0.5), json!("hall")]
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_bad_messages_with_codes() {
+        let code = |v: Value| parse(v).unwrap_err().0.code;
+        assert_eq!(code(json!([1, 2])), "invalid_message");
+        assert_eq!(code(json!({"data": 1})), "invalid_message");
+        assert_eq!(code(json!({"event":"join"})), "invalid_room");
+        assert_eq!(code(json!({"event":"ready"})), "reserved_event");
+        assert_eq!(
+            code(json!({"event":"x","room":"a","to":"b"})),
+            "invalid_target"
+        );
+        assert_eq!(
+            code(json!({"event":"rename","data":{"name":""}})),
+            "invalid_name"
+        );
+        assert_eq!(code(json!({"path":"nope"})), "invalid_address");
+        assert_eq!(code(json!({"path":"/a/*"})), "invalid_address");
+        assert_eq!(
+            code(json!({"event":"subscribe","data":{"pattern":"/a/**/b"}})),
+            "invalid_pattern"
+        );
+        assert_eq!(code(json!({"event":"x","ack":{"a":1}})), "invalid_ack");
+        let (_, ack) = parse(json!({"event":"join","ack":3})).unwrap_err();
+        assert_eq!(ack, Some(json!(3)));
+    }
+
+    #[test]
+    fn msgpack_round_trip_and_lazy_frames() {
+        let data = json!({"text":"hi","n":[1,2.5,true,null]});
+        let out = Outgoing::new("chat", &data);
+        let payload = Codec::MsgPack.encode(&out);
+        let back = Codec::MsgPack.decode(&payload).unwrap();
+        assert_eq!(back, json!({"event":"chat","data":data}));
+        let prepared = Prepared::new(out);
+        let a = prepared.frame(Codec::Json);
+        let b = prepared.frame(Codec::Json);
+        assert_eq!(a.as_ptr(), b.as_ptr(), "encoded once and shared");
+        assert_eq!(a[0], 0x81);
+        assert_eq!(prepared.frame(Codec::MsgPack)[0], 0x82);
+    }
+}

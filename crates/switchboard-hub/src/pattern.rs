@@ -1,0 +1,171 @@
+//! Address patterns for `{path, values}` messages.
+//!
+//! An address is a `/`-separated path such as `/sensors/hall/motion`. A
+//! pattern matches addresses segment by segment:
+//!
+//! - a plain segment matches itself;
+//! - `*` inside a segment matches any run of characters within that segment
+//!   (`/sensors/*/motion`, `/sensor*/x`), `?` any one character;
+//! - a final `**` segment matches any number of remaining segments, none
+//!   included (`/sensors/**` matches `/sensors` and `/sensors/a/b`).
+//!
+//! This is the part of OSC address matching that subscriptions need, with
+//! `**` added for "everything below".
+
+use std::fmt;
+
+/// A parsed, validated address pattern.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    text: String,
+    segments: Vec<String>,
+    deep: bool,
+}
+
+/// The most bytes an address or pattern may have.
+pub const MAX_ADDRESS_LEN: usize = 256;
+
+impl Pattern {
+    /// Parses a pattern; it must start with `/`, and `**` may only be last.
+    pub fn parse(text: &str) -> Result<Pattern, String> {
+        check_address_syntax(text)?;
+        let mut segments: Vec<String> = split(text).map(str::to_owned).collect();
+        let deep = segments.last().is_some_and(|last| last == "**");
+        if deep {
+            segments.pop();
+        }
+        if segments.iter().any(|s| s.contains("**")) {
+            return Err(format!(
+                "{text:?}: `**` is only allowed as the last segment"
+            ));
+        }
+        Ok(Pattern {
+            text: text.to_owned(),
+            segments,
+            deep,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the pattern has no wildcard (an exact address).
+    pub fn is_exact(&self) -> bool {
+        !self.deep && !self.segments.iter().any(|s| s.contains(['*', '?']))
+    }
+
+    /// Whether `address` matches.
+    pub fn matches(&self, address: &str) -> bool {
+        let mut parts = split(address);
+        for segment in &self.segments {
+            match parts.next() {
+                Some(part) if glob(segment.as_bytes(), part.as_bytes()) => {}
+                _ => return false,
+            }
+        }
+        self.deep || parts.next().is_none()
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({})", self.text)
+    }
+}
+
+/// Checks that an address (or pattern) starts with `/`, is not too long and
+/// has no empty segment.
+pub fn check_address_syntax(text: &str) -> Result<(), String> {
+    if !text.starts_with('/') {
+        return Err(format!("{text:?}: an address starts with `/`"));
+    }
+    if text.len() > MAX_ADDRESS_LEN {
+        return Err(format!("address longer than {MAX_ADDRESS_LEN} bytes"));
+    }
+    if text.len() > 1 && split(text).any(str::is_empty) {
+        return Err(format!("{text:?}: empty segment"));
+    }
+    if text.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(format!(
+            "{text:?}: spaces and control characters are not allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn split(address: &str) -> impl Iterator<Item = &str> {
+    let trimmed = address.strip_prefix('/').unwrap_or(address);
+    trimmed.split('/').filter(move |_| !trimmed.is_empty())
+}
+
+/// Glob match of one segment: `*` any run, `?` any one byte.
+fn glob(pattern: &[u8], text: &[u8]) -> bool {
+    let (mut p, mut t) = (0, 0);
+    let mut backtrack: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some(b'*') => {
+                backtrack = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == b'?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match backtrack {
+                Some((star, at)) => {
+                    p = star + 1;
+                    t = at + 1;
+                    backtrack = Some((star, at + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pattern: &str, address: &str) -> bool {
+        Pattern::parse(pattern).unwrap().matches(address)
+    }
+
+    #[test]
+    fn exact_and_wildcards() {
+        assert!(m("/sensors/motion", "/sensors/motion"));
+        assert!(!m("/sensors/motion", "/sensors/motion/x"));
+        assert!(!m("/sensors/motion", "/sensors"));
+        assert!(m("/sensors/*", "/sensors/motion"));
+        assert!(!m("/sensors/*", "/sensors/a/b"));
+        assert!(m("/sensors/*/level", "/sensors/hall/level"));
+        assert!(m("/sensor*/x", "/sensors/x"));
+        assert!(m("/s?nsors", "/sensors"));
+        assert!(m("/a*b*c", "/axxbyyc"));
+        assert!(!m("/a*b*c", "/axxbyy"));
+        assert!(m("/sensors/**", "/sensors"));
+        assert!(m("/sensors/**", "/sensors/a/b/c"));
+        assert!(!m("/sensors/**", "/other"));
+        assert!(m("/**", "/anything/at/all"));
+        assert!(m("/", "/"));
+    }
+
+    #[test]
+    fn invalid_patterns() {
+        for bad in ["sensors", "/a//b", "/a/**/b", "/a b", ""] {
+            assert!(Pattern::parse(bad).is_err(), "{bad}");
+        }
+        assert!(Pattern::parse(&format!("/{}", "a".repeat(300))).is_err());
+    }
+
+    #[test]
+    fn exactness() {
+        assert!(Pattern::parse("/a/b").unwrap().is_exact());
+        assert!(!Pattern::parse("/a/*").unwrap().is_exact());
+        assert!(!Pattern::parse("/a/**").unwrap().is_exact());
+    }
+}

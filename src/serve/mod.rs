@@ -1,0 +1,198 @@
+//! `switchboard serve`: the hub, the echo endpoint and the HTTP edges on one port.
+//!
+//! - `routes`: which path does what, authorization, the HTTP API;
+//! - `metrics`: the Prometheus exposition;
+//! - this module: the accept loop, connection tasks and graceful shutdown.
+
+mod metrics;
+mod routes;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use switchboard_hub::{Hub, HubConfig, SlowConsumerPolicy};
+use switchboard_net::{Accepted, CloseCode, Config};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::settings::{ServeArgs, ServeSettings};
+
+pub use routes::Router;
+
+/// Everything a connection task needs.
+pub struct App {
+    pub hub: Hub,
+    pub settings: ServeSettings,
+    pub net: Config,
+    /// Live WebSocket connections, hub and echo together (for `max_connections`).
+    pub live: AtomicUsize,
+    pub started: std::time::Instant,
+}
+
+/// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
+    let settings = ServeSettings::resolve(&args)?;
+    init_logging(&settings.log);
+    let app = Arc::new(build_app(settings)?);
+    let addr = format!("{}:{}", app.settings.host, app.settings.port);
+    let listener = TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    eprintln!(
+        "switchboard listening on http://{local} (hub ws://{local}/ws, echo ws://{local}/echo)"
+    );
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let router = Arc::new(Router::new(app.clone()));
+    tokio::select! {
+        result = accept_loop(&listener, &app, &router, &shutdown_rx, &done_tx) => result?,
+        _ = shutdown_signal() => {}
+    }
+    drop(listener);
+    eprintln!("switchboard: shutting down");
+    let _ = shutdown_tx.send(true);
+    let deadline = Duration::from_secs(app.settings.shutdown_timeout);
+    let drained = app.hub.shutdown(deadline).await;
+    drop(done_tx);
+    let tasks_done = tokio::time::timeout(deadline, done_rx.recv()).await.is_ok();
+    if !(drained && tasks_done) {
+        eprintln!("switchboard: some connections did not close within {deadline:?}");
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
+    let mut net = Config::default();
+    net.max_message_size(settings.max_message_size)
+        .max_frame_size(settings.max_message_size)
+        .idle_timeout(ServeSettings::seconds(settings.idle_timeout))
+        .ping_interval(ServeSettings::seconds(settings.ping_interval))
+        .pong_timeout(Duration::from_secs(settings.pong_timeout))
+        .protocols([
+            switchboard_hub::JSON_PROTOCOL,
+            switchboard_hub::MSGPACK_PROTOCOL,
+        ]);
+    net.validate()?;
+    let mut hub_config = HubConfig::default();
+    hub_config
+        .queue_len(settings.queue_len)
+        .slow_consumer(if settings.slow_consumer == "drop" {
+            SlowConsumerPolicy::Drop
+        } else {
+            SlowConsumerPolicy::Close
+        });
+    hub_config.validate()?;
+    Ok(App {
+        hub: Hub::new(hub_config),
+        settings,
+        net,
+        live: AtomicUsize::new(0),
+        started: std::time::Instant::now(),
+    })
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    app: &Arc<App>,
+    router: &Arc<Router>,
+    shutdown: &watch::Receiver<bool>,
+    done: &mpsc::Sender<()>,
+) -> anyhow::Result<()> {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: wait, do not spin.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let (app, router, shutdown, done) =
+            (app.clone(), router.clone(), shutdown.clone(), done.clone());
+        tokio::spawn(async move {
+            let accepted = match switchboard_net::accept(stream, &app.net, router.as_ref()).await {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "handshake failed");
+                    return;
+                }
+            };
+            app.live.fetch_add(1, Ordering::AcqRel);
+            serve_connection(&app, accepted, remote, shutdown).await;
+            app.live.fetch_sub(1, Ordering::AcqRel);
+            drop(done);
+        });
+    }
+}
+
+async fn serve_connection(
+    app: &App,
+    accepted: Accepted,
+    remote: std::net::SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) {
+    if accepted.request.path() == routes::ECHO_PATH {
+        return echo(accepted, shutdown).await;
+    }
+    let meta = match app.hub.authorize(&accepted.request) {
+        Ok(meta) => meta,
+        Err(_) => return,
+    };
+    app.hub.serve(accepted, meta, Some(remote)).await;
+}
+
+/// The raw echo endpoint: every message comes back unchanged.
+async fn echo(accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
+    let mut socket = accepted.socket;
+    loop {
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(message)) => {
+                    if socket.feed(message).await.is_err() {
+                        return;
+                    }
+                }
+                _ => return,
+            },
+            _ = shutdown.changed() => {
+                let _ = socket.close(CloseCode::GOING_AWAY, "server shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,246 @@
+//! Which path does what: WebSocket endpoints, the page, the client script,
+//! health, metrics and the publish API.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use switchboard_hub::{Hub, RequestError};
+use switchboard_net::{Decision, Handler, HttpResponse};
+use switchboard_proto::handshake::Request;
+use switchboard_proto::HandshakeError;
+
+use super::App;
+
+/// The hub endpoint.
+pub const HUB_PATH: &str = "/ws";
+/// The raw echo endpoint.
+pub const ECHO_PATH: &str = "/echo";
+
+const CHAT_PAGE: &str = include_str!("../../web/index.html");
+const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
+
+/// Routes requests for `serve`.
+pub struct Router {
+    app: Arc<App>,
+}
+
+impl Router {
+    pub fn new(app: Arc<App>) -> Router {
+        Router { app }
+    }
+
+    fn check_origin(&self, request: &Request) -> Result<(), HandshakeError> {
+        let allowed = &self.app.settings.allowed_origins;
+        match request.header("origin") {
+            Some(origin) if !allowed.is_empty() && !allowed.iter().any(|a| a == origin) => Err(
+                HandshakeError::new(403, format!("origin {origin} is not allowed")),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_capacity(&self) -> Result<(), HandshakeError> {
+        if self.app.hub.is_closing() {
+            return Err(HandshakeError::new(503, "server shutting down"));
+        }
+        let max = self.app.settings.max_connections;
+        if self.app.live.load(Ordering::Acquire) >= max {
+            return Err(HandshakeError::new(
+                503,
+                format!("connection limit of {max} reached"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_token(&self, request: &Request) -> Result<(), HandshakeError> {
+        let Some(expected) = &self.app.settings.ws_token else {
+            return Ok(());
+        };
+        let given = bearer(request).or_else(|| query_value(request.query(), "token"));
+        match given {
+            Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
+            Some(_) => Err(HandshakeError::new(403, "invalid token")),
+            None => Err(HandshakeError::new(
+                401,
+                "a token is required (?token= or Authorization: Bearer)",
+            )),
+        }
+    }
+}
+
+impl Handler for Router {
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
+        let checks = match request.path() {
+            HUB_PATH => self
+                .check_origin(request)
+                .and_then(|()| self.check_token(request))
+                .and_then(|()| self.check_capacity())
+                .and_then(|()| {
+                    self.app
+                        .hub
+                        .authorize(request)
+                        .map(|_| ())
+                        .map_err(|(status, reason)| HandshakeError::new(status, reason))
+                }),
+            ECHO_PATH => self
+                .check_origin(request)
+                .and_then(|()| self.check_capacity()),
+            other => Err(HandshakeError::new(
+                404,
+                format!("no WebSocket endpoint at {other}"),
+            )),
+        };
+        match checks {
+            Ok(()) => Decision::Accept {
+                protocol: if request.path() == HUB_PATH {
+                    preferred.map(str::to_owned)
+                } else {
+                    None
+                },
+                headers: Vec::new(),
+            },
+            Err(error) => Decision::Reject(error),
+        }
+    }
+
+    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+        let method = request.method();
+        match (method, request.path()) {
+            ("GET" | "HEAD", "/") => HttpResponse::new(200, "text/html; charset=utf-8", CHAT_PAGE),
+            ("GET" | "HEAD", "/switchboard.js") => {
+                HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
+            }
+            ("GET" | "HEAD", "/healthz") => self.health(),
+            ("GET" | "HEAD", "/metrics") => HttpResponse::new(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                super::metrics::render(&self.app),
+            ),
+            ("POST", "/api/publish") => self.publish(request, &body),
+            (_, "/api/publish") => {
+                HttpResponse::text(405, "use POST\n").with_header("Allow", "POST")
+            }
+            (_, HUB_PATH | ECHO_PATH) => {
+                HttpResponse::text(426, "this endpoint speaks WebSocket\n")
+                    .with_header("Upgrade", "websocket")
+                    .with_header("Sec-WebSocket-Version", "13")
+            }
+            _ => HttpResponse::text(404, format!("nothing at {}\n", request.path())),
+        }
+    }
+}
+
+impl Router {
+    fn health(&self) -> HttpResponse {
+        let stats = self.app.hub.stats();
+        let body = json!({
+            "status": if self.app.hub.is_closing() { "shutting_down" } else { "ok" },
+            "connections": stats.connections,
+            "rooms": stats.rooms,
+            "uptime_seconds": self.app.started.elapsed().as_secs(),
+        });
+        let status = if self.app.hub.is_closing() { 503 } else { 200 };
+        json_response(status, &body)
+    }
+
+    /// `POST /api/publish`: pushes an event to a room, a connection or
+    /// everyone, or an address-style message to its subscribers.
+    fn publish(&self, request: &Request, body: &[u8]) -> HttpResponse {
+        if let Some(key) = &self.app.settings.api_key {
+            let given = bearer(request).or_else(|| request.header("x-api-key").map(str::to_owned));
+            match given {
+                Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => {}
+                Some(_) => return error_response(403, "forbidden", "invalid API key"),
+                None => {
+                    return error_response(
+                        401,
+                        "unauthorized",
+                        "an API key is required (Authorization: Bearer KEY)",
+                    )
+                }
+            }
+        }
+        let value: Value = match serde_json::from_slice(body) {
+            Ok(value) => value,
+            Err(error) => return error_response(400, "invalid_json", &error.to_string()),
+        };
+        match publish(&self.app.hub, &value) {
+            Ok(delivered) => json_response(200, &json!({ "delivered": delivered })),
+            Err(error) => error_response(400, error.code, &error.message),
+        }
+    }
+}
+
+/// Routes one published message; returns how many connections queued it.
+fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
+    if let Some(path) = value.get("path").and_then(Value::as_str) {
+        switchboard_hub::pattern::check_address_syntax(path)
+            .map_err(|why| RequestError::new("invalid_address", why))?;
+        let values = match value.get("values") {
+            None => Vec::new(),
+            Some(Value::Array(values)) => values.clone(),
+            Some(_) => {
+                return Err(RequestError::new(
+                    "invalid_message",
+                    "\"values\" must be an array",
+                ))
+            }
+        };
+        return Ok(hub.publish(path, &values));
+    }
+    let event = value.get("event").and_then(Value::as_str).ok_or_else(|| {
+        RequestError::new(
+            "invalid_message",
+            "give \"event\" (with \"room\", \"to\" or \"broadcast\") or \"path\"",
+        )
+    })?;
+    let data = value.get("data").cloned().unwrap_or(Value::Null);
+    if let Some(room) = value.get("room").and_then(Value::as_str) {
+        return Ok(hub.to(room).emit(event, &data));
+    }
+    if let Some(to) = value.get("to").and_then(Value::as_str) {
+        return Ok(usize::from(hub.emit_to(to, event, &data)));
+    }
+    if value.get("broadcast").and_then(Value::as_bool) == Some(true) {
+        return Ok(hub.emit_all(event, &data));
+    }
+    Err(RequestError::new(
+        "invalid_target",
+        "give \"room\", \"to\" or \"broadcast\": true",
+    ))
+}
+
+fn json_response(status: u16, body: &Value) -> HttpResponse {
+    HttpResponse::new(status, "application/json", body.to_string())
+}
+
+fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
+    json_response(
+        status,
+        &json!({ "error": { "code": code, "message": message } }),
+    )
+}
+
+fn bearer(request: &Request) -> Option<String> {
+    let value = request.header("authorization")?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_owned())
+}
+
+fn query_value(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        pair.split_once('=')
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_owned())
+    })
+}
+
+/// Compares secrets without revealing, through timing, how much matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,209 @@
+//! `serve` settings: defaults, then a TOML file, then the environment and
+//! flags (each flag has a `SWITCHBOARD_*` variable).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use serde::Deserialize;
+
+/// Flags of `switchboard serve`; every one overrides the config file.
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML file with any of the settings below (flags win over it).
+    #[arg(long, env = "SWITCHBOARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "SWITCHBOARD_HOST")]
+    pub host: Option<String>,
+    /// Port to listen on [default: 9080].
+    #[arg(long, env = "SWITCHBOARD_PORT")]
+    pub port: Option<u16>,
+    /// Most WebSocket connections at once; further upgrades get 503 [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Largest message accepted from a client, in bytes; larger closes with 1009 [default: 1048576].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_SIZE")]
+    pub max_message_size: Option<usize>,
+    /// Seconds without a data message before a connection is closed; 0 disables [default: 600].
+    #[arg(long, env = "SWITCHBOARD_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds of silence before the server pings a client; 0 disables [default: 30].
+    #[arg(long, env = "SWITCHBOARD_PING_INTERVAL")]
+    pub ping_interval: Option<u64>,
+    /// Seconds a client has to answer a ping before it is dropped [default: 10].
+    #[arg(long, env = "SWITCHBOARD_PONG_TIMEOUT")]
+    pub pong_timeout: Option<u64>,
+    /// Most messages queued for one client before the slow-consumer policy applies [default: 1024].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_LEN")]
+    pub queue_len: Option<usize>,
+    /// What to do with a client whose queue is full: close (1008) or drop [default: close].
+    #[arg(long, env = "SWITCHBOARD_SLOW_CONSUMER")]
+    pub slow_consumer: Option<String>,
+    /// Origins allowed to open WebSockets, comma-separated; empty allows any [default: any].
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Key required by POST /api/publish (as `Authorization: Bearer KEY`) [default: none].
+    #[arg(long, env = "SWITCHBOARD_API_KEY")]
+    pub api_key: Option<String>,
+    /// Token required to open /ws (`?token=` or `Authorization: Bearer`) [default: none].
+    #[arg(long, env = "SWITCHBOARD_WS_TOKEN")]
+    pub ws_token: Option<String>,
+    /// Seconds to wait for clients to leave on SIGINT/SIGTERM [default: 10].
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT")]
+    pub shutdown_timeout: Option<u64>,
+    /// Log filter, e.g. `debug` or `switchboard=debug` [default: warn].
+    #[arg(long, env = "SWITCHBOARD_LOG")]
+    pub log: Option<String>,
+}
+
+/// The resolved settings of `serve`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_connections: usize,
+    pub max_message_size: usize,
+    pub idle_timeout: u64,
+    pub ping_interval: u64,
+    pub pong_timeout: u64,
+    pub queue_len: usize,
+    pub slow_consumer: String,
+    pub allowed_origins: Vec<String>,
+    pub api_key: Option<String>,
+    pub ws_token: Option<String>,
+    pub shutdown_timeout: u64,
+    pub log: String,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            host: "127.0.0.1".into(),
+            port: 9080,
+            max_connections: 10_000,
+            max_message_size: 1 << 20,
+            idle_timeout: 600,
+            ping_interval: 30,
+            pong_timeout: 10,
+            queue_len: 1024,
+            slow_consumer: "close".into(),
+            allowed_origins: Vec::new(),
+            api_key: None,
+            ws_token: None,
+            shutdown_timeout: 10,
+            log: "warn".into(),
+        }
+    }
+}
+
+macro_rules! override_with {
+    ($settings:ident, $args:ident, $($field:ident),*) => {
+        $(if let Some(value) = $args.$field.clone() { $settings.$field = value.into(); })*
+    };
+}
+
+impl ServeSettings {
+    /// Defaults, overridden by the file named in `--config`, overridden by flags and environment.
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<ServeSettings> {
+        let mut settings = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+            }
+            None => ServeSettings::default(),
+        };
+        override_with!(
+            settings,
+            args,
+            host,
+            port,
+            max_connections,
+            max_message_size,
+            idle_timeout,
+            ping_interval,
+            pong_timeout,
+            queue_len,
+            slow_consumer,
+            allowed_origins,
+            shutdown_timeout,
+            log
+        );
+        if args.api_key.is_some() {
+            settings.api_key = args.api_key.clone();
+        }
+        if args.ws_token.is_some() {
+            settings.ws_token = args.ws_token.clone();
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.max_connections > 0, "max_connections must be > 0");
+        anyhow::ensure!(
+            self.max_message_size >= 125,
+            "max_message_size must be at least 125 bytes"
+        );
+        anyhow::ensure!(self.queue_len > 0, "queue_len must be > 0");
+        anyhow::ensure!(self.pong_timeout > 0, "pong_timeout must be > 0");
+        anyhow::ensure!(
+            matches!(self.slow_consumer.as_str(), "close" | "drop"),
+            "slow_consumer must be \"close\" or \"drop\", not {:?}",
+            self.slow_consumer
+        );
+        Ok(())
+    }
+
+    /// Seconds as an optional duration, where 0 means "off".
+    pub fn seconds(value: u64) -> Option<Duration> {
+        (value > 0).then(|| Duration::from_secs(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(
+            &file,
+            "port = 7000\nqueue_len = 5\nallowed_origins = [\"http://a\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            port: Some(7001),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        assert_eq!(settings.port, 7001);
+        assert_eq!(settings.queue_len, 5);
+        assert_eq!(settings.allowed_origins, vec!["http://a".to_owned()]);
+        assert_eq!(settings.host, "127.0.0.1");
+        std::fs::write(&file, "nonsense = 1\n").unwrap();
+        assert!(ServeSettings::resolve(&args).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn invalid_values_are_errors() {
+        let args = ServeArgs {
+            slow_consumer: Some("maybe".into()),
+            ..ServeArgs::default()
+        };
+        assert!(ServeSettings::resolve(&args).is_err());
+        let args = ServeArgs {
+            queue_len: Some(0),
+            ..ServeArgs::default()
+        };
+        assert!(ServeSettings::resolve(&args).is_err());
+    }
+}
