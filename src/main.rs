@@ -1,6 +1,7 @@
 //! `switchboard`: run the hub (`serve`), talk to any WebSocket server
 //! (`connect`), or load-test one (`bench`).
 
+mod connect;
 mod serve;
 mod settings;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Command {
     /// Run the server: hub on /ws, echo on /echo, chat page on /, HTTP API.
     Serve(settings::ServeArgs),
+    /// Talk to a WebSocket server from the terminal or a script.
+    Connect(connect::ConnectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -38,6 +41,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
         }
     });
     match result {

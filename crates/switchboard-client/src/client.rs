@@ -1,0 +1,349 @@
+//! The application's handle on a hub connection.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use serde_json::{json, Value};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::driver::{self, Command};
+use crate::incoming::Incoming;
+use crate::options::ClientOptions;
+
+/// Where an event goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// The server's handlers only.
+    Server,
+    /// The members of a room.
+    Room(String),
+    /// One connection, by id (a direct message).
+    Connection(String),
+    /// Every connection.
+    Everyone,
+}
+
+/// The state of the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The first connection is being opened.
+    Connecting,
+    /// Connected, and `ready` received.
+    Connected,
+    /// The connection was lost; attempts are under way.
+    Reconnecting,
+    /// Closed by the application, or every reconnection attempt failed.
+    Gone,
+}
+
+/// Why a request did not get its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The server answered with an error.
+    Server {
+        /// The error code (see docs/PROTOCOL.md).
+        code: String,
+        /// The explanation.
+        message: String,
+    },
+    /// No reply within the ack timeout.
+    Timeout,
+    /// The connection was lost before the reply came.
+    Disconnected,
+    /// The message was dropped from a full reconnection buffer.
+    Dropped,
+    /// The client is closed.
+    Closed,
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Server { code, message } => write!(f, "server error {code}: {message}"),
+            ClientError::Timeout => f.write_str("no reply within the ack timeout"),
+            ClientError::Disconnected => f.write_str("disconnected before the reply"),
+            ClientError::Dropped => f.write_str("dropped from the reconnection buffer"),
+            ClientError::Closed => f.write_str("client closed"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub(crate) type AckResult = Result<Value, ClientError>;
+type Handler = Arc<dyn Fn(&Incoming) + Send + Sync>;
+
+/// State shared between the handles and the driver task.
+pub(crate) struct Shared {
+    handlers: RwLock<HashMap<String, Vec<Handler>>>,
+    events: broadcast::Sender<Incoming>,
+    status: watch::Sender<Status>,
+    pub id: Mutex<Option<String>>,
+    /// How many times a connection reached `ready`.
+    pub connections: AtomicU64,
+}
+
+impl Shared {
+    pub fn set_status(&self, status: Status) {
+        self.status.send_replace(status);
+    }
+
+    /// Runs the handlers of an event and publishes it to `events()` receivers.
+    pub fn dispatch(&self, incoming: Incoming) {
+        let handlers: Vec<Handler> = {
+            let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
+            handlers.get(&incoming.event).cloned().unwrap_or_default()
+        };
+        for handler in handlers {
+            handler(&incoming);
+        }
+        let _ = self.events.send(incoming);
+    }
+}
+
+/// A reconnecting client of the hub. Cheap to clone; the connection closes
+/// when [`Client::close`] is called or the last clone is dropped.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+    commands: mpsc::Sender<Command>,
+    next_ack: Arc<AtomicU64>,
+    ack_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id())
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+impl Client {
+    /// Connects to a hub (`ws://host:port/ws`) and waits for `ready`.
+    ///
+    /// Fails with [`ClientError::Closed`] when every attempt allowed by the
+    /// reconnection policy failed.
+    pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
+        let client = Client::start(url, options);
+        let mut status = client.shared.status.subscribe();
+        loop {
+            match *status.borrow_and_update() {
+                Status::Connected => return Ok(client),
+                Status::Gone => return Err(ClientError::Closed),
+                Status::Connecting | Status::Reconnecting => {}
+            }
+            if status.changed().await.is_err() {
+                return Err(ClientError::Closed);
+            }
+        }
+    }
+
+    /// Starts a client without waiting for the first connection; watch
+    /// [`Client::status`] or the `ready` event.
+    pub fn start(url: &str, options: ClientOptions) -> Client {
+        let url = match &options.name {
+            Some(name) => with_name(url, name),
+            None => url.to_owned(),
+        };
+        let (status, _) = watch::channel(Status::Connecting);
+        let shared = Arc::new(Shared {
+            handlers: RwLock::new(HashMap::new()),
+            events: broadcast::channel(1024).0,
+            status,
+            id: Mutex::new(None),
+            connections: AtomicU64::new(0),
+        });
+        let (commands, receiver) = mpsc::channel(1024);
+        let ack_timeout = options.ack_timeout;
+        tokio::spawn(driver::run(Arc::clone(&shared), url, options, receiver));
+        Client {
+            shared,
+            commands,
+            next_ack: Arc::new(AtomicU64::new(1)),
+            ack_timeout,
+        }
+    }
+
+    /// Calls `handler` for every event of this name: server events, and the
+    /// client's own `reconnecting`, `reconnection_failed`; `address` for
+    /// `{path, values}` messages.
+    pub fn on<F: Fn(&Incoming) + Send + Sync + 'static>(&self, event: &str, handler: F) -> &Self {
+        self.shared
+            .handlers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(event.to_owned())
+            .or_default()
+            .push(Arc::new(handler));
+        self
+    }
+
+    /// Every event from now on, as a stream (a receiver that falls more than
+    /// 1024 events behind skips the oldest and is told how many).
+    pub fn events(&self) -> broadcast::Receiver<Incoming> {
+        self.shared.events.subscribe()
+    }
+
+    /// The connection id given by the server in the last `ready`.
+    pub fn id(&self) -> Option<String> {
+        self.shared
+            .id
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The connection state.
+    pub fn status(&self) -> Status {
+        *self.shared.status.borrow()
+    }
+
+    /// How many times a connection was established (1 + reconnections).
+    pub fn connection_count(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Sends an event. While reconnecting it is buffered (see
+    /// [`ClientOptions::buffer`]).
+    pub async fn emit(&self, event: &str, data: Value, to: To) -> Result<(), ClientError> {
+        self.command(Command::Send(message(event, data, &to), None))
+            .await
+    }
+
+    /// Sends an event and waits for its `ack` (at most the ack timeout).
+    pub async fn emit_with_ack(
+        &self,
+        event: &str,
+        data: Value,
+        to: To,
+    ) -> Result<Value, ClientError> {
+        self.request(message(event, data, &to)).await
+    }
+
+    /// Joins a room; the room is joined again after every reconnect.
+    pub async fn join(&self, room: &str) -> Result<(), ClientError> {
+        self.command(Command::Join(room.to_owned())).await
+    }
+
+    /// Leaves a room.
+    pub async fn leave(&self, room: &str) -> Result<(), ClientError> {
+        self.command(Command::Leave(room.to_owned())).await
+    }
+
+    /// Takes a name; it is taken again after every reconnect.
+    pub async fn rename(&self, name: &str) -> Result<(), ClientError> {
+        self.command(Command::Rename(name.to_owned())).await
+    }
+
+    /// Subscribes to an address pattern (`/sensors/*`, `/a/**`); renewed after reconnects.
+    pub async fn subscribe(&self, pattern: &str) -> Result<(), ClientError> {
+        self.command(Command::Subscribe(pattern.to_owned())).await
+    }
+
+    /// Drops a subscription.
+    pub async fn unsubscribe(&self, pattern: &str) -> Result<(), ClientError> {
+        self.command(Command::Unsubscribe(pattern.to_owned())).await
+    }
+
+    /// Publishes an address-style message.
+    pub async fn publish(&self, path: &str, values: Vec<Value>) -> Result<(), ClientError> {
+        let message = json!({ "path": path, "values": values });
+        self.command(Command::Send(message, None)).await
+    }
+
+    /// Asks the server for the members of a room (or every connection).
+    pub async fn users(&self, room: Option<&str>) -> Result<Value, ClientError> {
+        let mut message = json!({ "event": "users" });
+        if let Some(room) = room {
+            message["room"] = json!(room);
+        }
+        self.request(message).await
+    }
+
+    /// Closes the connection (1000) and stops reconnecting.
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Close).await;
+        let mut status = self.shared.status.subscribe();
+        let gone = async {
+            while *status.borrow_and_update() != Status::Gone {
+                if status.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), gone).await;
+    }
+
+    async fn command(&self, command: Command) -> Result<(), ClientError> {
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| ClientError::Closed)
+    }
+
+    async fn request(&self, message: Value) -> Result<Value, ClientError> {
+        let id = self.next_ack.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        self.command(Command::Send(message, Some((id, reply))))
+            .await?;
+        match tokio::time::timeout(self.ack_timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Dropped),
+            Err(_) => Err(ClientError::Timeout),
+        }
+    }
+}
+
+fn message(event: &str, data: Value, to: &To) -> Value {
+    let mut message = json!({ "event": event, "data": data });
+    match to {
+        To::Server => {}
+        To::Room(room) => message["room"] = json!(room),
+        To::Connection(id) => message["to"] = json!(id),
+        To::Everyone => message["broadcast"] = json!(true),
+    }
+    message
+}
+
+/// Adds `name=` to the URL's query, percent-encoding what needs it.
+fn with_name(url: &str, name: &str) -> String {
+    let encoded: String = name
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}name={encoded}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_their_target() {
+        assert_eq!(
+            message("e", json!(1), &To::Server),
+            json!({"event":"e","data":1})
+        );
+        assert_eq!(message("e", json!(1), &To::Room("r".into()))["room"], "r");
+        assert_eq!(
+            message("e", json!(1), &To::Connection("x".into()))["to"],
+            "x"
+        );
+        assert_eq!(message("e", json!(1), &To::Everyone)["broadcast"], true);
+    }
+
+    #[test]
+    fn name_goes_in_the_query() {
+        assert_eq!(with_name("ws://h/ws", "al ice"), "ws://h/ws?name=al%20ice");
+        assert_eq!(with_name("ws://h/ws?x=1", "bob"), "ws://h/ws?x=1&name=bob");
+    }
+}

@@ -1,0 +1,336 @@
+//! The task that owns the connection: connects, restores rooms and
+//! subscriptions after a reconnect, sends, receives, and backs off.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use switchboard_net::{CloseCode, ConnectOptions, Event, Message, Reader, Writer};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::client::{AckResult, ClientError, Shared, Status};
+use crate::incoming::Incoming;
+use crate::options::ClientOptions;
+
+/// What the application asked the driver to do.
+pub(crate) enum Command {
+    /// Send a message; with an ack id and the channel its reply goes to.
+    Send(Value, Option<(u64, oneshot::Sender<AckResult>)>),
+    /// Join a room, and rejoin it after every reconnect.
+    Join(String),
+    /// Leave a room.
+    Leave(String),
+    /// Take a name, and take it again after every reconnect.
+    Rename(String),
+    /// Subscribe to an address pattern, again after every reconnect.
+    Subscribe(String),
+    /// Drop a subscription.
+    Unsubscribe(String),
+    /// Close the connection and stop.
+    Close,
+}
+
+/// Why a session ended.
+enum Ended {
+    /// The application closed the client (or dropped every handle).
+    ByUser,
+    /// The connection was lost, or the server said `end`: reconnect.
+    Lost,
+}
+
+/// What survives reconnections.
+struct State {
+    rooms: BTreeSet<String>,
+    patterns: BTreeSet<String>,
+    name: Option<String>,
+    buffer: VecDeque<(Value, Option<(u64, oneshot::Sender<AckResult>)>)>,
+    pending: HashMap<u64, oneshot::Sender<AckResult>>,
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    url: String,
+    options: ClientOptions,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let mut state = State {
+        rooms: BTreeSet::new(),
+        patterns: BTreeSet::new(),
+        name: options.name.clone(),
+        buffer: VecDeque::new(),
+        pending: HashMap::new(),
+    };
+    let mut attempt = 0;
+    loop {
+        if let Ok((reader, writer)) = open(&url, &options, &state).await {
+            attempt = 0;
+            match session(&shared, reader, writer, &mut commands, &mut state).await {
+                Ended::ByUser => break,
+                Ended::Lost => fail_pending(&mut state, ClientError::Disconnected),
+            }
+        }
+        attempt += 1;
+        if attempt > options.reconnect.attempts {
+            shared.set_status(Status::Gone);
+            shared.dispatch(Incoming::local(
+                "reconnection_failed",
+                json!({ "attempts": options.reconnect.attempts }),
+            ));
+            break;
+        }
+        let delay = options.reconnect.delay(attempt);
+        shared.set_status(Status::Reconnecting);
+        shared.dispatch(Incoming::local(
+            "reconnecting",
+            json!({ "attempt": attempt, "delay_ms": delay.as_millis() as u64 }),
+        ));
+        if wait_buffering(delay, &mut commands, &mut state, options.buffer).await {
+            break;
+        }
+    }
+    shared.set_status(Status::Gone);
+    fail_pending(&mut state, ClientError::Closed);
+    for (_, ack) in state.buffer.drain(..) {
+        if let Some((_, reply)) = ack {
+            let _ = reply.send(Err(ClientError::Closed));
+        }
+    }
+}
+
+/// Connects and restores the name, rooms and subscriptions.
+async fn open(
+    url: &str,
+    options: &ClientOptions,
+    state: &State,
+) -> Result<(Reader, Writer), switchboard_net::Error> {
+    let mut config = switchboard_net::Config::default();
+    config
+        .ping_interval(Some(options.ping_interval))
+        .pong_timeout(options.pong_timeout);
+    let mut connect = ConnectOptions::default().config(config);
+    for (name, value) in &options.headers {
+        connect = connect.header(name.clone(), value.clone());
+    }
+    let (socket, _) = switchboard_net::connect_with(url, connect).await?;
+    let (reader, writer) = socket.split();
+    if let Some(name) = &state.name {
+        feed(
+            &writer,
+            &json!({ "event": "rename", "data": { "name": name } }),
+        )
+        .await?;
+    }
+    for room in &state.rooms {
+        feed(&writer, &json!({ "event": "join", "room": room })).await?;
+    }
+    for pattern in &state.patterns {
+        feed(
+            &writer,
+            &json!({ "event": "subscribe", "data": { "pattern": pattern } }),
+        )
+        .await?;
+    }
+    writer.flush().await?;
+    Ok((reader, writer))
+}
+
+async fn feed(writer: &Writer, value: &Value) -> Result<(), switchboard_net::Error> {
+    writer.feed(Message::text(value.to_string())).await
+}
+
+/// Runs one connection until it is lost or the application closes it.
+async fn session(
+    shared: &Shared,
+    mut reader: Reader,
+    writer: Writer,
+    commands: &mut mpsc::Receiver<Command>,
+    state: &mut State,
+) -> Ended {
+    while let Some((message, ack)) = state.buffer.pop_front() {
+        if send(&writer, message, ack, state).await.is_err() {
+            return Ended::Lost;
+        }
+    }
+    loop {
+        tokio::select! {
+            command = commands.recv() => {
+                let Some(command) = command else {
+                    let _ = writer.close(CloseCode::NORMAL, "client done").await;
+                    return Ended::ByUser;
+                };
+                match apply(command, state) {
+                    Applied::Close => {
+                        let _ = writer.close(CloseCode::NORMAL, "client closed").await;
+                        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), drain(&mut reader)).await;
+                        return Ended::ByUser;
+                    }
+                    Applied::Send(message, ack) => {
+                        if send(&writer, message, ack, state).await.is_err() {
+                            return Ended::Lost;
+                        }
+                    }
+                }
+            }
+            event = reader.next_event() => match event {
+                Ok(Event::Message(Message::Text(text))) => {
+                    if on_message(shared, text.as_str(), state) {
+                        return Ended::Lost;
+                    }
+                }
+                Ok(Event::Message(Message::Binary(_)) | Event::Ping(_) | Event::Pong(_) | Event::Fragment(_)) => {}
+                Ok(Event::Closed(_)) | Err(_) => return Ended::Lost,
+            }
+        }
+    }
+}
+
+async fn drain(reader: &mut Reader) {
+    while reader.next_event().await.is_ok() {}
+}
+
+/// Handles one server message; returns true when the server said `end`.
+fn on_message(shared: &Shared, text: &str, state: &mut State) -> bool {
+    let Ok(value) = serde_json::from_str::<Value>(text) else {
+        return false;
+    };
+    let Some(incoming) = Incoming::parse(value) else {
+        return false;
+    };
+    match incoming.event.as_str() {
+        "ack" => {
+            let id = incoming.raw.get("ack").and_then(Value::as_u64);
+            if let Some(reply) = id.and_then(|id| state.pending.remove(&id)) {
+                let result = match incoming.raw.get("error") {
+                    Some(error) => Err(ClientError::Server {
+                        code: error["code"].as_str().unwrap_or_default().to_owned(),
+                        message: error["message"].as_str().unwrap_or_default().to_owned(),
+                    }),
+                    None => Ok(incoming.data.clone()),
+                };
+                let _ = reply.send(result);
+            }
+            false
+        }
+        "ready" => {
+            let id = incoming
+                .data
+                .get("id")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            *shared.id.lock().unwrap_or_else(|p| p.into_inner()) = id;
+            shared.connections.fetch_add(1, Ordering::Relaxed);
+            shared.set_status(Status::Connected);
+            shared.dispatch(incoming);
+            false
+        }
+        "end" => {
+            shared.dispatch(incoming);
+            true
+        }
+        _ => {
+            shared.dispatch(incoming);
+            false
+        }
+    }
+}
+
+enum Applied {
+    Send(Value, Option<(u64, oneshot::Sender<AckResult>)>),
+    Close,
+}
+
+/// Records what must survive a reconnect and turns a command into a message.
+fn apply(command: Command, state: &mut State) -> Applied {
+    match command {
+        Command::Send(message, ack) => Applied::Send(message, ack),
+        Command::Join(room) => {
+            state.rooms.insert(room.clone());
+            Applied::Send(json!({ "event": "join", "room": room }), None)
+        }
+        Command::Leave(room) => {
+            state.rooms.remove(&room);
+            Applied::Send(json!({ "event": "leave", "room": room }), None)
+        }
+        Command::Rename(name) => {
+            state.name = Some(name.clone());
+            Applied::Send(json!({ "event": "rename", "data": { "name": name } }), None)
+        }
+        Command::Subscribe(pattern) => {
+            state.patterns.insert(pattern.clone());
+            Applied::Send(
+                json!({ "event": "subscribe", "data": { "pattern": pattern } }),
+                None,
+            )
+        }
+        Command::Unsubscribe(pattern) => {
+            state.patterns.remove(&pattern);
+            Applied::Send(
+                json!({ "event": "unsubscribe", "data": { "pattern": pattern } }),
+                None,
+            )
+        }
+        Command::Close => Applied::Close,
+    }
+}
+
+async fn send(
+    writer: &Writer,
+    mut message: Value,
+    ack: Option<(u64, oneshot::Sender<AckResult>)>,
+    state: &mut State,
+) -> Result<(), switchboard_net::Error> {
+    if let Some((id, reply)) = ack {
+        message["ack"] = json!(id);
+        state.pending.insert(id, reply);
+    }
+    writer.send(Message::text(message.to_string())).await
+}
+
+/// Sleeps before the next attempt while keeping track of commands: room and
+/// name changes are recorded, messages buffered (dropping the oldest when
+/// full). Returns true if the application closed the client meanwhile.
+async fn wait_buffering(
+    delay: std::time::Duration,
+    commands: &mut mpsc::Receiver<Command>,
+    state: &mut State,
+    capacity: usize,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = &mut sleep => return false,
+            command = commands.recv() => {
+                let Some(command) = command else { return true };
+                match apply(command, state) {
+                    Applied::Close => return true,
+                    // Room, name and subscription changes are replayed on
+                    // reconnect from the state; only messages are buffered.
+                    Applied::Send(message, ack) if is_data(&message) => {
+                        if state.buffer.len() >= capacity {
+                            if let Some((_, Some((_, reply)))) = state.buffer.pop_front() {
+                                let _ = reply.send(Err(ClientError::Dropped));
+                            }
+                        }
+                        state.buffer.push_back((message, ack));
+                    }
+                    Applied::Send(..) => {}
+                }
+            }
+        }
+    }
+}
+
+fn is_data(message: &Value) -> bool {
+    !matches!(
+        message.get("event").and_then(Value::as_str),
+        Some("join" | "leave" | "rename" | "subscribe" | "unsubscribe")
+    )
+}
+
+fn fail_pending(state: &mut State, error: ClientError) {
+    for (_, reply) in state.pending.drain() {
+        let _ = reply.send(Err(error.clone()));
+    }
+}

@@ -1,0 +1,43 @@
+//! A client for the Switchboard hub, with the same event API as the server
+//! side: `on`, `emit`, `emit_with_ack`, `join`, `leave`, and the built-in
+//! events `ready`, `reconnecting`, `reconnection_failed`, `userlist`, `end`.
+//!
+//! # Modules
+//!
+//! - [`client`]: the [`Client`] handle the application uses.
+//! - `driver`: the task that owns the connection; reconnects with
+//!   exponential backoff and jitter, rejoins rooms, renews subscriptions and
+//!   replays buffered messages.
+//! - [`options`]: [`ClientOptions`] and the [`Reconnect`] policy.
+//! - [`incoming`]: the [`Incoming`] event type.
+//!
+//! # Reconnection
+//!
+//! A lost connection (the server went away, a keepalive ping went
+//! unanswered within `pong_timeout`, or the server sent `end`) starts up to
+//! `reconnect.attempts` attempts, waiting `reconnect.delay(n)` before each.
+//! Meanwhile messages are kept in a buffer of `buffer` entries (the oldest is
+//! dropped when it is full; a dropped `emit_with_ack` fails with
+//! [`ClientError::Dropped`]); rooms, name and subscriptions are restored
+//! before the buffer is replayed. After the last failed attempt the client
+//! emits `reconnection_failed` and its status becomes [`Status::Gone`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), switchboard_client::ClientError> {
+//! use switchboard_client::{Client, ClientOptions, To};
+//! let client = Client::connect("ws://127.0.0.1:9080/ws", ClientOptions::default()).await?;
+//! client.on("chat", |message| println!("{:?}: {}", message.from_name, message.data));
+//! client.join("lobby").await?;
+//! client.emit("chat", serde_json::json!({"text": "hi"}), To::Room("lobby".into())).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod client;
+mod driver;
+pub mod incoming;
+pub mod options;
+
+pub use client::{Client, ClientError, Status, To};
+pub use incoming::Incoming;
+pub use options::{ClientOptions, Reconnect};

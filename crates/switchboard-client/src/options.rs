@@ -1,0 +1,98 @@
+//! How a client connects, reconnects and buffers.
+
+use std::time::Duration;
+
+/// Reconnection with exponential backoff and jitter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reconnect {
+    /// Attempts after a connection is lost (or the first connect fails)
+    /// before giving up with `reconnection_failed`. Default 3, as in the seeds.
+    pub attempts: u32,
+    /// The delay before the first attempt. Default 250 ms.
+    pub min_delay: Duration,
+    /// The longest delay between attempts. Default 5 s.
+    pub max_delay: Duration,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Reconnect {
+            attempts: 3,
+            min_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Reconnect {
+    /// The delay before attempt `attempt` (1-based): doubling from
+    /// `min_delay`, capped at `max_delay`, then drawn uniformly from its upper
+    /// half so that many clients do not come back in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponent = attempt.saturating_sub(1).min(20);
+        let full = self
+            .min_delay
+            .saturating_mul(1 << exponent)
+            .min(self.max_delay);
+        let half = full / 2;
+        half + half.mul_f64(rand::random::<f64>())
+    }
+}
+
+/// The settings of a [`crate::Client`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The name to take (sent as `?name=` and again after every reconnect).
+    pub name: Option<String>,
+    /// Extra request headers (e.g. `Authorization`).
+    pub headers: Vec<(String, String)>,
+    /// Reconnection policy.
+    pub reconnect: Reconnect,
+    /// How long `emit_with_ack` waits for its reply. Default 10 s.
+    pub ack_timeout: Duration,
+    /// Ping the server after this much silence. Default 15 s.
+    pub ping_interval: Duration,
+    /// How long the server has to answer before the connection is considered
+    /// dead and a reconnect starts. Default 10 s.
+    pub pong_timeout: Duration,
+    /// Messages kept while disconnected, sent after reconnecting; when full
+    /// the oldest is dropped. Default 100.
+    pub buffer: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            name: None,
+            headers: Vec::new(),
+            reconnect: Reconnect::default(),
+            ack_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(15),
+            pong_timeout: Duration::from_secs(10),
+            buffer: 100,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let policy = Reconnect::default();
+        for attempt in 1..=8 {
+            let full =
+                Duration::from_millis(250 * (1 << (attempt - 1))).min(Duration::from_secs(5));
+            for _ in 0..50 {
+                let delay = policy.delay(attempt);
+                assert!(
+                    delay >= full / 2 && delay <= full,
+                    "attempt {attempt}: {delay:?}"
+                );
+            }
+        }
+    }
+}
