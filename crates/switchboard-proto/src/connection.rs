@@ -162,6 +162,9 @@ pub struct Connection {
     /// A protocol error found behind messages not yet polled; applied once
     /// they have been, so that replies to them go out before the close.
     pending_failure: Option<ProtocolError>,
+    /// The peer's close frame, found behind messages not yet polled (and when
+    /// it arrived); answered once they have been, like `pending_failure`.
+    pending_close: Option<(CloseFrame, Instant)>,
     timers: TimerTable,
     keepalive_counter: u32,
 }
@@ -187,6 +190,7 @@ impl Connection {
             pending: 0,
             sent_close: None,
             pending_failure: None,
+            pending_close: None,
             timers: TimerTable::new(now),
             keepalive_counter: 0,
         }
@@ -233,7 +237,7 @@ impl Connection {
     /// incomplete frame is left there (already unmasked as far as it goes), and
     /// the driver appends the next read to the same buffer.
     pub fn handle_bytes(&mut self, buf: &mut BytesMut, now: Instant) {
-        if self.state == State::Closed || self.pending_failure.is_some() {
+        if self.state == State::Closed || self.stopped_reading() {
             buf.clear();
             return;
         }
@@ -241,7 +245,7 @@ impl Connection {
             self.timers.last_received = now;
             self.timers.ping_sent = None;
         }
-        while self.state != State::Closed {
+        while self.state != State::Closed && !self.stopped_reading() {
             match self.read_frame(buf, now) {
                 Ok(true) => continue,
                 Ok(false) => break,
@@ -256,13 +260,22 @@ impl Connection {
                 }
             }
         }
-        if self.state == State::Closed {
+        if self.state == State::Closed || self.stopped_reading() {
             buf.clear();
         }
     }
 
+    /// Whether a close frame or an error was found behind unpolled events:
+    /// nothing after it is read.
+    fn stopped_reading(&self) -> bool {
+        self.pending_failure.is_some() || self.pending_close.is_some()
+    }
+
     /// The transport will deliver no more bytes.
     pub fn handle_eof(&mut self) {
+        if let Some((received, at)) = self.pending_close.take() {
+            self.accept_close(received, at);
+        }
         if self.state != State::Closed {
             self.finish(None, CloseCause::Eof);
         }
@@ -310,12 +323,17 @@ impl Connection {
     /// The next event, if any.
     ///
     /// Events come in the order their frames arrived. When a protocol error
-    /// follows complete messages in the same input, those messages are
-    /// delivered first and the connection fails only when they have been
-    /// polled, so the application's answers to them still go out.
+    /// or the peer's close frame follows complete messages in the same input,
+    /// those messages are delivered first and the connection fails (or answers
+    /// the close) only when they have been polled, so the application's
+    /// answers to them still go out.
     pub fn poll_event(&mut self) -> Option<Event> {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
+        }
+        if let Some((received, at)) = self.pending_close.take() {
+            self.accept_close(received, at);
+            return self.events.pop_front();
         }
         let error = self.pending_failure.take()?;
         self.fail(error);
@@ -711,6 +729,21 @@ impl Connection {
 
     fn on_close_frame(&mut self, payload: &[u8], now: Instant) -> Result<(), ProtocolError> {
         let received = CloseFrame::parse(payload)?;
+        if self.state == State::Open && !self.events.is_empty() {
+            // Messages came before the close in the same input: they are
+            // delivered first and the close is answered once they have been
+            // polled, so the application's replies to them still go out, before
+            // our close frame (RFC 6455 §5.5.1 lets an endpoint delay its close
+            // until its current message is sent).
+            self.pending_close = Some((received, now));
+            return Ok(());
+        }
+        self.accept_close(received, now);
+        Ok(())
+    }
+
+    /// Completes the closing handshake the peer's close frame started or ended.
+    fn accept_close(&mut self, received: CloseFrame, now: Instant) {
         if self.state == State::Open {
             // RFC 6455 §5.5.1: answer with a close frame, echoing the code
             // (and the reason, so the peer sees its own words come back).
@@ -720,7 +753,6 @@ impl Connection {
         }
         self.finish(Some(received), CloseCause::Handshake);
         self.close_transport_after_handshake(now);
-        Ok(())
     }
 
     /// RFC 6455 §7.1.1: the server closes the TCP connection first; a client
@@ -748,6 +780,11 @@ impl Connection {
         self.state = State::Closed;
         self.frame = None;
         self.inbound = None;
+        // A failure still waiting behind unpolled events is moot now: the
+        // connection ended another way first (EOF, a timer), and `Closed`
+        // must be its last event.
+        self.pending_failure = None;
+        self.pending_close = None;
         self.events.push_back(Event::Closed(CloseInfo {
             received,
             sent: self.sent_close.clone(),
