@@ -7,7 +7,8 @@
 //! Asks `/getCaseCount`, runs every case by echoing on
 //! `/runCase?case=N&agent=switchboard`, then asks for `/updateReports`.
 
-use switchboard_net::{connect, Error, Message};
+use switchboard_net::{connect, connect_with, Config, ConnectOptions, Error, Message};
+use switchboard_proto::deflate::DeflateConfig;
 
 const AGENT: &str = "switchboard";
 
@@ -40,8 +41,14 @@ async fn case_count(base: &str) -> Result<u32, Box<dyn std::error::Error>> {
     Ok(text.trim().parse()?)
 }
 
+/// Echoes every message of one case, offering permessage-deflate.
 async fn echo_until_closed(url: &str) -> Result<(), Error> {
-    let (mut socket, _) = connect(url).await?;
+    let mut config = Config::default();
+    // Compress every message (threshold 0), as the runner expects.
+    let mut deflate = DeflateConfig::client();
+    deflate.threshold(0);
+    config.deflate(Some(deflate));
+    let (mut socket, _) = connect_with(url, ConnectOptions::default().config(config)).await?;
     while let Some(message) = socket.recv().await {
         socket.feed(message?).await?;
     }

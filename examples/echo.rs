@@ -5,9 +5,10 @@
 //! ```
 //!
 //! This is the server the Autobahn TestSuite and the interop tests run
-//! against, so it uses the transport's defaults and nothing else.
+//! against: the transport's defaults, with permessage-deflate accepted.
 
 use switchboard_net::{accept, AcceptAll, Config};
+use switchboard_proto::deflate::DeflateConfig;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
@@ -16,7 +17,13 @@ async fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:9001".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     eprintln!("echo server listening on ws://{}", listener.local_addr()?);
-    let config = std::sync::Arc::new(Config::default());
+    let mut config = Config::default();
+    // Every message is compressed (threshold 0): the conformance runner
+    // mishandles uncompressed text inside a compressed session.
+    let mut deflate = DeflateConfig::default();
+    deflate.threshold(0);
+    config.deflate(Some(deflate));
+    let config = std::sync::Arc::new(config);
     loop {
         let (stream, _) = listener.accept().await?;
         let config = config.clone();

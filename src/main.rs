@@ -1,6 +1,7 @@
 //! `switchboard`: run the hub (`serve`), talk to any WebSocket server
 //! (`connect`), or load-test one (`bench`).
 
+mod bridge;
 mod connect;
 mod serve;
 mod settings;
@@ -21,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: hub on /ws, echo on /echo, chat page on /, HTTP API.
-    Serve(settings::ServeArgs),
+    Serve(Box<settings::ServeArgs>),
     /// Talk to a WebSocket server from the terminal or a script.
     Connect(connect::ConnectArgs),
 }
@@ -38,12 +39,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
+    let is_connect = matches!(cli.command, Command::Connect(_));
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => serve::run(args).await,
+            Command::Serve(args) => serve::run(*args).await,
             Command::Connect(args) => connect::run(args).await,
         }
     });
+    if is_connect {
+        // `connect` may be done while a read of stdin is still blocked (it
+        // got what `--wait` asked for, or the server went away); waiting for
+        // that read would keep the process alive until the next input line.
+        runtime.shutdown_background();
+    }
     match result {
         Ok(code) => code,
         Err(error) => {

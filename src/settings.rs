@@ -56,6 +56,60 @@ pub struct ServeArgs {
     /// Log filter, e.g. `debug` or `switchboard=debug` [default: warn].
     #[arg(long, env = "SWITCHBOARD_LOG")]
     pub log: Option<String>,
+    /// ZeroMQ PUSH endpoint that address messages go to, as
+    /// `tcp://HOST:PORT[=PATTERN]`; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ZMQ_PUSH",
+        value_name = "ENDPOINT[=PATTERN]",
+        value_delimiter = ','
+    )]
+    pub zmq_push: Option<Vec<String>>,
+    /// ZeroMQ PUB endpoint that address messages go to as `[path, json]`,
+    /// `tcp://HOST:PORT[=PATTERN]`; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ZMQ_PUB",
+        value_name = "ENDPOINT[=PATTERN]",
+        value_delimiter = ','
+    )]
+    pub zmq_pub: Option<Vec<String>>,
+    /// ZeroMQ PULL endpoint (bound) whose JSON `{path, values}` messages are
+    /// published; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ZMQ_PULL",
+        value_name = "ENDPOINT",
+        value_delimiter = ','
+    )]
+    pub zmq_pull: Option<Vec<String>>,
+    /// ZeroMQ PUB endpoint to connect a SUB socket to; its JSON
+    /// `{path, values}` messages are published; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ZMQ_SUB",
+        value_name = "ENDPOINT",
+        value_delimiter = ','
+    )]
+    pub zmq_sub: Option<Vec<String>>,
+    /// UDP address where OSC messages and bundles are received and
+    /// published, e.g. 127.0.0.1:57120; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OSC_LISTEN",
+        value_name = "HOST:PORT",
+        value_delimiter = ','
+    )]
+    pub osc_listen: Option<Vec<String>>,
+    /// UDP address that address messages are sent to as OSC, as
+    /// `HOST:PORT[=PATTERN]`; repeatable [default: none].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_OSC_SEND",
+        value_name = "HOST:PORT[=PATTERN]",
+        value_delimiter = ','
+    )]
+    pub osc_send: Option<Vec<String>>,
 }
 
 /// The resolved settings of `serve`.
@@ -76,6 +130,8 @@ pub struct ServeSettings {
     pub ws_token: Option<String>,
     pub shutdown_timeout: u64,
     pub log: String,
+    /// ZeroMQ and OSC endpoints (the `[bridge]` table); none by default.
+    pub bridge: crate::bridge::BridgeSettings,
 }
 
 impl Default for ServeSettings {
@@ -95,6 +151,7 @@ impl Default for ServeSettings {
             ws_token: None,
             shutdown_timeout: 10,
             log: "warn".into(),
+            bridge: Default::default(),
         }
     }
 }
@@ -138,6 +195,7 @@ impl ServeSettings {
         if args.ws_token.is_some() {
             settings.ws_token = args.ws_token.clone();
         }
+        settings.bridge.apply_args(args)?;
         settings.validate()?;
         Ok(settings)
     }
@@ -155,6 +213,7 @@ impl ServeSettings {
             "slow_consumer must be \"close\" or \"drop\", not {:?}",
             self.slow_consumer
         );
+        self.bridge.validate()?;
         Ok(())
     }
 

@@ -12,6 +12,10 @@ const HELP: &str = "commands: /join ROOM, /leave [ROOM], /to ID TEXT, /all TEXT,
 /sub PATTERN, /unsub PATTERN, /pub PATH [VALUE…], /send JSON, /quit; other lines go to the current room";
 
 pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outcome {
+    if !args.protocols.is_empty() {
+        output.error("-s/--subprotocol is for raw mode (--raw); hub mode speaks switchboard.json");
+        return Outcome::ConnectFailed;
+    }
     let mut options = ClientOptions::default();
     options.name = args.name.clone();
     match parse_headers(&args.headers) {
@@ -31,7 +35,10 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
     let client = Client::start(&args.url, options);
     let mut events = client.events();
     if !wait_connected(&client).await {
-        output.error(&format!("cannot connect to {}", args.url));
+        let reason = why_not_connected(&mut events)
+            .map(|error| format!(": {error}"))
+            .unwrap_or_default();
+        output.error(&format!("cannot connect to {}{reason}", args.url));
         return Outcome::ConnectFailed;
     }
     let mut room = args.room.clone();
@@ -96,6 +103,17 @@ async fn wait_connected(client: &Client) -> bool {
     }
 }
 
+/// The error of the last failed attempt to connect, from the client's events.
+fn why_not_connected(events: &mut tokio::sync::broadcast::Receiver<Incoming>) -> Option<String> {
+    let mut error = None;
+    while let Ok(incoming) = events.try_recv() {
+        if let Some(text) = incoming.data.get("error").and_then(Value::as_str) {
+            error = Some(text.to_owned());
+        }
+    }
+    error
+}
+
 /// Runs one input line; returns false on `/quit`.
 async fn command(client: &Client, line: &str, room: &mut Option<String>, output: &Output) -> bool {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -156,6 +174,10 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
         }
         "name" if !rest.is_empty() => client.rename(rest).await,
         "users" => match client.users(room.as_deref()).await {
+            Ok(users) if output.json => {
+                output.line(&users.to_string());
+                Ok(())
+            }
             Ok(users) => {
                 output.event("users", &user_names(&users));
                 Ok(())
@@ -219,7 +241,7 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
 fn show(incoming: &Incoming, output: &Output) -> bool {
     let counts = !matches!(
         incoming.event.as_str(),
-        "ready" | "userlist" | "reconnecting" | "connected"
+        "ready" | "userlist" | "reconnecting" | "end"
     );
     if output.json {
         if !incoming.raw.is_null() {
@@ -243,8 +265,12 @@ fn show(incoming: &Incoming, output: &Output) -> bool {
             user_names(&incoming.data)
         )),
         "reconnecting" => output.note(&format!(
-            "reconnecting (attempt {})",
-            incoming.data["attempt"]
+            "reconnecting (attempt {}){}",
+            incoming.data["attempt"],
+            incoming.data["error"]
+                .as_str()
+                .map(|error| format!("; {error}"))
+                .unwrap_or_default()
         )),
         "end" => output.note("the server is shutting down"),
         "error" => output.error(&format!(
@@ -256,25 +282,22 @@ fn show(incoming: &Incoming, output: &Output) -> bool {
             incoming.path.as_deref().unwrap_or("/"),
             &Value::Array(incoming.values.clone()).to_string(),
         ),
-        "chat" if incoming.data.get("text").is_some_and(Value::is_string) => {
-            let room = match (&incoming.room, &incoming.from) {
-                (Some(room), _) => Some(room.clone()),
-                (None, Some(_)) => Some("dm".to_owned()),
-                (None, None) => None,
-            };
-            output.chat(
-                room.as_deref(),
-                &who,
-                incoming.data["text"].as_str().unwrap_or_default(),
-            );
-        }
+        // Without a room it is a direct message or a broadcast: the protocol
+        // does not say which, so neither is claimed.
+        "chat" if incoming.data.get("text").is_some_and(Value::is_string) => output.chat(
+            incoming.room.as_deref(),
+            &who,
+            incoming.data["text"].as_str().unwrap_or_default(),
+        ),
         event => output.event(event, &format!("{who} {}", incoming.data)),
     }
     counts
 }
 
+/// `alice, bob (2)`: names (or ids, for the unnamed) in alphabetical order,
+/// not the server's id order, so that a person finds them easily.
 fn user_names(users: &Value) -> String {
-    let names: Vec<String> = users
+    let mut names: Vec<String> = users
         .as_array()
         .into_iter()
         .flatten()
@@ -285,5 +308,22 @@ fn user_names(users: &Value) -> String {
                 .unwrap_or_else(|| user["id"].as_str().unwrap_or("?").to_owned())
         })
         .collect();
+    names.sort_unstable();
     format!("{} ({})", names.join(", "), names.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names_are_sorted_and_fall_back_to_ids() {
+        let users = json!([
+            {"id": "b2", "name": "zoe"},
+            {"id": "a1", "name": null},
+            {"id": "c3", "name": "alice"},
+        ]);
+        assert_eq!(user_names(&users), "a1, alice, zoe (3)");
+        assert_eq!(user_names(&json!([])), " (0)");
+    }
 }

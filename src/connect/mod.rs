@@ -35,7 +35,7 @@ pub struct ConnectArgs {
     /// Extra request header, `Name: value` (repeatable).
     #[arg(short = 'H', long = "header")]
     pub headers: Vec<String>,
-    /// Subprotocol to offer (repeatable).
+    /// Subprotocol to offer (repeatable; raw mode only, hub mode speaks JSON).
     #[arg(short = 's', long = "subprotocol")]
     pub protocols: Vec<String>,
     /// Exit after this many incoming messages (in hub mode, `ready` and

@@ -109,5 +109,6 @@ pub fn render(app: &App) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    app.bridges.render_metrics(&mut out);
     out
 }

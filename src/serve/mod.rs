@@ -17,6 +17,7 @@ use switchboard_net::{Accepted, CloseCode, Config};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
+use crate::bridge::Bridges;
 use crate::settings::{ServeArgs, ServeSettings};
 
 pub use routes::Router;
@@ -29,6 +30,8 @@ pub struct App {
     /// Live WebSocket connections, hub and echo together (for `max_connections`).
     pub live: AtomicUsize,
     pub started: std::time::Instant,
+    /// ZeroMQ and OSC endpoints, opened by `run` from `settings.bridge`.
+    pub bridges: Bridges,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
@@ -36,6 +39,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let settings = ServeSettings::resolve(&args)?;
     init_logging(&settings.log);
     let app = Arc::new(build_app(settings)?);
+    app.bridges.start(&app.settings.bridge).await?;
     let addr = format!("{}:{}", app.settings.host, app.settings.port);
     let listener = TcpListener::bind(&addr)
         .await
@@ -55,13 +59,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     drop(listener);
     eprintln!("switchboard: shutting down");
     let _ = shutdown_tx.send(true);
+    // One deadline for the whole shutdown: the hub's connections, then the
+    // remaining tasks (echo connections, handshakes) in what is left of it.
     let deadline = Duration::from_secs(app.settings.shutdown_timeout);
+    let give_up = tokio::time::Instant::now() + deadline;
     let drained = app.hub.shutdown(deadline).await;
     drop(done_tx);
-    let tasks_done = tokio::time::timeout(deadline, done_rx.recv()).await.is_ok();
+    let tasks_done = tokio::time::timeout_at(give_up, done_rx.recv())
+        .await
+        .is_ok();
     if !(drained && tasks_done) {
         eprintln!("switchboard: some connections did not close within {deadline:?}");
     }
+    app.bridges.close_all().await;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -86,8 +96,11 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
             SlowConsumerPolicy::Close
         });
     hub_config.validate()?;
+    let hub = Hub::new(hub_config);
+    let bridges = Bridges::new(&hub, settings.max_message_size);
     Ok(App {
-        hub: Hub::new(hub_config),
+        hub,
+        bridges,
         settings,
         net,
         live: AtomicUsize::new(0),

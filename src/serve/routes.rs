@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use switchboard_hub::{Hub, RequestError};
+use switchboard_hub::{envelope, pattern, Hub, RequestError};
 use switchboard_net::{Decision, Handler, HttpResponse};
 use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
@@ -20,6 +20,8 @@ pub const ECHO_PATH: &str = "/echo";
 
 const CHAT_PAGE: &str = include_str!("../../web/index.html");
 const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
+/// Live values of address messages (`/demo?pattern=/slider/**`).
+const DEMO_PAGE: &str = include_str!("../../web/demo.html");
 
 /// Routes requests for `serve`.
 pub struct Router {
@@ -110,6 +112,9 @@ impl Handler for Router {
         let method = request.method();
         match (method, request.path()) {
             ("GET" | "HEAD", "/") => HttpResponse::new(200, "text/html; charset=utf-8", CHAT_PAGE),
+            ("GET" | "HEAD", "/demo") => {
+                HttpResponse::new(200, "text/html; charset=utf-8", DEMO_PAGE)
+            }
             ("GET" | "HEAD", "/switchboard.js") => {
                 HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
             }
@@ -175,9 +180,10 @@ impl Router {
 }
 
 /// Routes one published message; returns how many connections queued it.
+/// Its fields are checked as the hub checks a client's (docs/PROTOCOL.md).
 fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
     if let Some(path) = value.get("path").and_then(Value::as_str) {
-        switchboard_hub::pattern::check_address_syntax(path)
+        pattern::check_published_address(path)
             .map_err(|why| RequestError::new("invalid_address", why))?;
         let values = match value.get("values") {
             None => Vec::new(),
@@ -197,20 +203,27 @@ fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
             "give \"event\" (with \"room\", \"to\" or \"broadcast\") or \"path\"",
         )
     })?;
+    envelope::check_event_name(event)?;
     let data = value.get("data").cloned().unwrap_or(Value::Null);
-    if let Some(room) = value.get("room").and_then(Value::as_str) {
-        return Ok(hub.to(room).emit(event, &data));
+    let room = value.get("room").and_then(Value::as_str);
+    let to = value.get("to").and_then(Value::as_str);
+    let broadcast = value.get("broadcast").and_then(Value::as_bool) == Some(true);
+    match (room, to, broadcast) {
+        (Some(room), None, false) => {
+            let room = envelope::room_name(Some(room))?;
+            Ok(hub.to(&room).emit(event, &data))
+        }
+        (None, Some(to), false) => Ok(usize::from(hub.emit_to(to, event, &data))),
+        (None, None, true) => Ok(hub.emit_all(event, &data)),
+        (None, None, false) => Err(RequestError::new(
+            "invalid_target",
+            "give \"room\", \"to\" or \"broadcast\": true",
+        )),
+        _ => Err(RequestError::new(
+            "invalid_target",
+            "use at most one of \"room\", \"to\" and \"broadcast\"",
+        )),
     }
-    if let Some(to) = value.get("to").and_then(Value::as_str) {
-        return Ok(usize::from(hub.emit_to(to, event, &data)));
-    }
-    if value.get("broadcast").and_then(Value::as_bool) == Some(true) {
-        return Ok(hub.emit_all(event, &data));
-    }
-    Err(RequestError::new(
-        "invalid_target",
-        "give \"room\", \"to\" or \"broadcast\": true",
-    ))
 }
 
 fn json_response(status: u16, body: &Value) -> HttpResponse {

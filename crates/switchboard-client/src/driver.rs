@@ -13,10 +13,13 @@ use crate::client::{AckResult, ClientError, Shared, Status};
 use crate::incoming::Incoming;
 use crate::options::ClientOptions;
 
+/// The ack id of a request and the channel its reply goes to.
+pub(crate) type AckWaiter = (u64, oneshot::Sender<AckResult>);
+
 /// What the application asked the driver to do.
 pub(crate) enum Command {
     /// Send a message; with an ack id and the channel its reply goes to.
-    Send(Value, Option<(u64, oneshot::Sender<AckResult>)>),
+    Send(Value, Option<AckWaiter>),
     /// Join a room, and rejoin it after every reconnect.
     Join(String),
     /// Leave a room.
@@ -44,7 +47,7 @@ struct State {
     rooms: BTreeSet<String>,
     patterns: BTreeSet<String>,
     name: Option<String>,
-    buffer: VecDeque<(Value, Option<(u64, oneshot::Sender<AckResult>)>)>,
+    buffer: VecDeque<(Value, Option<AckWaiter>)>,
     pending: HashMap<u64, oneshot::Sender<AckResult>>,
 }
 
@@ -63,19 +66,24 @@ pub(crate) async fn run(
     };
     let mut attempt = 0;
     loop {
-        if let Ok((reader, writer)) = open(&url, &options, &state).await {
-            attempt = 0;
-            match session(&shared, reader, writer, &mut commands, &mut state).await {
-                Ended::ByUser => break,
-                Ended::Lost => fail_pending(&mut state, ClientError::Disconnected),
+        // Why the last attempt to connect failed, for the events below.
+        let mut error = None;
+        match open(&url, &options, &state).await {
+            Ok((reader, writer)) => {
+                attempt = 0;
+                match session(&shared, reader, writer, &mut commands, &mut state).await {
+                    Ended::ByUser => break,
+                    Ended::Lost => fail_pending(&mut state, ClientError::Disconnected),
+                }
             }
+            Err(failure) => error = Some(failure.to_string()),
         }
         attempt += 1;
         if attempt > options.reconnect.attempts {
             shared.set_status(Status::Gone);
             shared.dispatch(Incoming::local(
                 "reconnection_failed",
-                json!({ "attempts": options.reconnect.attempts }),
+                json!({ "attempts": options.reconnect.attempts, "error": error }),
             ));
             break;
         }
@@ -83,7 +91,7 @@ pub(crate) async fn run(
         shared.set_status(Status::Reconnecting);
         shared.dispatch(Incoming::local(
             "reconnecting",
-            json!({ "attempt": attempt, "delay_ms": delay.as_millis() as u64 }),
+            json!({ "attempt": attempt, "delay_ms": delay.as_millis() as u64, "error": error }),
         ));
         if wait_buffering(delay, &mut commands, &mut state, options.buffer).await {
             break;
@@ -236,7 +244,7 @@ fn on_message(shared: &Shared, text: &str, state: &mut State) -> bool {
 }
 
 enum Applied {
-    Send(Value, Option<(u64, oneshot::Sender<AckResult>)>),
+    Send(Value, Option<AckWaiter>),
     Close,
 }
 
@@ -277,11 +285,13 @@ fn apply(command: Command, state: &mut State) -> Applied {
 async fn send(
     writer: &Writer,
     mut message: Value,
-    ack: Option<(u64, oneshot::Sender<AckResult>)>,
+    ack: Option<AckWaiter>,
     state: &mut State,
 ) -> Result<(), switchboard_net::Error> {
     if let Some((id, reply)) = ack {
         message["ack"] = json!(id);
+        // Forget requests whose callers stopped waiting (their ack timed out).
+        state.pending.retain(|_, waiting| !waiting.is_closed());
         state.pending.insert(id, reply);
     }
     writer.send(Message::text(message.to_string())).await

@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 /// A message from the server, or an event of the client itself
-/// (`reconnecting`, `reconnection_failed`, `connected`).
+/// (`reconnecting`, `reconnection_failed`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Incoming {
     /// The event name; `address` for `{path, values}` messages.

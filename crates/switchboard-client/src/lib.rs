@@ -22,6 +22,12 @@
 //! before the buffer is replayed. After the last failed attempt the client
 //! emits `reconnection_failed` and its status becomes [`Status::Gone`].
 //!
+//! Each attempt is announced with `reconnecting`, data
+//! `{"attempt", "delay_ms", "error"}`; `reconnection_failed` has
+//! `{"attempts", "error"}`. `error` says why the last attempt to connect
+//! failed (refused, an HTTP status, a timeout), or is `null` when a
+//! connection was just lost.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), switchboard_client::ClientError> {
 //! use switchboard_client::{Client, ClientOptions, To};

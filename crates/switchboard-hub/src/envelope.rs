@@ -9,7 +9,7 @@ use serde_json::Value;
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 
 use crate::id::ConnId;
-use crate::pattern::{check_address_syntax, Pattern};
+use crate::pattern::{check_published_address, Pattern};
 
 /// The subprotocol of the JSON encoding (the default when none is negotiated).
 pub const JSON_PROTOCOL: &str = "switchboard.json";
@@ -238,13 +238,7 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
 
 fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
     if let Some(path) = &raw.path {
-        check_address_syntax(path).map_err(|why| RequestError::new("invalid_address", why))?;
-        if path.contains(['*', '?']) {
-            return Err(RequestError::new(
-                "invalid_address",
-                "a published address has no wildcards",
-            ));
-        }
+        check_published_address(path).map_err(|why| RequestError::new("invalid_address", why))?;
         let values = raw.values.clone().unwrap_or_default();
         return Ok(Request::Address {
             path: path.clone(),
@@ -313,7 +307,9 @@ fn pattern_field(data: &Value) -> Result<&str, RequestError> {
         .ok_or_else(|| RequestError::new("invalid_pattern", "data.pattern must be a string"))
 }
 
-fn check_event_name(event: &str) -> Result<(), RequestError> {
+/// Validates the name of an event a client (or the HTTP API) sends: 1 to 64
+/// characters, no control characters, not one of the events only the server sends.
+pub fn check_event_name(event: &str) -> Result<(), RequestError> {
     if RESERVED_EVENTS.contains(&event) {
         return Err(RequestError::new(
             "reserved_event",

@@ -95,6 +95,16 @@ pub fn check_address_syntax(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks an address that is published (not a pattern): the syntax of
+/// [`check_address_syntax`], and no wildcards.
+pub fn check_published_address(text: &str) -> Result<(), String> {
+    check_address_syntax(text)?;
+    if text.contains(['*', '?']) {
+        return Err(format!("{text:?}: a published address has no wildcards"));
+    }
+    Ok(())
+}
+
 fn split(address: &str) -> impl Iterator<Item = &str> {
     let trimmed = address.strip_prefix('/').unwrap_or(address);
     trimmed.split('/').filter(move |_| !trimmed.is_empty())

@@ -41,31 +41,36 @@ impl Hub {
         );
         self.run_connect_hooks(&socket);
 
-        loop {
+        // Whether the writer ended first (a close it was asked to send, a
+        // slow-consumer abort, a failed write): its handle is then spent.
+        let writer_ended = loop {
             tokio::select! {
                 event = reader.next_event() => match event {
                     Ok(Event::Message(message)) => self.dispatch(&socket, message),
                     Ok(Event::Ping(_) | Event::Pong(_) | Event::Fragment(_)) => {}
                     Ok(Event::Closed(info)) => {
                         tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
-                        break;
+                        break false;
                     }
                     Err(error) => {
                         tracing::debug!(id = %socket.id(), %error, "read failed");
-                        break;
+                        break false;
                     }
                 },
                 _ = &mut writer_task => {
                     tracing::debug!(id = %socket.id(), "writer ended");
-                    break;
+                    break true;
                 }
             }
-        }
+        };
         self.remove(&socket);
         drop(socket);
         // The queue closes once the registry's handles are gone; the writer
         // then finishes what was queued, bounded by the socket's close timeout.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer_task).await;
+        // (A finished JoinHandle must not be polled again: tokio panics.)
+        if !writer_ended {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer_task).await;
+        }
     }
 
     fn remove(&self, socket: &Socket) {

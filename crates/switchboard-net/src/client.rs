@@ -74,6 +74,7 @@ async fn open(target: &Target, options: ConnectOptions) -> Result<(WebSocket, Re
     handshake_options.protocols = options.protocols;
     handshake_options.headers = options.headers;
     handshake_options.limits = options.config.limits;
+    handshake_options.extensions = options.config.deflate.as_ref().map(|d| d.client_offer());
     let (handshake, request) = ClientHandshake::new(target, handshake_options);
     stream.write_all(&request).await?;
     let mut buf = BytesMut::with_capacity(1024);
@@ -87,7 +88,17 @@ async fn open(target: &Target, options: ConnectOptions) -> Result<(WebSocket, Re
         }
         if let Some((response, len)) = handshake.parse_response(&buf)? {
             let rest = buf.split_off(len);
+            let deflate = match &options.config.deflate {
+                Some(deflate) => deflate
+                    .accept_response(&response.extensions)
+                    .map_err(|why| HandshakeError::new(0, format!("permessage-deflate: {why}")))?
+                    .map(|negotiated| (negotiated, deflate)),
+                None => None,
+            };
             let socket = WebSocket::from_tcp(stream, Role::Client, &options.config, rest);
+            if let Some((negotiated, deflate)) = deflate {
+                socket.enable_deflate(&negotiated, deflate);
+            }
             return Ok((socket, response));
         }
     }

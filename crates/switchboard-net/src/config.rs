@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use switchboard_proto::handshake::Limits;
 
+use switchboard_proto::deflate::DeflateConfig;
 use switchboard_proto::ConfigError;
 
 use crate::error::Error;
@@ -23,6 +24,7 @@ pub struct Config {
     pub(crate) read_buffer_size: usize,
     pub(crate) protocols: Vec<String>,
     pub(crate) max_http_body: usize,
+    pub(crate) deflate: Option<DeflateConfig>,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             read_buffer_size: 8 * 1024,
             protocols: Vec::new(),
             max_http_body: 64 * 1024,
+            deflate: None,
         }
     }
 }
@@ -131,9 +134,21 @@ impl Config {
         self
     }
 
+    /// permessage-deflate (RFC 7692): `None` turns it off. A server accepts
+    /// clients' offers with these settings; a client offers them (use
+    /// [`DeflateConfig::client`]). Default `None`: compression costs CPU, and
+    /// is worth it for text-heavy traffic on slow links.
+    pub fn deflate(&mut self, deflate: Option<DeflateConfig>) -> &mut Self {
+        self.deflate = deflate;
+        self
+    }
+
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), Error> {
         self.protocol.validate()?;
+        if let Some(deflate) = &self.deflate {
+            deflate.validate()?;
+        }
         let invalid = |why: &str| Err(Error::from(ConfigError::new(why)));
         if self.handshake_timeout.is_zero() {
             return invalid("handshake_timeout must be > 0");

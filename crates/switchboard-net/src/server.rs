@@ -2,8 +2,9 @@
 //! the application's handler, or upgrade to a WebSocket.
 
 use bytes::{Bytes, BytesMut};
+use switchboard_proto::deflate::Negotiated;
 use switchboard_proto::handshake::server::status_text;
-use switchboard_proto::handshake::{reject_response, Request};
+use switchboard_proto::handshake::{reject_response, Request, Upgrade};
 use switchboard_proto::{HandshakeError, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -130,11 +131,14 @@ pub async fn accept<H: Handler + ?Sized>(
 ) -> Result<Option<Accepted>, Error> {
     let _ = stream.set_nodelay(true);
     let mut stream = stream;
-    let Some((request, protocol, rest)) = respond(&mut stream, config, handler).await? else {
+    let Some((request, protocol, deflate, rest)) = respond(&mut stream, config, handler).await?
+    else {
         return Ok(None);
     };
+    let socket = WebSocket::from_tcp(stream, Role::Server, config, rest);
+    enable_deflate(&socket, deflate.as_ref(), config);
     Ok(Some(Accepted {
-        socket: WebSocket::from_tcp(stream, Role::Server, config, rest),
+        socket,
         request,
         protocol,
     }))
@@ -150,18 +154,28 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler + ?Sized,
 {
-    let Some((request, protocol, rest)) = respond(&mut stream, config, handler).await? else {
+    let Some((request, protocol, deflate, rest)) = respond(&mut stream, config, handler).await?
+    else {
         return Ok(None);
     };
+    let socket = WebSocket::from_stream(stream, Role::Server, config, rest);
+    enable_deflate(&socket, deflate.as_ref(), config);
     Ok(Some(Accepted {
-        socket: WebSocket::from_stream(stream, Role::Server, config, rest),
+        socket,
         request,
         protocol,
     }))
 }
 
-/// The request, the chosen subprotocol and the bytes read past the head.
-type Upgraded = (Request, Option<String>, BytesMut);
+fn enable_deflate(socket: &WebSocket, negotiated: Option<&Negotiated>, config: &Config) {
+    if let (Some(negotiated), Some(deflate)) = (negotiated, &config.deflate) {
+        socket.enable_deflate(negotiated, deflate);
+    }
+}
+
+/// The request, the chosen subprotocol, the compression agreed on and the
+/// bytes read past the head.
+type Upgraded = (Request, Option<String>, Option<Negotiated>, BytesMut);
 
 async fn respond<S, H>(
     stream: &mut S,
@@ -218,15 +232,34 @@ where
                     return Err(error.into());
                 }
             }
-            let response = upgrade.accept_response(protocol.as_deref(), None, &headers);
+            let (deflate, extensions) = negotiate_deflate(&upgrade, config);
+            let response =
+                upgrade.accept_response(protocol.as_deref(), extensions.as_deref(), &headers);
             stream.write_all(&response).await?;
-            Ok(Some((request, protocol, rest)))
+            Ok(Some((request, protocol, deflate, rest)))
         }
         Ok((_, Decision::Reject(error))) | Err(error) => {
             let _ = stream.write_all(&reject_response(&error)).await;
             let _ = stream.shutdown().await;
             Err(error.into())
         }
+    }
+}
+
+/// Picks the client's first acceptable permessage-deflate offer, if
+/// compression is on; declined offers are logged (RFC 7692 §5: a server
+/// declines malformed offers rather than failing the handshake).
+fn negotiate_deflate(upgrade: &Upgrade, config: &Config) -> (Option<Negotiated>, Option<String>) {
+    let Some(deflate) = &config.deflate else {
+        return (None, None);
+    };
+    let (chosen, declined) = deflate.negotiate_server(upgrade.extensions());
+    for reason in declined {
+        tracing::debug!(%reason, "declined permessage-deflate offer");
+    }
+    match chosen {
+        Some((negotiated, header)) => (Some(negotiated), Some(header)),
+        None => (None, None),
     }
 }
 

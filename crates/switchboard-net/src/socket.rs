@@ -22,6 +22,8 @@ use switchboard_proto::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use switchboard_proto::deflate::{DeflateConfig, Negotiated};
+
 use crate::config::Config;
 use crate::error::Error;
 
@@ -271,6 +273,11 @@ impl WebSocket {
     /// Bytes waiting to be written (the seeds' `bufferSize`).
     pub fn buffered_amount(&self) -> usize {
         self.writer.buffered_amount()
+    }
+
+    /// Turns on permessage-deflate as negotiated in the handshake.
+    pub(crate) fn enable_deflate(&self, negotiated: &Negotiated, config: &DeflateConfig) {
+        self.writer.shared.conn().set_deflate(negotiated, config);
     }
 
     /// Splits into a reader and a writer for use from different tasks.

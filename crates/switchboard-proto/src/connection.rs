@@ -24,6 +24,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
+use crate::deflate::codec::InflateError;
+use crate::deflate::{DeflateConfig, Deflater, Inflater, Negotiated};
 use crate::error::{ProtocolError, UsageError};
 use crate::frame::{encode_frame_into, FrameHeader, OpCode, MAX_CONTROL_PAYLOAD};
 use crate::mask::apply_mask;
@@ -129,6 +131,18 @@ struct Inbound {
     fragments: usize,
     streaming: bool,
     validator: Utf8Validator,
+    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
+    compressed: bool,
+    /// Bytes inflated so far, bounded by `max_message_size`.
+    inflated: usize,
+}
+
+/// The negotiated permessage-deflate state of a connection.
+#[derive(Debug)]
+struct Compression {
+    deflater: Deflater,
+    inflater: Inflater,
+    threshold: usize,
 }
 
 /// The frame being received: its header, and how much of its payload is
@@ -165,6 +179,7 @@ pub struct Connection {
     /// The peer's close frame, found behind messages not yet polled (and when
     /// it arrived); answered once they have been, like `pending_failure`.
     pending_close: Option<(CloseFrame, Instant)>,
+    compression: Option<Box<Compression>>,
     timers: TimerTable,
     keepalive_counter: u32,
 }
@@ -191,9 +206,47 @@ impl Connection {
             sent_close: None,
             pending_failure: None,
             pending_close: None,
+            compression: None,
             timers: TimerTable::new(now),
             keepalive_counter: 0,
         }
+    }
+
+    /// Turns on permessage-deflate as negotiated in the handshake (RFC 7692).
+    /// Nothing is allocated until a message is compressed or inflated.
+    pub fn set_deflate(&mut self, negotiated: &Negotiated, config: &DeflateConfig) {
+        let (ours, theirs) = match self.role {
+            Role::Server => (
+                (
+                    negotiated.server_max_window_bits,
+                    negotiated.server_no_context_takeover,
+                ),
+                (
+                    negotiated.client_max_window_bits,
+                    negotiated.client_no_context_takeover,
+                ),
+            ),
+            Role::Client => (
+                (
+                    negotiated.client_max_window_bits,
+                    negotiated.client_no_context_takeover,
+                ),
+                (
+                    negotiated.server_max_window_bits,
+                    negotiated.server_no_context_takeover,
+                ),
+            ),
+        };
+        self.compression = Some(Box::new(Compression {
+            deflater: Deflater::new(config.level, ours.0, ours.1),
+            inflater: Inflater::new(theirs.0, theirs.1),
+            threshold: config.threshold,
+        }));
+    }
+
+    /// Whether permessage-deflate is in use.
+    pub fn is_deflate(&self) -> bool {
+        self.compression.is_some()
     }
 
     /// This end's role.
@@ -525,7 +578,23 @@ impl Connection {
 
     fn queue_data(&mut self, opcode: OpCode, fin: bool, payload: Bytes) {
         self.timers.data_sent = true;
-        let header = self.header(fin, opcode, payload.len());
+        let compress = fin
+            && opcode != OpCode::Continuation
+            && self
+                .compression
+                .as_ref()
+                .is_some_and(|c| payload.len() >= c.threshold);
+        let (payload, rsv1) = match self.compression.as_mut() {
+            Some(compression) if compress => {
+                // RFC 7692 §6.1: the whole message, compressed, RSV1 on its first frame.
+                let mut deflated = Vec::with_capacity(payload.len() / 2 + 16);
+                compression.deflater.compress(&payload, &mut deflated);
+                (Bytes::from(deflated), true)
+            }
+            _ => (payload, false),
+        };
+        let mut header = self.header(fin, opcode, payload.len());
+        header.rsv1 = rsv1;
         if header.mask.is_some() || payload.len() <= COPY_LIMIT {
             let before = self.out.len();
             self.out.reserve(header.encoded_len() + payload.len());
@@ -589,7 +658,11 @@ impl Connection {
     /// made as soon as a header is complete so that a bad frame is refused
     /// before its payload is read. Data frames open or continue `inbound`.
     fn check_header(&mut self, header: &FrameHeader) -> Result<(), ProtocolError> {
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        // RSV1 marks a compressed message, only with permessage-deflate and
+        // only on a message's first frame (RFC 7692 §6); RSV2/3 never.
+        let rsv1_allowed =
+            self.compression.is_some() && matches!(header.opcode, OpCode::Text | OpCode::Binary);
+        if (header.rsv1 && !rsv1_allowed) || header.rsv2 || header.rsv3 {
             return Err(ProtocolError::ReservedBits);
         }
         match (self.role, header.mask.is_some()) {
@@ -625,6 +698,8 @@ impl Connection {
             fragments: 0,
             streaming: self.streaming,
             validator: Utf8Validator::default(),
+            compressed: header.rsv1,
+            inflated: 0,
         };
         grow_message(&mut inbound, header.payload_len, &self.config)?;
         self.inbound = Some(inbound);
@@ -646,7 +721,8 @@ impl Connection {
             return Ok(());
         }
         if let Some(inbound) = self.inbound.as_mut() {
-            if inbound.kind == MessageKind::Text {
+            // Compressed text is validated once inflated.
+            if inbound.kind == MessageKind::Text && !inbound.compressed {
                 inbound
                     .validator
                     .feed(fresh)
@@ -686,6 +762,16 @@ impl Connection {
     ) -> Result<(), ProtocolError> {
         let Some(inbound) = self.inbound.as_mut() else {
             return Err(ProtocolError::UnexpectedContinuation);
+        };
+        let payload = match self.compression.as_mut() {
+            Some(compression) if inbound.compressed => inflate_frame(
+                inbound,
+                &mut compression.inflater,
+                &payload,
+                fin,
+                &self.config,
+            )?,
+            _ => payload,
         };
         if fin && inbound.kind == MessageKind::Text {
             inbound
@@ -791,6 +877,37 @@ impl Connection {
             cause,
         }));
     }
+}
+
+/// Inflates one frame of a compressed message, bounding the inflated size by
+/// `max_message_size` (decompression bombs close with 1009) and validating
+/// inflated text as it comes.
+fn inflate_frame(
+    inbound: &mut Inbound,
+    inflater: &mut Inflater,
+    payload: &[u8],
+    fin: bool,
+    config: &Config,
+) -> Result<Bytes, ProtocolError> {
+    let limit = config.max_message_size.saturating_sub(inbound.inflated);
+    let mut out = Vec::new();
+    inflater
+        .inflate(payload, fin, &mut out, limit)
+        .map_err(|error| match error {
+            InflateError::TooLarge { .. } => ProtocolError::MessageTooLarge {
+                size: (inbound.inflated + out.len()) as u64,
+                max: config.max_message_size,
+            },
+            InflateError::Corrupt(why) => ProtocolError::InvalidCompressedData(why),
+        })?;
+    inbound.inflated += out.len();
+    if inbound.kind == MessageKind::Text {
+        inbound
+            .validator
+            .feed(&out)
+            .map_err(|_| ProtocolError::InvalidUtf8)?;
+    }
+    Ok(Bytes::from(out))
 }
 
 /// Accounts for one more frame of `payload_len` bytes in `inbound`, enforcing

@@ -62,15 +62,19 @@ pub enum ProtocolError {
     },
     /// Data arrived after the peer's close frame (RFC 6455 §5.5.1).
     DataAfterClose,
-    /// An extension rejected a frame (e.g. a compressed stream that does not inflate).
+    /// An extension rejected a frame.
     Extension(String),
+    /// A compressed message that does not inflate (RFC 7692 §8); closes with 1007.
+    InvalidCompressedData(String),
 }
 
 impl ProtocolError {
     /// The close code that fails the connection for this error (RFC 6455 §7.4.1).
     pub fn close_code(&self) -> CloseCode {
         match self {
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::InvalidCompressedData(_) => {
+                CloseCode::INVALID_PAYLOAD
+            }
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
@@ -107,6 +111,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::DataAfterClose => f.write_str("data after close frame"),
             ProtocolError::Extension(why) => write!(f, "extension error: {why}"),
+            ProtocolError::InvalidCompressedData(why) => {
+                write!(f, "invalid compressed data: {why}")
+            }
         }
     }
 }

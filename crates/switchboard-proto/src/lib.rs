@@ -29,6 +29,7 @@
 pub mod close;
 pub mod config;
 pub mod connection;
+pub mod deflate;
 pub mod error;
 pub mod frame;
 pub mod handshake;

@@ -1,0 +1,505 @@
+//! The opening handshake over real TCP: malformed requests get the exact
+//! status RFC 6455 §4.2.1 calls for, plain HTTP reaches the handler, handlers
+//! can refuse, subprotocols follow the server's preference, and a client
+//! sees the status of a refusal.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{echo, has_header, http_exchange, serve, status_line, within, KEY, WAIT};
+use switchboard_net::{
+    connect, connect_with, AcceptAll, Accepted, Config, ConnectOptions, Decision, Handler,
+    HttpResponse, Message,
+};
+use switchboard_proto::handshake::Request;
+use switchboard_proto::HandshakeError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+/// A request head built from header lines, with the request line first.
+fn head(request_line: &str, headers: &[&str]) -> String {
+    let mut text = format!("{request_line}\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n");
+    text
+}
+
+const HOST: &str = "Host: 127.0.0.1";
+const UPGRADE: &str = "Upgrade: websocket";
+const CONNECTION: &str = "Connection: Upgrade";
+const VERSION: &str = "Sec-WebSocket-Version: 13";
+
+fn key_header() -> String {
+    format!("Sec-WebSocket-Key: {KEY}")
+}
+
+/// A valid upgrade request.
+fn valid() -> String {
+    valid_except("", "")
+}
+
+/// A valid upgrade with `replace` swapped for `with` (an empty `with`
+/// removes the header).
+fn valid_except(replace: &str, with: &str) -> String {
+    let key = key_header();
+    let lines: Vec<&str> = [HOST, UPGRADE, CONNECTION, key.as_str(), VERSION]
+        .into_iter()
+        .filter_map(|line| match line == replace {
+            true if with.is_empty() => None,
+            true => Some(with),
+            false => Some(line),
+        })
+        .collect();
+    head("GET /chat HTTP/1.1", &lines)
+}
+
+#[tokio::test]
+async fn malformed_handshakes_get_their_exact_status() {
+    let addr = serve(Config::default(), AcceptAll, echo).await;
+    let many_headers: Vec<String> = (0..100).map(|i| format!("X-Filler-{i}: v")).collect();
+    let mut too_many: Vec<&str> = vec![HOST, UPGRADE, CONNECTION, VERSION];
+    too_many.extend(many_headers.iter().map(String::as_str));
+    let big_header = format!("X-Big: {}", "a".repeat(20_000));
+    let key = key_header();
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "missing Host",
+            valid_except(HOST, ""),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "missing Sec-WebSocket-Key",
+            valid_except(&key, ""),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "key not base64",
+            valid_except(&key, "Sec-WebSocket-Key: not base64!"),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "key of 5 bytes",
+            valid_except(&key, "Sec-WebSocket-Key: c2hvcnQ="),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "Connection without Upgrade",
+            valid_except(CONNECTION, "Connection: keep-alive"),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "HTTP/1.0",
+            valid().replace("HTTP/1.1", "HTTP/1.0"),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "not HTTP",
+            "\u{1}\u{2}garbage\r\n\r\n".to_owned(),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            "POST",
+            valid().replace("GET ", "POST "),
+            "HTTP/1.1 405 Method Not Allowed",
+        ),
+        (
+            "version 8",
+            valid_except(VERSION, "Sec-WebSocket-Version: 8"),
+            "HTTP/1.1 426 Upgrade Required",
+        ),
+        (
+            "missing version",
+            valid_except(VERSION, ""),
+            "HTTP/1.1 426 Upgrade Required",
+        ),
+        (
+            "too many headers",
+            head("GET / HTTP/1.1", &too_many),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+        (
+            "head over 16 KiB",
+            head("GET / HTTP/1.1", &[HOST, big_header.as_str()]),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+    ];
+    for (name, request, expected) in &cases {
+        let response = http_exchange(addr, request.as_bytes()).await;
+        assert_eq!(status_line(&response), *expected, "{name}: {response}");
+        if expected.contains(" 426 ") {
+            assert!(
+                has_header(&response, "Sec-WebSocket-Version", "13"),
+                "{name}: a 426 names the version (RFC 6455 §4.4): {response}"
+            );
+        }
+        if expected.contains(" 405 ") {
+            assert!(has_header(&response, "Allow", "GET"), "{name}: {response}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_head_not_sent_in_time_gets_408() {
+    let mut config = Config::default();
+    config.handshake_timeout(Duration::from_millis(200));
+    let addr = serve(config, AcceptAll, echo).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    // Half a head, then silence: a slow-loris client.
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let response = common::read_to_close(&mut stream).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 408 Request Timeout",
+        "{response}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(150));
+}
+
+/// Answers `/hello` over plain HTTP, echoing the query and the request body.
+struct Greeter;
+
+impl Handler for Greeter {
+    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+        if request.path() != "/hello" {
+            return HttpResponse::text(404, "not here\n");
+        }
+        let text = format!(
+            "hello {} ({} body bytes)\n",
+            request.query().unwrap_or("anonymous"),
+            body.len()
+        );
+        HttpResponse::text(200, text).with_header("X-Served-By", "greeter")
+    }
+}
+
+#[tokio::test]
+async fn plain_http_reaches_the_handler() {
+    let addr = serve(Config::default(), Greeter, echo).await;
+    let response = http_exchange(addr, head("GET /hello?alice HTTP/1.1", &[HOST]).as_bytes()).await;
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+    assert!(
+        has_header(&response, "X-Served-By", "greeter"),
+        "{response}"
+    );
+    assert!(
+        response.ends_with("\r\n\r\nhello alice (0 body bytes)\n"),
+        "{response}"
+    );
+
+    let post = "POST /hello HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 5\r\n\r\nabcde";
+    let response = http_exchange(addr, post.as_bytes()).await;
+    assert_eq!(status_line(&response), "HTTP/1.1 200 OK", "{response}");
+    assert!(response.ends_with("(5 body bytes)\n"), "{response}");
+
+    let response = http_exchange(addr, head("GET /elsewhere HTTP/1.1", &[HOST]).as_bytes()).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 404 Not Found",
+        "{response}"
+    );
+
+    // The handler answers plain HTTP only; upgrades still work.
+    let (mut socket, _) = within(WAIT, "connect", connect(&format!("ws://{addr}/hello")))
+        .await
+        .unwrap();
+    socket
+        .send(Message::text("still a websocket"))
+        .await
+        .unwrap();
+    let echoed = within(WAIT, "echo", socket.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("still a websocket"));
+}
+
+#[tokio::test]
+async fn the_default_handler_answers_plain_http_with_426() {
+    let addr = serve(Config::default(), AcceptAll, echo).await;
+    let response = http_exchange(addr, head("GET / HTTP/1.1", &[HOST]).as_bytes()).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 426 Upgrade Required",
+        "{response}"
+    );
+    assert!(
+        has_header(&response, "Sec-WebSocket-Version", "13"),
+        "{response}"
+    );
+    assert!(has_header(&response, "Upgrade", "websocket"), "{response}");
+}
+
+/// Lets in only `Authorization: Bearer good`: no credentials is 401, wrong
+/// ones 403.
+struct Gatekeeper;
+
+impl Handler for Gatekeeper {
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
+        match request.header("authorization") {
+            None => Decision::Reject(HandshakeError::new(401, "credentials required")),
+            Some("Bearer good") => Decision::Accept {
+                protocol: preferred.map(str::to_owned),
+                headers: vec![("X-Welcome".into(), "yes".into())],
+            },
+            Some(_) => Decision::Reject(HandshakeError::new(403, "credentials refused")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_handler_refuses_with_401_or_403() {
+    let addr = serve(Config::default(), Gatekeeper, echo).await;
+    let anonymous = valid();
+    let response = http_exchange(addr, anonymous.as_bytes()).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 401 Unauthorized",
+        "{response}"
+    );
+    assert!(response.ends_with("credentials required\n"), "{response}");
+
+    let key = key_header();
+    let wrong = head(
+        "GET /chat HTTP/1.1",
+        &[
+            HOST,
+            UPGRADE,
+            CONNECTION,
+            &key,
+            VERSION,
+            "Authorization: Bearer bad",
+        ],
+    );
+    let response = http_exchange(addr, wrong.as_bytes()).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 403 Forbidden",
+        "{response}"
+    );
+
+    let url = format!("ws://{addr}/");
+    let error = within(WAIT, "connect", connect(&url)).await.unwrap_err();
+    assert_eq!(
+        error.handshake_error().map(HandshakeError::status),
+        Some(401),
+        "{error}"
+    );
+
+    let options = ConnectOptions::default().header("Authorization", "Bearer good");
+    let (mut socket, response) = within(WAIT, "connect", connect_with(&url, options))
+        .await
+        .unwrap();
+    let welcome = response
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("x-welcome"));
+    assert_eq!(welcome.map(|h| h.value.as_slice()), Some(&b"yes"[..]));
+    socket.send(Message::text("in")).await.unwrap();
+    let echoed = within(WAIT, "echo", socket.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("in"));
+}
+
+/// Serves with `supported` subprotocols and reports what each accepted
+/// connection agreed on.
+async fn protocol_server(
+    supported: &[&str],
+) -> (SocketAddr, mpsc::UnboundedReceiver<Option<String>>) {
+    let mut config = Config::default();
+    config.protocols(supported.iter().copied());
+    let (agreed, agreed_rx) = mpsc::unbounded_channel();
+    let addr = serve(config, AcceptAll, move |accepted: Accepted| {
+        let agreed = agreed.clone();
+        async move {
+            let _ = agreed.send(accepted.protocol.clone());
+            echo(accepted).await;
+        }
+    })
+    .await;
+    (addr, agreed_rx)
+}
+
+#[tokio::test]
+async fn the_server_picks_the_subprotocol_by_its_own_preference() {
+    let (addr, mut agreed) = protocol_server(&["superchat", "chat"]).await;
+    let url = format!("ws://{addr}/");
+    let cases: &[(&[&str], Option<&str>)] = &[
+        // The client prefers chat; the server's preference wins.
+        (&["chat", "superchat"], Some("superchat")),
+        (&["chat"], Some("chat")),
+        (&["mqtt", "chat"], Some("chat")),
+        (&["mqtt"], None),
+        (&[], None),
+    ];
+    for (offered, expected) in cases {
+        let options = offered
+            .iter()
+            .fold(ConnectOptions::default(), |options, p| options.protocol(*p));
+        let (_socket, response) = within(WAIT, "connect", connect_with(&url, options))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.protocol.as_deref(),
+            *expected,
+            "offered {offered:?}"
+        );
+        let server_side = within(WAIT, "server agreed", agreed.recv()).await.unwrap();
+        assert_eq!(server_side.as_deref(), *expected, "offered {offered:?}");
+    }
+}
+
+/// Refuses everyone: the server is full.
+struct Overloaded;
+
+impl Handler for Overloaded {
+    fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
+        Decision::Reject(HandshakeError::new(503, "try again later"))
+    }
+}
+
+#[tokio::test]
+async fn a_client_sees_the_status_of_a_refusal() {
+    let addr = serve(Config::default(), Overloaded, echo).await;
+    let error = within(WAIT, "connect", connect(&format!("ws://{addr}/")))
+        .await
+        .unwrap_err();
+    assert!(error.is_handshake(), "{error}");
+    let handshake = error.handshake_error().unwrap();
+    assert_eq!(handshake.status(), 503, "{error}");
+    assert!(handshake.reason().contains("503"), "{error}");
+}
+
+#[tokio::test]
+async fn a_head_sent_a_byte_at_a_time_is_accepted() {
+    let addr = serve(Config::default(), AcceptAll, echo).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    for byte in common::upgrade_request(addr, "/").bytes() {
+        stream.write_all(&[byte]).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let response = within(WAIT, "101", async {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            assert_eq!(stream.read(&mut byte).await.unwrap(), 1);
+            head.push(byte[0]);
+        }
+        String::from_utf8(head).unwrap()
+    })
+    .await;
+    assert!(
+        response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
+        "{response}"
+    );
+    assert!(
+        has_header(
+            &response,
+            "Sec-WebSocket-Accept",
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        ),
+        "{response}"
+    );
+}
+
+/// A server that reads one request head and answers with `respond(key)`,
+/// then keeps the connection open without a word more.
+async fn scripted_server(respond: fn(&str) -> Vec<u8>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let key = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Sec-WebSocket-Key: "))
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned();
+                if stream.write_all(&respond(&key)).await.is_err() {
+                    return;
+                }
+                while let Ok(n) = stream.read(&mut chunk).await {
+                    if n == 0 {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn switching(accept: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_frame_sent_with_the_101_is_not_lost() {
+    let addr = scripted_server(|key| {
+        let mut bytes = switching(&switchboard_proto::handshake::accept_key(key));
+        bytes.extend_from_slice(b"\x81\x05hello");
+        bytes
+    })
+    .await;
+    let (mut socket, _) = within(WAIT, "connect", connect(&format!("ws://{addr}/")))
+        .await
+        .unwrap();
+    let first = within(WAIT, "first message", socket.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first, Message::text("hello"));
+}
+
+#[tokio::test]
+async fn a_client_refuses_a_wrong_accept_key() {
+    let addr = scripted_server(|_| switching("bm90IHRoZSByaWdodCBrZXk=")).await;
+    let error = within(WAIT, "connect", connect(&format!("ws://{addr}/")))
+        .await
+        .unwrap_err();
+    assert!(error.is_handshake(), "{error}");
+    assert_eq!(error.handshake_error().unwrap().status(), 0, "{error}");
+}
+
+#[tokio::test]
+async fn a_client_gives_up_on_a_silent_server_after_handshake_timeout() {
+    let addr = scripted_server(|_| Vec::new()).await;
+    let mut config = Config::default();
+    config.handshake_timeout(Duration::from_millis(200));
+    let options = ConnectOptions::default().config(config);
+    let started = std::time::Instant::now();
+    let error = within(
+        WAIT,
+        "connect",
+        connect_with(&format!("ws://{addr}/"), options),
+    )
+    .await
+    .unwrap_err();
+    assert!(error.is_timeout(), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

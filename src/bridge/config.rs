@@ -1,0 +1,219 @@
+//! Which bridges `serve` opens: the `[bridge]` table of the config file and
+//! the `--zmq-*` / `--osc-*` flags.
+//!
+//! Every entry is an endpoint and, for outputs, an optional address pattern.
+//! On the command line both fit in one value, `ENDPOINT[=PATTERN]`; in the
+//! file an entry is either that same string or a table
+//! `{ endpoint = "...", pattern = "..." }`. Nothing is opened unless listed.
+
+use anyhow::Context as _;
+use serde::Deserialize;
+use switchboard_hub::pattern::Pattern;
+
+use super::Kind;
+use crate::settings::ServeArgs;
+
+/// One configured endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RouteSpec")]
+pub struct Route {
+    /// Where: `tcp://HOST:PORT` (with an optional `@` bind / `>` connect
+    /// prefix) for ZeroMQ, `HOST:PORT` for OSC.
+    pub endpoint: String,
+    /// Which addresses an output sends; `None` sends every one.
+    pub pattern: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RouteSpec {
+    Text(String),
+    Table(RouteTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteTable {
+    endpoint: String,
+    pattern: Option<String>,
+}
+
+impl TryFrom<RouteSpec> for Route {
+    type Error = String;
+
+    fn try_from(spec: RouteSpec) -> Result<Route, String> {
+        match spec {
+            RouteSpec::Text(text) => Route::parse(&text),
+            RouteSpec::Table(table) => Ok(Route {
+                endpoint: table.endpoint,
+                pattern: table.pattern,
+            }),
+        }
+    }
+}
+
+impl Route {
+    /// Parses `ENDPOINT[=PATTERN]` (an endpoint never contains `=`).
+    pub fn parse(text: &str) -> Result<Route, String> {
+        let (endpoint, pattern) = match text.split_once('=') {
+            Some((endpoint, pattern)) => (endpoint, Some(pattern.to_owned())),
+            None => (text, None),
+        };
+        Ok(Route {
+            endpoint: endpoint.trim().to_owned(),
+            pattern,
+        })
+    }
+
+    /// The parsed pattern, if any.
+    pub fn pattern(&self) -> Result<Option<Pattern>, String> {
+        self.pattern.as_deref().map(Pattern::parse).transpose()
+    }
+}
+
+/// The `[bridge]` table: lists of endpoints by kind, all empty by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BridgeSettings {
+    /// ZeroMQ PUSH sockets that address messages are sent to.
+    pub zmq_push: Vec<Route>,
+    /// ZeroMQ PUB sockets that address messages are sent to.
+    pub zmq_pub: Vec<Route>,
+    /// ZeroMQ PULL sockets whose messages are published into the hub.
+    pub zmq_pull: Vec<Route>,
+    /// ZeroMQ SUB sockets whose messages are published into the hub.
+    pub zmq_sub: Vec<Route>,
+    /// UDP addresses where OSC packets are received.
+    pub osc_listen: Vec<Route>,
+    /// UDP addresses that address messages are sent to as OSC.
+    pub osc_send: Vec<Route>,
+}
+
+impl BridgeSettings {
+    /// Every entry with its kind, in a fixed order.
+    pub fn entries(&self) -> impl Iterator<Item = (Kind, &Route)> {
+        [
+            (Kind::ZmqPush, &self.zmq_push),
+            (Kind::ZmqPub, &self.zmq_pub),
+            (Kind::ZmqPull, &self.zmq_pull),
+            (Kind::ZmqSub, &self.zmq_sub),
+            (Kind::OscListen, &self.osc_listen),
+            (Kind::OscSend, &self.osc_send),
+        ]
+        .into_iter()
+        .flat_map(|(kind, routes)| routes.iter().map(move |route| (kind, route)))
+    }
+
+    /// Replaces each list that a flag (or its variable) gives.
+    pub fn apply_args(&mut self, args: &ServeArgs) -> anyhow::Result<()> {
+        let lists = [
+            (&mut self.zmq_push, &args.zmq_push, "--zmq-push"),
+            (&mut self.zmq_pub, &args.zmq_pub, "--zmq-pub"),
+            (&mut self.zmq_pull, &args.zmq_pull, "--zmq-pull"),
+            (&mut self.zmq_sub, &args.zmq_sub, "--zmq-sub"),
+            (&mut self.osc_listen, &args.osc_listen, "--osc-listen"),
+            (&mut self.osc_send, &args.osc_send, "--osc-send"),
+        ];
+        for (list, given, flag) in lists {
+            if let Some(given) = given {
+                *list = given
+                    .iter()
+                    .map(|text| Route::parse(text))
+                    .collect::<Result<_, _>>()
+                    .map_err(anyhow::Error::msg)
+                    .context(flag)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks every endpoint and pattern.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (kind, route) in self.entries() {
+            let what = || format!("bridge.{} {:?}", kind.name(), route.endpoint);
+            kind.check_endpoint(&route.endpoint)
+                .map_err(anyhow::Error::msg)
+                .with_context(what)?;
+            if route.pattern.is_some() && !kind.is_output() {
+                anyhow::bail!("{}: a pattern filters outputs only", what());
+            }
+            route
+                .pattern()
+                .map_err(anyhow::Error::msg)
+                .with_context(what)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_values() {
+        assert_eq!(
+            Route::parse("tcp://127.0.0.1:10080=/sensors/**").unwrap(),
+            Route {
+                endpoint: "tcp://127.0.0.1:10080".into(),
+                pattern: Some("/sensors/**".into()),
+            }
+        );
+        assert_eq!(Route::parse("127.0.0.1:57121").unwrap().pattern, None);
+    }
+
+    #[test]
+    fn file_accepts_strings_and_tables() {
+        let text = r#"
+            zmq_push = ["tcp://127.0.0.1:1=/a/**"]
+            osc_listen = ["127.0.0.1:57120"]
+            [[zmq_pub]]
+            endpoint = "tcp://127.0.0.1:2"
+            pattern = "/b/*"
+        "#;
+        let settings: BridgeSettings = toml::from_str(text).unwrap();
+        settings.validate().unwrap();
+        assert_eq!(settings.zmq_push[0].pattern.as_deref(), Some("/a/**"));
+        assert_eq!(settings.zmq_pub[0].endpoint, "tcp://127.0.0.1:2");
+        assert_eq!(settings.entries().count(), 3);
+        assert_eq!(BridgeSettings::default().entries().count(), 0);
+        assert!(
+            toml::from_str::<BridgeSettings>("zmq_pull = [{ endpoint = \"x\", port = 1 }]")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_flag_replaces_the_files_list_of_its_kind() {
+        let text = "osc_send = [\"127.0.0.1:1\"]\nosc_listen = [\"127.0.0.1:2\"]\n";
+        let mut settings: BridgeSettings = toml::from_str(text).unwrap();
+        let args = ServeArgs {
+            osc_send: Some(vec!["127.0.0.1:3=/a/**".into(), "127.0.0.1:4".into()]),
+            ..ServeArgs::default()
+        };
+        settings.apply_args(&args).unwrap();
+        let endpoints: Vec<_> = settings
+            .osc_send
+            .iter()
+            .map(|r| r.endpoint.as_str())
+            .collect();
+        assert_eq!(endpoints, ["127.0.0.1:3", "127.0.0.1:4"]);
+        assert_eq!(settings.osc_send[0].pattern.as_deref(), Some("/a/**"));
+        assert_eq!(settings.osc_listen[0].endpoint, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn bad_entries_are_errors() {
+        let bad = |kind: &str, entry: &str| {
+            let text = format!("{kind} = [{entry:?}]");
+            let settings: BridgeSettings = toml::from_str(&text).unwrap();
+            settings.validate().unwrap_err().to_string()
+        };
+        assert!(bad("zmq_push", "127.0.0.1:1").contains("zmq_push"));
+        assert!(bad("zmq_push", "udp://127.0.0.1:1").contains("zmq_push"));
+        assert!(bad("zmq_push", "tcp://127.0.0.1:1=sensors").contains("zmq_push"));
+        assert!(bad("zmq_pull", "tcp://127.0.0.1:1=/a").contains("outputs only"));
+        assert!(bad("osc_send", "tcp://127.0.0.1:1").contains("osc_send"));
+        assert!(bad("osc_listen", "127.0.0.1").contains("osc_listen"));
+    }
+}

@@ -1,0 +1,221 @@
+//! One open endpoint ([`Link`]), its counters, its filter, and what its
+//! task is handed: the queue of an output, the [`Inbox`] of an input.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use bytes::Bytes;
+use serde_json::Value;
+use switchboard_hub::pattern::{self, Pattern};
+use switchboard_hub::Hub;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::{osc, Kind, Links};
+
+/// A bad input is logged at `warn` the first time and then once per this
+/// many; the others go to `debug`.
+const WARN_EVERY: u64 = 1000;
+
+/// Counters of one endpoint.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Messages received and published into the hub.
+    pub messages_in: AtomicU64,
+    /// Messages handed to the socket.
+    pub messages_out: AtomicU64,
+    /// Packets or frames that could not be read as a message.
+    pub malformed: AtomicU64,
+    /// Sends the socket refused (unreachable peer, message too large, ...).
+    pub send_errors: AtomicU64,
+    /// Messages dropped because the output queue was full or no peer was
+    /// connected.
+    pub dropped: AtomicU64,
+}
+
+impl Stats {
+    pub(super) fn bump(counter: &AtomicU64) -> u64 {
+        counter.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(super) fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// Which addresses an output sends: everything, or any of some patterns.
+#[derive(Debug, Default)]
+pub(super) struct Filter {
+    everything: bool,
+    patterns: Vec<Pattern>,
+}
+
+impl Filter {
+    pub(super) fn add(&mut self, pattern: Option<Pattern>) {
+        match pattern {
+            None => self.everything = true,
+            Some(pattern) if !self.patterns.contains(&pattern) => self.patterns.push(pattern),
+            Some(_) => {}
+        }
+    }
+
+    pub(super) fn matches(&self, path: &str) -> bool {
+        self.everything || self.patterns.iter().any(|p| p.matches(path))
+    }
+}
+
+/// A message on its way out, encoded at most once per format however many
+/// outputs send it.
+pub(crate) struct Outbound {
+    pub path: String,
+    pub values: Vec<Value>,
+    json: OnceLock<Bytes>,
+    osc: OnceLock<Result<Bytes, String>>,
+}
+
+impl Outbound {
+    pub(super) fn new(path: &str, values: &[Value]) -> Outbound {
+        Outbound {
+            path: path.to_owned(),
+            values: values.to_vec(),
+            json: OnceLock::new(),
+            osc: OnceLock::new(),
+        }
+    }
+
+    /// `{"path":...,"values":[...]}`.
+    pub fn json(&self) -> &Bytes {
+        self.json.get_or_init(|| {
+            let message = serde_json::json!({ "path": self.path, "values": self.values });
+            Bytes::from(message.to_string())
+        })
+    }
+
+    /// One OSC message packet, or why it cannot be one.
+    pub fn osc(&self) -> &Result<Bytes, String> {
+        self.osc
+            .get_or_init(|| osc::encode(&self.path, &self.values).map(Bytes::from))
+    }
+}
+
+/// One open endpoint.
+pub struct Link {
+    pub(super) kind: Kind,
+    /// The registry key: the endpoint as configured, normalized.
+    pub(super) endpoint: String,
+    /// What the socket is bound or connected to (the port resolved).
+    pub(super) local: String,
+    pub(super) stats: Stats,
+    pub(super) filter: RwLock<Filter>,
+    pub(super) queue: Option<mpsc::Sender<Arc<Outbound>>>,
+    pub(super) stop: watch::Sender<bool>,
+    pub(super) task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("kind", &self.kind)
+            .field("endpoint", &self.endpoint)
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl Link {
+    /// The kind of endpoint.
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// The endpoint as configured.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The address the socket is bound or connected to.
+    pub fn local(&self) -> &str {
+        &self.local
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Counts a bad input and logs it, at `warn` only now and then.
+    pub(crate) fn malformed(&self, why: &dyn std::fmt::Display) {
+        let count = Stats::bump(&self.stats.malformed);
+        let (kind, endpoint) = (self.kind.name(), self.endpoint.as_str());
+        if count == 1 || count.is_multiple_of(WARN_EVERY) {
+            tracing::warn!(
+                bridge = kind,
+                endpoint,
+                count,
+                "malformed input ignored: {why}"
+            );
+        } else {
+            tracing::debug!(
+                bridge = kind,
+                endpoint,
+                count,
+                "malformed input ignored: {why}"
+            );
+        }
+    }
+
+    /// Counts a failed send and logs it like [`Link::malformed`].
+    pub(crate) fn send_error(&self, why: &dyn std::fmt::Display) {
+        let count = Stats::bump(&self.stats.send_errors);
+        let (kind, endpoint) = (self.kind.name(), self.endpoint.as_str());
+        if count == 1 || count.is_multiple_of(WARN_EVERY) {
+            tracing::warn!(bridge = kind, endpoint, count, "send failed: {why}");
+        } else {
+            tracing::debug!(bridge = kind, endpoint, count, "send failed: {why}");
+        }
+    }
+
+    pub(crate) fn sent(&self) {
+        Stats::bump(&self.stats.messages_out);
+    }
+
+    pub(crate) fn dropped(&self) {
+        Stats::bump(&self.stats.dropped);
+    }
+}
+
+/// What an endpoint's task is handed.
+pub(crate) struct Task {
+    pub link: Arc<Link>,
+    pub stop: watch::Receiver<bool>,
+    /// Outputs: the messages to send.
+    pub queue: Option<mpsc::Receiver<Arc<Outbound>>>,
+    /// Inputs: where received messages go.
+    pub inbox: Inbox,
+}
+
+/// Where an input delivers: the hub's subscribers, then the other family's
+/// outputs.
+#[derive(Clone)]
+pub(crate) struct Inbox {
+    pub(super) hub: Hub,
+    pub(super) links: Arc<Links>,
+    pub(super) max_message_size: usize,
+}
+
+impl Inbox {
+    /// Publishes one received message; `Err` says why it was refused (the
+    /// caller counts it as malformed).
+    pub fn deliver(&self, link: &Link, path: &str, values: &[Value]) -> Result<(), String> {
+        pattern::check_published_address(path)?;
+        self.hub.publish_local(path, values);
+        self.links.route(Some(link.kind.family()), path, values);
+        Stats::bump(&link.stats.messages_in);
+        Ok(())
+    }
+
+    /// The most bytes one received message may have.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+}

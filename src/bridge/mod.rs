@@ -1,0 +1,404 @@
+//! Bridges: address messages (`{path, values}`) to and from ZeroMQ and OSC.
+//!
+//! - `config`: the `[bridge]` settings and the `--zmq-*` / `--osc-*` flags;
+//! - `zmq`: PUSH and PUB outputs, PULL and SUB inputs (JSON frames);
+//! - `osc`: OSC over UDP in both directions, and the value mapping;
+//! - `link`: one open endpoint, its counters and what its task is handed;
+//! - this module: [`Bridges`], the registry of open endpoints, and the
+//!   routing between them and the hub.
+//!
+//! Every address message published in the hub (by a WebSocket client or
+//! `POST /api/publish`) goes to each output whose pattern matches it, through
+//! a bounded queue per output, so a slow or absent peer never holds up the
+//! hub. A message that comes in through an input is published to the hub's
+//! subscribers and sent to the outputs of the *other* family only: what came
+//! from ZeroMQ never goes back out to ZeroMQ, what came from OSC never back
+//! to OSC, so two bridges pointed at each other cannot loop.
+//!
+//! Endpoints are opened on demand and reused: asking [`Bridges::open`] again
+//! for an open endpoint returns it (adding the new pattern to its filter),
+//! as IS2's `createServer` returns the socket it made before.
+//! [`Bridges::close`] closes one, [`Bridges::close_all`] every one.
+
+mod config;
+mod link;
+mod osc;
+mod zmq;
+
+use std::fmt::Write as _;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use switchboard_hub::pattern::Pattern;
+use switchboard_hub::Hub;
+use tokio::sync::{mpsc, watch};
+
+pub use config::BridgeSettings;
+pub use link::{Link, Stats};
+
+use link::{Filter, Inbox, Outbound, Task};
+
+/// Messages waiting for one output before new ones are dropped.
+const OUTPUT_QUEUE_LEN: usize = 1024;
+/// How long closing waits for an endpoint's task to finish.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The kind of an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// ZeroMQ PUSH: sends address messages, one JSON frame each.
+    ZmqPush,
+    /// ZeroMQ PUB: sends address messages as `[path, json]`.
+    ZmqPub,
+    /// ZeroMQ PULL: receives JSON `{path, values}`.
+    ZmqPull,
+    /// ZeroMQ SUB (subscribed to everything): receives JSON `{path, values}`.
+    ZmqSub,
+    /// OSC over UDP, received.
+    OscListen,
+    /// OSC over UDP, sent.
+    OscSend,
+}
+
+/// Where a message came from, for loop prevention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// A ZeroMQ endpoint.
+    Zmq,
+    /// An OSC endpoint.
+    Osc,
+}
+
+impl Kind {
+    /// The name used in settings and metrics (`zmq_push`, `osc_listen`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ZmqPush => "zmq_push",
+            Kind::ZmqPub => "zmq_pub",
+            Kind::ZmqPull => "zmq_pull",
+            Kind::ZmqSub => "zmq_sub",
+            Kind::OscListen => "osc_listen",
+            Kind::OscSend => "osc_send",
+        }
+    }
+
+    /// ZeroMQ or OSC.
+    pub fn family(self) -> Family {
+        match self {
+            Kind::ZmqPush | Kind::ZmqPub | Kind::ZmqPull | Kind::ZmqSub => Family::Zmq,
+            Kind::OscListen | Kind::OscSend => Family::Osc,
+        }
+    }
+
+    /// Whether hub messages are sent out through it.
+    pub fn is_output(self) -> bool {
+        matches!(self, Kind::ZmqPush | Kind::ZmqPub | Kind::OscSend)
+    }
+
+    /// Checks the syntax of an endpoint of this kind.
+    pub fn check_endpoint(self, endpoint: &str) -> Result<(), String> {
+        match self.family() {
+            Family::Zmq => zmq::parse_endpoint(self, endpoint).map(|_| ()),
+            Family::Osc => osc::check_address(endpoint),
+        }
+    }
+}
+
+/// The open endpoints, shared with the hub's address hook.
+#[derive(Default)]
+struct Links {
+    open: RwLock<Vec<Arc<Link>>>,
+}
+
+impl Links {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Link>>> {
+        self.open.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Link>>> {
+        self.open.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a message to every matching output, except those of `origin`.
+    fn route(&self, origin: Option<Family>, path: &str, values: &[Value]) {
+        let links = self.read();
+        let mut message: Option<Arc<Outbound>> = None;
+        for link in links.iter() {
+            let Some(queue) = &link.queue else { continue };
+            if Some(link.kind.family()) == origin {
+                continue;
+            }
+            let matches = link
+                .filter
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .matches(path);
+            if !matches {
+                continue;
+            }
+            let message = message
+                .get_or_insert_with(|| Arc::new(Outbound::new(path, values)))
+                .clone();
+            if queue.try_send(message).is_err() {
+                link.dropped();
+            }
+        }
+    }
+}
+
+/// The registry of open bridge endpoints. Cheap to clone.
+#[derive(Clone)]
+pub struct Bridges {
+    links: Arc<Links>,
+    inbox: Inbox,
+    /// Serializes opening and closing, so one endpoint is never opened twice.
+    opening: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for Bridges {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.links.read().iter()).finish()
+    }
+}
+
+impl Bridges {
+    /// A registry with nothing open, wired to the hub: every address message
+    /// published in the hub goes to the matching outputs from now on.
+    /// `max_message_size` caps what an input accepts.
+    pub fn new(hub: &Hub, max_message_size: usize) -> Bridges {
+        let links = Arc::new(Links::default());
+        let hook = links.clone();
+        hub.on_address(move |path, values| hook.route(None, path, values));
+        Bridges {
+            inbox: Inbox {
+                hub: hub.clone(),
+                links: links.clone(),
+                max_message_size,
+            },
+            links,
+            opening: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Opens every endpoint in the settings and names each on stderr; on an
+    /// error, closes what it had opened and returns it.
+    pub async fn start(&self, settings: &BridgeSettings) -> anyhow::Result<()> {
+        for (kind, route) in settings.entries() {
+            let pattern = route.pattern().map_err(anyhow::Error::msg)?;
+            if let Err(error) = self.open(kind, &route.endpoint, pattern).await {
+                self.close_all().await;
+                return Err(error.context(format!("bridge.{} {}", kind.name(), route.endpoint)));
+            }
+        }
+        for link in self.links() {
+            let (kind, endpoint, local) = (link.kind().name(), link.endpoint(), link.local());
+            if local == endpoint.trim_start_matches(['@', '>']) {
+                eprintln!("switchboard: bridge {kind} {endpoint}");
+            } else {
+                eprintln!("switchboard: bridge {kind} {endpoint} ({local})");
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens an endpoint, or returns the one already open with this kind and
+    /// endpoint (adding `pattern` to what it sends). `pattern` is ignored
+    /// for inputs; `None` sends every address.
+    pub async fn open(
+        &self,
+        kind: Kind,
+        endpoint: &str,
+        pattern: Option<Pattern>,
+    ) -> anyhow::Result<Arc<Link>> {
+        let _opening = self.opening.lock().await;
+        let key = zmq::key(kind, endpoint);
+        if let Some(link) = self.find(kind, &key) {
+            link.filter
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .add(pattern);
+            return Ok(link);
+        }
+        kind.check_endpoint(endpoint).map_err(anyhow::Error::msg)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (queue_tx, queue_rx) = if kind.is_output() {
+            let (tx, rx) = mpsc::channel(OUTPUT_QUEUE_LEN);
+            (Some(tx), Some(rx))
+        } else {
+            (None, None)
+        };
+        let mut filter = Filter::default();
+        filter.add(pattern);
+        let opened = match kind.family() {
+            Family::Zmq => zmq::open(kind, endpoint).await,
+            Family::Osc => osc::open(kind, endpoint).await,
+        }?;
+        let link = Arc::new(Link {
+            kind,
+            endpoint: key,
+            local: opened.local(),
+            stats: Stats::default(),
+            filter: RwLock::new(filter),
+            queue: queue_tx,
+            stop: stop_tx,
+            task: Mutex::new(None),
+        });
+        let task = Task {
+            link: link.clone(),
+            stop: stop_rx,
+            queue: queue_rx,
+            inbox: self.inbox.clone(),
+        };
+        let handle = tokio::spawn(opened.run(task));
+        *link.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
+        self.links.write().push(link.clone());
+        tracing::info!(bridge = kind.name(), endpoint, local = %link.local, "bridge open");
+        Ok(link)
+    }
+
+    fn find(&self, kind: Kind, key: &str) -> Option<Arc<Link>> {
+        self.links
+            .read()
+            .iter()
+            .find(|link| link.kind == kind && link.endpoint == key)
+            .cloned()
+    }
+
+    /// The open endpoints.
+    pub fn links(&self) -> Vec<Arc<Link>> {
+        self.links.read().clone()
+    }
+
+    /// Closes one endpoint; returns whether it was open. (`serve` itself
+    /// only closes them all, at shutdown.)
+    #[allow(dead_code)]
+    pub async fn close(&self, kind: Kind, endpoint: &str) -> bool {
+        let _opening = self.opening.lock().await;
+        let key = zmq::key(kind, endpoint);
+        let link = {
+            let mut links = self.links.write();
+            let index = links
+                .iter()
+                .position(|link| link.kind == kind && link.endpoint == key);
+            index.map(|index| links.remove(index))
+        };
+        match link {
+            Some(link) => {
+                stop(&link).await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Closes every endpoint (at shutdown).
+    pub async fn close_all(&self) {
+        let links = std::mem::take(&mut *self.links.write());
+        for link in &links {
+            let _ = link.stop.send(true);
+        }
+        for link in &links {
+            stop(link).await;
+        }
+    }
+
+    /// Appends the bridge counters to a Prometheus exposition, one series per
+    /// endpoint (labels: `bridge`, the kind, and `endpoint`, the address bound
+    /// or connected to); nothing when none is open.
+    pub fn render_metrics(&self, out: &mut String) {
+        let links = self.links.read();
+        if links.is_empty() {
+            return;
+        }
+        type Counter = fn(&Stats) -> &AtomicU64;
+        let counters: [(&str, &str, Counter); 5] = [
+            (
+                "switchboard_bridge_messages_in_total",
+                "Messages received by a bridge and published into the hub",
+                |s| &s.messages_in,
+            ),
+            (
+                "switchboard_bridge_messages_out_total",
+                "Messages a bridge sent out",
+                |s| &s.messages_out,
+            ),
+            (
+                "switchboard_bridge_malformed_total",
+                "Packets or frames a bridge could not read as a message",
+                |s| &s.malformed,
+            ),
+            (
+                "switchboard_bridge_send_errors_total",
+                "Sends a bridge socket refused",
+                |s| &s.send_errors,
+            ),
+            (
+                "switchboard_bridge_dropped_total",
+                "Messages a bridge dropped: queue full or no peer connected",
+                |s| &s.dropped,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for link in links.iter() {
+                let _ = writeln!(
+                    out,
+                    "{name}{{bridge=\"{}\",endpoint=\"{}\"}} {}",
+                    link.kind.name(),
+                    label_value(&link.local),
+                    Stats::get(counter(link.stats())),
+                );
+            }
+        }
+    }
+}
+
+/// Tells a link's task to stop and waits for it (a bound socket is unbound
+/// when it ends).
+async fn stop(link: &Link) {
+    let _ = link.stop.send(true);
+    let handle = link.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(mut handle) = handle {
+        if tokio::time::timeout(CLOSE_TIMEOUT, &mut handle)
+            .await
+            .is_err()
+        {
+            handle.abort();
+        }
+    }
+    tracing::info!(bridge = link.kind.name(), endpoint = %link.endpoint, "bridge closed");
+}
+
+/// Escapes a Prometheus label value.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// An endpoint whose socket is open, ready to run.
+pub(crate) enum Opened {
+    Zmq(zmq::Socket),
+    Osc(osc::Socket),
+}
+
+impl Opened {
+    fn local(&self) -> String {
+        match self {
+            Opened::Zmq(socket) => socket.local(),
+            Opened::Osc(socket) => socket.local(),
+        }
+    }
+
+    async fn run(self, task: Task) {
+        match self {
+            Opened::Zmq(socket) => zmq::run(socket, task).await,
+            Opened::Osc(socket) => osc::run(socket, task).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+//! The ZeroMQ bridge, on the pure-Rust `zeromq` crate (ZMTP 3, NULL
+//! security), which talks to libzmq peers such as pyzmq.
+//!
+//! - PUSH sends each address message as one frame, `{"path":...,"values":[...]}`.
+//!   With no peer connected the message is dropped (and counted), not queued:
+//!   a late reader gets current values, not a backlog.
+//! - PUB sends two frames, `[path, json]`, so subscribers can filter by
+//!   address prefix (`sub.subscribe(b"/sensors/")`).
+//! - PULL and SUB read the same JSON from the last frame of each message
+//!   (a leading topic frame is ignored); SUB subscribes to everything.
+//!
+//! An endpoint is `tcp://HOST:PORT`; PUSH, PUB and PULL bind it and SUB
+//! connects to it, unless it starts with `@` (bind) or `>` (connect), as in
+//! CZMQ. A connecting socket keeps retrying in the background.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+use zeromq::{
+    PubSocket, PullSocket, PushSocket, Socket as _, SocketOptions, SocketRecv, SocketSend,
+    SubSocket, ZmqError, ZmqMessage,
+};
+
+use super::{Inbox, Kind, Link, Opened, Task};
+
+/// Whether a socket binds its endpoint or connects to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Bind,
+    Connect,
+}
+
+fn default_mode(kind: Kind) -> Mode {
+    match kind {
+        Kind::ZmqSub => Mode::Connect,
+        _ => Mode::Bind,
+    }
+}
+
+/// Splits the `@`/`>` prefix off and checks the address.
+pub(crate) fn parse_endpoint(kind: Kind, endpoint: &str) -> Result<(Mode, &str), String> {
+    let endpoint = endpoint.trim();
+    let (mode, address) = match (endpoint.strip_prefix('@'), endpoint.strip_prefix('>')) {
+        (Some(address), _) => (Mode::Bind, address),
+        (_, Some(address)) => (Mode::Connect, address),
+        _ => (default_mode(kind), endpoint),
+    };
+    if !address.starts_with("tcp://") {
+        return Err(format!(
+            "a ZeroMQ endpoint is tcp://HOST:PORT, optionally after @ (bind) or > (connect), not {endpoint:?}"
+        ));
+    }
+    address
+        .parse::<zeromq::Endpoint>()
+        .map_err(|error| format!("{endpoint:?}: {error}"))?;
+    Ok((mode, address))
+}
+
+/// The registry key of an endpoint: the address, prefixed only when its
+/// mode is not the kind's default.
+pub(crate) fn key(kind: Kind, endpoint: &str) -> String {
+    if kind.family() != super::Family::Zmq {
+        return endpoint.trim().to_owned();
+    }
+    match parse_endpoint(kind, endpoint) {
+        Ok((mode, address)) if mode == default_mode(kind) => address.to_owned(),
+        Ok((Mode::Bind, address)) => format!("@{address}"),
+        Ok((Mode::Connect, address)) => format!(">{address}"),
+        Err(_) => endpoint.trim().to_owned(),
+    }
+}
+
+enum Inner {
+    Push(PushSocket),
+    Pub(PubSocket),
+    Pull(PullSocket),
+    Sub(SubSocket),
+}
+
+/// An open ZeroMQ socket.
+pub(crate) struct Socket {
+    inner: Inner,
+    /// The bound endpoint (port resolved), or the one to connect to.
+    local: String,
+    /// Set while the socket still has to connect.
+    connect: Option<String>,
+}
+
+impl Socket {
+    pub fn local(&self) -> String {
+        self.local.clone()
+    }
+}
+
+/// Creates the socket and binds it now (so a taken port is an error at
+/// startup); a connecting socket connects in its task.
+pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Opened> {
+    let (mode, address) = parse_endpoint(kind, endpoint).map_err(anyhow::Error::msg)?;
+    let mut options = SocketOptions::default();
+    options.no_connect_timeout();
+    let mut inner = match kind {
+        Kind::ZmqPush => Inner::Push(PushSocket::with_options(options)),
+        Kind::ZmqPub => Inner::Pub(PubSocket::with_options(options)),
+        Kind::ZmqPull => Inner::Pull(PullSocket::with_options(options)),
+        Kind::ZmqSub => {
+            let mut socket = SubSocket::with_options(options);
+            socket.subscribe("").await?;
+            Inner::Sub(socket)
+        }
+        Kind::OscListen | Kind::OscSend => unreachable!("not a ZeroMQ kind"),
+    };
+    let socket = match mode {
+        Mode::Bind => {
+            let bound = match &mut inner {
+                Inner::Push(socket) => socket.bind(address).await,
+                Inner::Pub(socket) => socket.bind(address).await,
+                Inner::Pull(socket) => socket.bind(address).await,
+                Inner::Sub(socket) => socket.bind(address).await,
+            }
+            .map_err(|error| anyhow::anyhow!("cannot bind {}: {error}", address))?;
+            Socket {
+                inner,
+                local: bound.to_string(),
+                connect: None,
+            }
+        }
+        Mode::Connect => Socket {
+            inner,
+            local: address.to_owned(),
+            connect: Some(address.to_owned()),
+        },
+    };
+    Ok(Opened::Zmq(socket))
+}
+
+/// Runs an open socket until told to stop, then closes it (unbinding).
+pub(crate) async fn run(mut socket: Socket, mut task: Task) {
+    if let Some(address) = socket.connect.take() {
+        if !connect(&mut socket.inner, &address, &task).await {
+            return close(socket.inner).await;
+        }
+    }
+    match &mut socket.inner {
+        Inner::Push(_) | Inner::Pub(_) => send_loop(&mut socket.inner, &mut task).await,
+        Inner::Pull(pull) => receive_loop(pull, &mut task).await,
+        Inner::Sub(sub) => receive_loop(sub, &mut task).await,
+    }
+    close(socket.inner).await;
+}
+
+/// Connects, retrying until it works or the task is stopped; returns
+/// whether it is connected.
+async fn connect(inner: &mut Inner, address: &str, task: &Task) -> bool {
+    let mut stop = task.stop.clone();
+    loop {
+        let attempt = async {
+            match inner {
+                Inner::Push(socket) => socket.connect(address).await,
+                Inner::Pub(socket) => socket.connect(address).await,
+                Inner::Pull(socket) => socket.connect(address).await,
+                Inner::Sub(socket) => socket.connect(address).await,
+            }
+        };
+        let result = tokio::select! {
+            result = attempt => result,
+            _ = stop.changed() => return false,
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(bridge = task.link.kind.name(), address, "connected");
+                return true;
+            }
+            Err(error) => {
+                tracing::warn!(bridge = task.link.kind.name(), address, %error, "cannot connect; retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return false,
+                }
+            }
+        }
+    }
+}
+
+async fn close(inner: Inner) {
+    let errors = match inner {
+        Inner::Push(socket) => socket.close().await,
+        Inner::Pub(socket) => socket.close().await,
+        Inner::Pull(socket) => socket.close().await,
+        Inner::Sub(socket) => socket.close().await,
+    };
+    for error in errors {
+        tracing::debug!(%error, "while closing a ZeroMQ socket");
+    }
+}
+
+async fn send_loop(inner: &mut Inner, task: &mut Task) {
+    let Some(queue) = task.queue.as_mut() else {
+        return;
+    };
+    let link = &task.link;
+    loop {
+        let message = tokio::select! {
+            message = queue.recv() => message,
+            _ = task.stop.changed() => None,
+        };
+        let Some(message) = message else { return };
+        let send = async {
+            match inner {
+                Inner::Push(socket) => socket.send(ZmqMessage::from(message.json().clone())).await,
+                Inner::Pub(socket) => {
+                    let mut frames = ZmqMessage::from(Bytes::from(message.path.clone()));
+                    frames.push_back(message.json().clone());
+                    socket.send(frames).await
+                }
+                Inner::Pull(_) | Inner::Sub(_) => Ok(()),
+            }
+        };
+        let result = tokio::select! {
+            result = send => result,
+            _ = task.stop.changed() => return,
+        };
+        match result {
+            Ok(()) => link.sent(),
+            Err(ZmqError::ReturnToSender { .. }) => link.dropped(),
+            Err(error) => link.send_error(&error),
+        }
+    }
+}
+
+async fn receive_loop<S: SocketRecv>(socket: &mut S, task: &mut Task) {
+    loop {
+        let received = tokio::select! {
+            received = socket.recv() => received,
+            _ = task.stop.changed() => return,
+        };
+        match received {
+            Ok(message) => {
+                if let Err(why) = accept(&task.inbox, &task.link, &message) {
+                    task.link.malformed(&why);
+                }
+            }
+            Err(ZmqError::NoMessage) => {
+                // No peer right now; do not spin.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => task.link.malformed(&format!("receive failed: {error}")),
+        }
+    }
+}
+
+/// Reads one received message and publishes it.
+fn accept(inbox: &Inbox, link: &Link, message: &ZmqMessage) -> Result<(), String> {
+    let frame = message
+        .get(message.len().saturating_sub(1))
+        .ok_or("empty message")?;
+    if frame.len() > inbox.max_message_size() {
+        return Err(format!(
+            "{} bytes, more than the {} allowed",
+            frame.len(),
+            inbox.max_message_size()
+        ));
+    }
+    let (path, values) = parse_message(frame)?;
+    inbox.deliver(link, &path, &values)
+}
+
+/// `{"path": P, "values": [...]}` (IS2's `"value"` is accepted for
+/// `"values"`, and a single value stands for a list of one).
+pub(crate) fn parse_message(frame: &[u8]) -> Result<(String, Vec<Value>), String> {
+    let text = std::str::from_utf8(frame).map_err(|_| "not UTF-8".to_owned())?;
+    let value: Value = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
+    let Value::Object(mut object) = value else {
+        return Err("not a JSON object".into());
+    };
+    let path = match object.remove("path") {
+        Some(Value::String(path)) => path,
+        _ => return Err("no \"path\" string".into()),
+    };
+    let values = match object.remove("values").or_else(|| object.remove("value")) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(values)) => values,
+        Some(one) => vec![one],
+    };
+    Ok((path, values))
+}
