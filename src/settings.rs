@@ -56,6 +56,15 @@ pub struct ServeArgs {
     /// Log filter, e.g. `debug` or `switchboard=debug` [default: warn].
     #[arg(long, env = "SWITCHBOARD_LOG")]
     pub log: Option<String>,
+    /// Accept permessage-deflate offers (browsers make them) [default: true].
+    #[arg(long, env = "SWITCHBOARD_DEFLATE", value_name = "BOOL")]
+    pub deflate: Option<bool>,
+    /// zlib level for compressed messages, 0–9 [default: 6].
+    #[arg(long, env = "SWITCHBOARD_DEFLATE_LEVEL")]
+    pub deflate_level: Option<u32>,
+    /// Messages shorter than this many bytes go uncompressed [default: 128].
+    #[arg(long, env = "SWITCHBOARD_DEFLATE_THRESHOLD")]
+    pub deflate_threshold: Option<usize>,
     /// ZeroMQ PUSH endpoint that address messages go to, as
     /// `tcp://HOST:PORT[=PATTERN]`; repeatable [default: none].
     #[arg(
@@ -130,6 +139,9 @@ pub struct ServeSettings {
     pub ws_token: Option<String>,
     pub shutdown_timeout: u64,
     pub log: String,
+    pub deflate: bool,
+    pub deflate_level: u32,
+    pub deflate_threshold: usize,
     /// ZeroMQ and OSC endpoints (the `[bridge]` table); none by default.
     pub bridge: crate::bridge::BridgeSettings,
 }
@@ -150,6 +162,9 @@ impl Default for ServeSettings {
             api_key: None,
             ws_token: None,
             shutdown_timeout: 10,
+            deflate: true,
+            deflate_level: 6,
+            deflate_threshold: 128,
             log: "warn".into(),
             bridge: Default::default(),
         }
@@ -187,7 +202,10 @@ impl ServeSettings {
             slow_consumer,
             allowed_origins,
             shutdown_timeout,
-            log
+            log,
+            deflate,
+            deflate_level,
+            deflate_threshold
         );
         if args.api_key.is_some() {
             settings.api_key = args.api_key.clone();

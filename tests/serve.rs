@@ -183,7 +183,7 @@ async fn direct_message_reaches_only_its_target() {
     assert_eq!(reply["data"], json!({"delivered": 1}));
     assert_eq!(
         c[1].next().await,
-        json!({"event": "whisper", "from": c[0].id, "data": "psst"})
+        json!({"event": "whisper", "from": c[0].id, "to": c[1].id, "data": "psst"})
     );
     assert_eq!(c[0].rest().await, Vec::<Value>::new());
     assert_eq!(c[2].rest().await, Vec::<Value>::new());
@@ -195,7 +195,7 @@ async fn broadcast_reaches_everyone() {
     let mut c = clients(&server, 3).await;
     c[0].send(json!({"event": "announce", "broadcast": true, "data": "all"}))
         .await;
-    let expected = json!({"event": "announce", "from": c[0].id, "data": "all"});
+    let expected = json!({"event": "announce", "from": c[0].id, "broadcast": true, "data": "all"});
     for client in c.iter_mut() {
         assert_eq!(client.next().await, expected);
     }

@@ -285,7 +285,11 @@ fn show(incoming: &Incoming, output: &Output) -> bool {
         // Without a room it is a direct message or a broadcast: the protocol
         // does not say which, so neither is claimed.
         "chat" if incoming.data.get("text").is_some_and(Value::is_string) => output.chat(
-            incoming.room.as_deref(),
+            incoming
+                .room
+                .as_deref()
+                .or(incoming.raw.get("to").map(|_| "dm"))
+                .or(incoming.raw.get("broadcast").map(|_| "all")),
             &who,
             incoming.data["text"].as_str().unwrap_or_default(),
         ),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use switchboard_hub::{Hub, HubConfig, SlowConsumerPolicy};
 use switchboard_net::{Accepted, CloseCode, Config};
+use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
@@ -86,6 +87,15 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
             switchboard_hub::JSON_PROTOCOL,
             switchboard_hub::MSGPACK_PROTOCOL,
         ]);
+    if settings.deflate {
+        // Without context takeover on either side (the defaults), no zlib
+        // state is kept per connection and broadcasts are compressed once.
+        let mut deflate = DeflateConfig::default();
+        deflate
+            .level(settings.deflate_level)
+            .threshold(settings.deflate_threshold);
+        net.deflate(Some(deflate));
+    }
     net.validate()?;
     let mut hub_config = HubConfig::default();
     hub_config
@@ -128,13 +138,19 @@ async fn accept_loop(
         let (app, router, shutdown, done) =
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
         tokio::spawn(async move {
-            let accepted = match switchboard_net::accept(stream, &app.net, router.as_ref()).await {
-                Ok(Some(accepted)) => accepted,
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::debug!(%remote, %error, "handshake failed");
-                    return;
-                }
+            // A connection still in its handshake at shutdown is simply dropped.
+            let mut stopping = shutdown.clone();
+            let handshake = switchboard_net::accept(stream, &app.net, router.as_ref());
+            let accepted = tokio::select! {
+                result = handshake => match result {
+                    Ok(Some(accepted)) => accepted,
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::debug!(%remote, %error, "handshake failed");
+                        return;
+                    }
+                },
+                _ = stopping.wait_for(|stop| *stop) => return,
             };
             app.live.fetch_add(1, Ordering::AcqRel);
             serve_connection(&app, accepted, remote, shutdown).await;

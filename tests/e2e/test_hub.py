@@ -95,7 +95,7 @@ def test_direct_message_reaches_only_its_target(server, connect):
     a, b, c = trio(server, connect)
     reply = a.request({"event": "whisper", "to": b.id, "data": "psst"})
     assert reply["data"] == {"delivered": 1}
-    assert b.next() == {"event": "whisper", "from": a.id, "data": "psst"}
+    assert b.next() == {"event": "whisper", "from": a.id, "to": b.id, "data": "psst"}
     assert c.silent() == []
     assert a.silent() == []
 
@@ -114,7 +114,7 @@ def test_broadcast_reaches_everyone_including_the_sender(server, connect):
     reply = a.request({"event": "announce", "broadcast": True, "data": "all"})
     assert reply["data"] == {"delivered": 3}
     for client in (a, b, c):
-        assert client.next() == {"event": "announce", "from": a.id, "data": "all"}
+        assert client.next() == {"event": "announce", "from": a.id, "broadcast": True, "data": "all"}
 
 
 def test_broadcast_with_echo_false_leaves_the_sender_out(server, connect):
@@ -447,7 +447,7 @@ def test_msgpack_client_and_json_client_share_a_room(server, connect):
 def test_msgpack_bin_arrives_to_json_clients_as_byte_values(server, connect):
     packed, plain = connect(server.ws, msgpack=True), connect(server.ws)
     packed.send({"event": "blob", "to": plain.id, "data": b"\x00\x01\xff"})
-    assert plain.next() == {"event": "blob", "from": packed.id, "data": [0, 1, 255]}
+    assert plain.next() == {"event": "blob", "from": packed.id, "to": plain.id, "data": [0, 1, 255]}
 
 
 def test_msgpack_client_may_send_json_text_and_is_answered_in_msgpack(server, connect):

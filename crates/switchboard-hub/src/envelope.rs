@@ -1,11 +1,12 @@
 //! The hub's wire format (docs/PROTOCOL.md): parsing what clients send and
 //! encoding what they receive, in JSON or MessagePack.
 
-use std::cell::OnceCell;
+use std::cell::RefCell;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use switchboard_proto::deflate::SharedDeflate;
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 
 use crate::id::ConnId;
@@ -56,13 +57,17 @@ impl Codec {
         }))
     }
 
-    /// Encodes a value as a whole server frame: text for JSON, binary for MessagePack.
-    pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
-        let opcode = match self {
+    /// The frame opcode: text for JSON, binary for MessagePack.
+    pub fn opcode(self) -> OpCode {
+        match self {
             Codec::Json => OpCode::Text,
             Codec::MsgPack => OpCode::Binary,
-        };
-        encode_server_frame(opcode, false, &self.encode(value))
+        }
+    }
+
+    /// Encodes a value as a whole uncompressed server frame.
+    pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        encode_server_frame(self.opcode(), false, &self.encode(value))
     }
 
     /// Decodes a client message payload into a JSON value.
@@ -372,6 +377,12 @@ pub struct Outgoing<'a> {
     /// The room, for room events and room user lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<&'a str>,
+    /// The recipient, on a direct message: tells it apart from a broadcast.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<&'a str>,
+    /// `true` on a message sent to every connection.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<bool>,
     /// The ack id this message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<&'a Value>,
@@ -391,6 +402,8 @@ impl<'a> Outgoing<'a> {
             from: None,
             from_name: None,
             room: None,
+            to: None,
+            broadcast: None,
             ack: None,
             data,
             error: None,
@@ -407,29 +420,48 @@ pub struct AddressMessage<'a> {
     pub values: &'a [Value],
 }
 
-/// A message encoded lazily, once per codec, for many recipients.
+/// How one connection's frames are encoded: its codec, and the shared
+/// compression it agreed on, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Encoding {
+    /// JSON or MessagePack.
+    pub codec: Codec,
+    /// permessage-deflate without server context takeover, if agreed.
+    pub deflate: Option<SharedDeflate>,
+}
+
+impl Encoding {
+    /// Encodes a value as a whole server frame for this encoding.
+    pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        match self.deflate {
+            None => self.codec.frame(value),
+            Some(deflate) => deflate.encode_frame(self.codec.opcode(), &self.codec.encode(value)),
+        }
+    }
+}
+
+/// A message encoded lazily, once per encoding, for many recipients.
 pub(crate) struct Prepared<T: Serialize> {
     message: T,
-    json: OnceCell<Bytes>,
-    msgpack: OnceCell<Bytes>,
+    frames: RefCell<Vec<(Encoding, Bytes)>>,
 }
 
 impl<T: Serialize> Prepared<T> {
     pub fn new(message: T) -> Self {
         Prepared {
             message,
-            json: OnceCell::new(),
-            msgpack: OnceCell::new(),
+            frames: RefCell::new(Vec::new()),
         }
     }
 
-    /// The whole frame for `codec`, encoded on first use and shared after.
-    pub fn frame(&self, codec: Codec) -> Bytes {
-        let cell = match codec {
-            Codec::Json => &self.json,
-            Codec::MsgPack => &self.msgpack,
-        };
-        cell.get_or_init(|| codec.frame(&self.message)).clone()
+    /// The whole frame for `encoding`, encoded on first use and shared after.
+    pub fn frame(&self, encoding: Encoding) -> Bytes {
+        if let Some((_, frame)) = self.frames.borrow().iter().find(|(e, _)| *e == encoding) {
+            return frame.clone();
+        }
+        let frame = encoding.frame(&self.message);
+        self.frames.borrow_mut().push((encoding, frame.clone()));
+        frame
     }
 }
 
@@ -506,10 +538,28 @@ mod tests {
         let back = Codec::MsgPack.decode(&payload).unwrap();
         assert_eq!(back, json!({"event":"chat","data":data}));
         let prepared = Prepared::new(out);
-        let a = prepared.frame(Codec::Json);
-        let b = prepared.frame(Codec::Json);
+        let json = Encoding {
+            codec: Codec::Json,
+            deflate: None,
+        };
+        let a = prepared.frame(json);
+        let b = prepared.frame(json);
         assert_eq!(a.as_ptr(), b.as_ptr(), "encoded once and shared");
         assert_eq!(a[0], 0x81);
-        assert_eq!(prepared.frame(Codec::MsgPack)[0], 0x82);
+        let msgpack = Encoding {
+            codec: Codec::MsgPack,
+            deflate: None,
+        };
+        assert_eq!(prepared.frame(msgpack)[0], 0x82);
+        let deflate = SharedDeflate {
+            level: 6,
+            window_bits: 15,
+            threshold: 0,
+        };
+        let compressed = prepared.frame(Encoding {
+            codec: Codec::Json,
+            deflate: Some(deflate),
+        });
+        assert_eq!(compressed[0], 0xC1, "FIN, RSV1, text");
     }
 }

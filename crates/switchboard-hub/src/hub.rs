@@ -276,15 +276,21 @@ impl Hub {
     /// Sends an event to every connection (the seeds' `replyAll`); returns
     /// how many queued it.
     pub fn emit_all(&self, event: &str, data: &Value) -> usize {
-        let prepared = Prepared::new(Outgoing::new(event, data));
+        let mut message = Outgoing::new(event, data);
+        message.broadcast = Some(true);
+        let prepared = Prepared::new(message);
         let registry = self.registry();
         deliver(registry.conns.values(), &prepared, None)
     }
 
     /// Sends an event to one connection; returns whether it was queued.
     pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> bool {
-        self.socket(id)
-            .is_some_and(|socket| socket.emit(event, data))
+        let Some(socket) = self.socket(id) else {
+            return false;
+        };
+        let mut message = Outgoing::new(event, data);
+        message.to = Some(id);
+        socket.push(Prepared::new(message).frame(socket.encoding()))
     }
 
     /// Publishes an address-style message to every matching subscriber and
@@ -330,6 +336,7 @@ impl Hub {
                 Ok(deliver(registry.members(room), &prepared, except))
             }
             Target::Everyone => {
+                message.broadcast = Some(true);
                 let prepared = Prepared::new(message);
                 let registry = self.registry();
                 Ok(deliver(registry.conns.values(), &prepared, except))
@@ -341,6 +348,7 @@ impl Hub {
                         format!("no connection with id {id}"),
                     ));
                 };
+                message.to = Some(id.as_str());
                 let prepared = Prepared::new(message);
                 Ok(deliver(std::iter::once(&socket), &prepared, None))
             }
@@ -361,7 +369,7 @@ impl Hub {
         self.inner.closing.store(true, Ordering::Release);
         let end = Prepared::new(Outgoing::new("end", &Value::Null));
         for socket in self.sockets() {
-            socket.push(end.frame(socket.codec()));
+            socket.push(end.frame(socket.encoding()));
             socket.close(CloseCode::GOING_AWAY, "server shutting down");
         }
         tokio::time::timeout(timeout, self.wait_empty())
@@ -394,7 +402,7 @@ fn deliver<'a, T: serde::Serialize>(
 ) -> usize {
     sockets
         .filter(|socket| Some(socket.id()) != except)
-        .filter(|socket| socket.push(prepared.frame(socket.codec())))
+        .filter(|socket| socket.push(prepared.frame(socket.encoding())))
         .count()
 }
 

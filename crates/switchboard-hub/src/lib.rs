@@ -48,7 +48,7 @@ mod session;
 pub mod socket;
 
 pub use config::{HubConfig, SlowConsumerPolicy};
-pub use envelope::{Codec, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
+pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
 pub use hub::{Context, Hub, RoomEmitter, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;

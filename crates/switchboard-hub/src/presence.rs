@@ -64,7 +64,7 @@ impl Hub {
             let prepared = Prepared::new(message);
             let registry = self.registry();
             for socket in registry.members(&room) {
-                socket.push(prepared.frame(socket.codec()));
+                socket.push(prepared.frame(socket.encoding()));
             }
         }
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use serde_json::json;
 use switchboard_net::{Accepted, Event};
 
-use crate::envelope::{self, Codec};
+use crate::envelope::{self, Codec, Encoding};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -20,8 +20,13 @@ impl Hub {
     /// request (`/ws?name=alice`).
     pub async fn serve(&self, accepted: Accepted, meta: Meta, remote: Option<SocketAddr>) {
         let codec = Codec::from_protocol(accepted.protocol.as_deref());
-        let name = query_param(accepted.request.query(), "name")
-            .and_then(|name| envelope::user_name(&name).ok());
+        let name =
+            query_param(accepted.request.query(), "name").map(|name| envelope::user_name(&name));
+        let (name, name_error) = match name {
+            Some(Ok(name)) => (Some(name), None),
+            Some(Err(error)) => (None, Some(error)),
+            None => (None, None),
+        };
         let (mut reader, writer) = accepted.socket.split();
         let config = &self.inner.config;
         let (outbox, rx, kill) = Outbox::new(
@@ -29,7 +34,11 @@ impl Hub {
             config.slow_consumer,
             self.inner.metrics.clone(),
         );
-        let socket = Socket::new(ConnId::random(), codec, outbox, meta, remote, name);
+        let encoding = Encoding {
+            codec,
+            deflate: accepted.deflate,
+        };
+        let socket = Socket::new(ConnId::random(), encoding, outbox, meta, remote, name);
         let mut writer_task = tokio::spawn(write_loop(writer, rx, kill));
 
         self.registry_mut().insert(socket.clone());
@@ -39,6 +48,12 @@ impl Hub {
             "ready",
             &json!({ "id": socket.id().as_str(), "name": socket.name() }),
         );
+        if let Some(error) = name_error {
+            socket.emit(
+                "error",
+                &json!({ "code": error.code, "message": error.message }),
+            );
+        }
         self.run_connect_hooks(&socket);
 
         // Whether the writer ended first (a close it was asked to send, a

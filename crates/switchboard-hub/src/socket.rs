@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde_json::Value;
 use switchboard_net::CloseCode;
 
-use crate::envelope::{Codec, Outgoing};
+use crate::envelope::{Codec, Encoding, Outgoing};
 use crate::id::ConnId;
 use crate::outbox::Outbox;
 use crate::pattern::Pattern;
@@ -25,7 +25,7 @@ pub struct Socket {
 
 struct SocketInner {
     id: ConnId,
-    codec: Codec,
+    encoding: Encoding,
     outbox: Outbox,
     meta: Meta,
     remote: Option<SocketAddr>,
@@ -51,7 +51,7 @@ impl std::fmt::Debug for Socket {
 impl Socket {
     pub(crate) fn new(
         id: ConnId,
-        codec: Codec,
+        encoding: Encoding,
         outbox: Outbox,
         meta: Meta,
         remote: Option<SocketAddr>,
@@ -60,7 +60,7 @@ impl Socket {
         Socket {
             inner: Arc::new(SocketInner {
                 id,
-                codec,
+                encoding,
                 outbox,
                 meta,
                 remote,
@@ -99,13 +99,18 @@ impl Socket {
 
     /// The encoding the connection negotiated.
     pub fn codec(&self) -> Codec {
-        self.inner.codec
+        self.inner.encoding.codec
+    }
+
+    /// The codec and compression of this connection's frames.
+    pub fn encoding(&self) -> Encoding {
+        self.inner.encoding
     }
 
     /// Sends an event to this connection only (the seeds' `replyOne`).
     /// Returns whether it was queued.
     pub fn emit(&self, event: &str, data: &Value) -> bool {
-        self.push(self.inner.codec.frame(&Outgoing::new(event, data)))
+        self.push(self.encoding().frame(&Outgoing::new(event, data)))
     }
 
     /// Closes the connection after the messages already queued for it.

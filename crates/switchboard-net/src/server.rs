@@ -2,7 +2,7 @@
 //! the application's handler, or upgrade to a WebSocket.
 
 use bytes::{Bytes, BytesMut};
-use switchboard_proto::deflate::Negotiated;
+use switchboard_proto::deflate::{Negotiated, SharedDeflate};
 use switchboard_proto::handshake::server::status_text;
 use switchboard_proto::handshake::{reject_response, Request, Upgrade};
 use switchboard_proto::{HandshakeError, Role};
@@ -117,6 +117,10 @@ pub struct Accepted {
     pub request: Request,
     /// The subprotocol agreed on.
     pub protocol: Option<String>,
+    /// How frames for this connection may be compressed once and shared
+    /// with others (set when permessage-deflate was agreed without server
+    /// context takeover); frames encoded plainly are always valid too.
+    pub deflate: Option<SharedDeflate>,
 }
 
 /// Serves one TCP connection: upgrades it, or answers it as HTTP.
@@ -141,6 +145,7 @@ pub async fn accept<H: Handler + ?Sized>(
         socket,
         request,
         protocol,
+        deflate: shared_deflate(deflate.as_ref(), config),
     }))
 }
 
@@ -164,7 +169,14 @@ where
         socket,
         request,
         protocol,
+        deflate: shared_deflate(deflate.as_ref(), config),
     }))
+}
+
+fn shared_deflate(negotiated: Option<&Negotiated>, config: &Config) -> Option<SharedDeflate> {
+    negotiated
+        .zip(config.deflate.as_ref())
+        .and_then(|(n, c)| n.shared(c))
 }
 
 fn enable_deflate(socket: &WebSocket, negotiated: Option<&Negotiated>, config: &Config) {
@@ -190,12 +202,12 @@ where
     let (request, mut rest) = match head {
         Err(_) => {
             let error = HandshakeError::new(408, "handshake timeout");
-            let _ = stream.write_all(&reject_response(&error)).await;
+            refuse(stream, &error).await;
             return Err(Error::timeout("opening handshake"));
         }
         Ok(Err(error)) => {
             if let Some(handshake) = error.handshake_error() {
-                let _ = stream.write_all(&reject_response(handshake)).await;
+                refuse(stream, handshake).await;
             }
             return Err(error);
         }
@@ -210,7 +222,7 @@ where
         stream
             .write_all(&response.encode(request.method() == "HEAD"))
             .await?;
-        let _ = stream.shutdown().await;
+        linger(stream).await;
         return Ok(None);
     }
     let decision = request.validate_upgrade().map(|upgrade| {
@@ -228,7 +240,7 @@ where
                         500,
                         "handler chose a subprotocol the client did not offer",
                     );
-                    let _ = stream.write_all(&reject_response(&error)).await;
+                    refuse(stream, &error).await;
                     return Err(error.into());
                 }
             }
@@ -239,11 +251,36 @@ where
             Ok(Some((request, protocol, deflate, rest)))
         }
         Ok((_, Decision::Reject(error))) | Err(error) => {
-            let _ = stream.write_all(&reject_response(&error)).await;
-            let _ = stream.shutdown().await;
+            refuse(stream, &error).await;
             Err(error.into())
         }
     }
+}
+
+/// How long a refused or answered connection is drained before it is
+/// dropped (see [`linger`]).
+const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Answers with an error status and closes gracefully.
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, error: &HandshakeError) {
+    let _ = stream.write_all(&reject_response(error)).await;
+    linger(stream).await;
+}
+
+/// Sends FIN and reads what the peer still sends, for a short while: closing
+/// a socket with unread bytes makes the kernel send a reset, which can
+/// destroy the response before the peer reads it.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) {
+    let _ = stream.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        while let Ok(n) = stream.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
 }
 
 /// Picks the client's first acceptable permessage-deflate offer, if

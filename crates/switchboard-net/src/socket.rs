@@ -218,6 +218,7 @@ impl WebSocket {
             buf: leftover,
             read_size: config.read_buffer_size,
             close_info: None,
+            closing: None,
             primed: false,
         };
         WebSocket {
@@ -298,8 +299,36 @@ pub struct Reader {
     buf: BytesMut,
     read_size: usize,
     close_info: Option<CloseInfo>,
+    /// The `Closed` event, held while the close reply is flushed so that a
+    /// cancelled `next_event` does not lose it.
+    closing: Option<Event>,
     /// Whether the leftover bytes from the handshake were handed to the core.
     primed: bool,
+}
+
+/// How long a dropped reader keeps draining the peer's bytes. Closing a TCP
+/// socket with unread data makes the kernel send a reset, which can destroy
+/// the close frame (with its code) before the peer reads it.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
+        runtime.spawn(async move {
+            let mut sink = [0u8; 2048];
+            let drain = async {
+                while let Ok(n) = io.read(&mut sink).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
+    }
 }
 
 impl std::fmt::Debug for Reader {
@@ -368,6 +397,12 @@ impl Reader {
     /// After [`Event::Closed`] every call returns an error for which
     /// [`Error::is_closed`] holds. Cancel-safe: dropping the future loses no data.
     pub async fn next_event(&mut self) -> Result<Event, Error> {
+        if self.closing.is_some() {
+            let _ = self.shared.flush().await;
+            if let Some(event) = self.closing.take() {
+                return Ok(event);
+            }
+        }
         loop {
             let (event, finished) = {
                 let mut conn = self.shared.conn();
@@ -382,8 +417,13 @@ impl Reader {
             if let Some(event) = event {
                 if let Event::Closed(info) = &event {
                     self.close_info = Some(info.clone());
+                    self.closing = Some(event);
                     // The close reply goes out if it can; the peer may be gone.
                     let _ = self.shared.flush().await;
+                    if let Some(event) = self.closing.take() {
+                        return Ok(event);
+                    }
+                    continue;
                 }
                 return Ok(event);
             }

@@ -21,7 +21,7 @@ pub mod codec;
 pub mod params;
 
 pub use codec::{Deflater, Inflater};
-pub use params::{DeflateConfig, Negotiated};
+pub use params::{DeflateConfig, Negotiated, SharedDeflate};
 
 /// The extension token.
 pub const EXTENSION: &str = "permessage-deflate";

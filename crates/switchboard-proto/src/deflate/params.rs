@@ -408,3 +408,41 @@ mod tests {
             .starts_with("permessage-deflate; server_no_context_takeover"));
     }
 }
+
+/// A connection's compression when its frames can be compressed once and
+/// shared: the server compresses without context takeover, so a message's
+/// compressed form depends only on the level and the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SharedDeflate {
+    /// The zlib level.
+    pub level: u32,
+    /// The server's window, as a power of two.
+    pub window_bits: u8,
+    /// Messages shorter than this go uncompressed.
+    pub threshold: usize,
+}
+
+impl Negotiated {
+    /// The shared form of this server-side agreement, if the server
+    /// compresses without context takeover.
+    pub fn shared(&self, config: &DeflateConfig) -> Option<SharedDeflate> {
+        self.server_no_context_takeover.then_some(SharedDeflate {
+            level: config.level,
+            window_bits: self.server_max_window_bits,
+            threshold: config.threshold,
+        })
+    }
+}
+
+impl SharedDeflate {
+    /// A whole server frame for `payload`, compressed (RSV1 set) when it
+    /// reaches the threshold; valid on every connection with this agreement.
+    pub fn encode_frame(&self, opcode: crate::frame::OpCode, payload: &[u8]) -> bytes::Bytes {
+        if payload.len() < self.threshold {
+            return crate::frame::encode_server_frame(opcode, false, payload);
+        }
+        let mut compressed = Vec::with_capacity(payload.len() / 2 + 16);
+        super::Deflater::new(self.level, self.window_bits, true).compress(payload, &mut compressed);
+        crate::frame::encode_server_frame(opcode, true, &compressed)
+    }
+}
