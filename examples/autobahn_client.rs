@@ -6,6 +6,7 @@
 //!
 //! Asks `/getCaseCount`, runs every case by echoing on
 //! `/runCase?case=N&agent=switchboard`, then asks for `/updateReports`.
+//! `AUTOBAHN_PARALLEL=N` runs N cases at a time (default 1).
 
 use switchboard_net::{connect, connect_with, Config, ConnectOptions, Error, Message};
 use switchboard_proto::deflate::DeflateConfig;
@@ -19,13 +20,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let base = base.trim_end_matches('/');
     let count = case_count(base).await?;
-    eprintln!("running {count} cases against {base}");
+    let parallel: usize = std::env::var("AUTOBAHN_PARALLEL")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1)
+        .max(1);
+    eprintln!("running {count} cases against {base}, {parallel} at a time");
+    let mut running = tokio::task::JoinSet::new();
     for case in 1..=count {
-        let url = format!("{base}/runCase?case={case}&agent={AGENT}");
-        if let Err(error) = echo_until_closed(&url).await {
-            eprintln!("case {case}: {error}");
+        if running.len() >= parallel {
+            running.join_next().await;
         }
+        let url = format!("{base}/runCase?case={case}&agent={AGENT}");
+        running.spawn(async move {
+            if let Err(error) = echo_until_closed(&url).await {
+                eprintln!("case {case}: {error}");
+            }
+        });
     }
+    while running.join_next().await.is_some() {}
     let (mut socket, _) = connect(&format!("{base}/updateReports?agent={AGENT}")).await?;
     while socket.recv().await.is_some() {}
     eprintln!("reports updated");

@@ -80,7 +80,7 @@ def test_publish_to_one_connection(server, connect):
     a, b = connect(server.ws), connect(server.ws)
     response = publish(server, {"to": a.id, "event": "notice", "data": "just you"})
     assert (response.status, response.json()) == (200, {"delivered": 1})
-    assert a.next() == {"event": "notice", "data": "just you"}
+    assert a.next() == {"event": "notice", "to": a.id, "data": "just you"}
     assert b.silent() == []
 
 
@@ -94,7 +94,7 @@ def test_publish_to_everyone(server, connect):
     response = publish(server, '{"broadcast":true,"event":"notice","data":"everyone"}')
     assert (response.status, response.json()) == (200, {"delivered": 3})
     for client in clients:
-        assert client.next() == {"event": "notice", "data": "everyone"}
+        assert client.next() == {"event": "notice", "broadcast": True, "data": "everyone"}
 
 
 def test_publish_an_address_message(server, connect):
