@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example interop_client -- ws://127.0.0.1:9001/
+//! cargo run --release --example interop_client -- ws://127.0.0.1:9001/ --deflate
 //! ```
 //!
 //! The same checks as `tests/interop/py_client.py` and `node_client.mjs`, made
@@ -10,14 +11,23 @@
 //! any check failed or the battery ran out of time. The server must echo text
 //! as text and binary as binary, and answer a close with the client's own code
 //! and reason.
+//!
+//! With `--deflate` every connection offers permessage-deflate
+//! ([`DeflateConfig::client`]) and fails its check unless the server accepted
+//! it; three more checks send messages above and below the compression
+//! threshold, alone and mixed on one connection.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_net::{connect, CloseCode, Event, Message, MessageKind, WebSocket};
+use switchboard_net::{
+    connect_with, CloseCode, Config, ConnectOptions, Event, Message, MessageKind, WebSocket,
+};
+use switchboard_proto::deflate::{DeflateConfig, EXTENSION};
 
 /// How long one check may take, connection and close included.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
@@ -49,13 +59,41 @@ const CHECKS: &[(&str, Check)] = &[
     }),
 ];
 
+/// The checks added by `--deflate`.
+const DEFLATE_CHECKS: &[(&str, Check)] = &[
+    ("permessage-deflate negotiated", |url| {
+        Box::pin(check_negotiated(url))
+    }),
+    ("compressed text above the threshold", |url| {
+        Box::pin(check_above_threshold(url))
+    }),
+    ("text below the threshold", |url| {
+        Box::pin(check_below_threshold(url))
+    }),
+    (
+        "40 messages above and below the threshold on one connection",
+        |url| Box::pin(check_mixed(url)),
+    ),
+];
+
+/// Whether `--deflate` was given: offer permessage-deflate, and insist on it.
+static DEFLATE: OnceLock<bool> = OnceLock::new();
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let (Some(url), None) = (args.next(), args.next()) else {
-        eprintln!("usage: interop_client ws://127.0.0.1:PORT/");
+    let (flags, urls): (Vec<String>, Vec<String>) = std::env::args()
+        .skip(1)
+        .partition(|arg| arg.starts_with('-'));
+    let deflate = flags.iter().any(|flag| flag == "--deflate");
+    let ([url], false) = (
+        urls.as_slice(),
+        flags.iter().any(|flag| flag != "--deflate"),
+    ) else {
+        eprintln!("usage: interop_client ws://127.0.0.1:PORT/ [--deflate]");
         return ExitCode::from(2);
     };
+    let url = url.clone();
+    DEFLATE.get_or_init(|| deflate);
     match tokio::time::timeout(TOTAL_TIMEOUT, run_all(&url)).await {
         Ok((passed, total)) => {
             println!("interop_client: {passed} of {total} checks passed against {url}");
@@ -78,7 +116,9 @@ async fn main() -> ExitCode {
 /// Runs every check in turn; returns how many passed, and how many ran.
 async fn run_all(url: &str) -> (usize, usize) {
     let mut passed = 0;
-    for (name, check) in CHECKS {
+    let extra = if deflating() { DEFLATE_CHECKS } else { &[] };
+    let checks: Vec<_> = CHECKS.iter().chain(extra).collect();
+    for (name, check) in &checks {
         let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check(url.to_owned())).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {}s", CHECK_TIMEOUT.as_secs())),
@@ -91,7 +131,11 @@ async fn run_all(url: &str) -> (usize, usize) {
             Err(detail) => println!("not ok - {name}: {detail}"),
         }
     }
-    (passed, CHECKS.len())
+    (passed, checks.len())
+}
+
+fn deflating() -> bool {
+    DEFLATE.get().copied().unwrap_or(false)
 }
 
 async fn check_text(url: String) -> CheckResult {
@@ -148,6 +192,87 @@ async fn check_fragmented(url: String) -> CheckResult {
     Ok(())
 }
 
+/// A JSON chat message of exactly `len` bytes, compressible like real traffic.
+fn chat_json(seed: usize, len: usize) -> String {
+    const WORDS: &[&str] = &[
+        "hello",
+        "lobby",
+        "deploy",
+        "coffee",
+        "switchboard",
+        "message",
+        "latency",
+        "room",
+        "tonight",
+        "build",
+        "green",
+        "review",
+    ];
+    let mut text = String::new();
+    let mut i = seed;
+    while text.len() < len {
+        text.push_str(WORDS[i * 7 % WORDS.len()]);
+        text.push(' ');
+        i += 1;
+    }
+    let head = format!(r#"{{"event":"chat","room":"lobby","from":"u{seed}","data":{{"text":""#);
+    let mut json = format!("{head}{text}");
+    json.truncate(len.saturating_sub(3).max(head.len()));
+    json.push_str(r#""}}"#);
+    json
+}
+
+async fn check_negotiated(url: String) -> CheckResult {
+    let (socket, extensions) = open_with_extensions(&url).await?;
+    println!("# Sec-WebSocket-Extensions: {}", extensions.join(", "));
+    close_politely(socket).await;
+    Ok(())
+}
+
+async fn check_above_threshold(url: String) -> CheckResult {
+    let message = chat_json(1, 4096);
+    if message.len() <= DeflateConfig::client().get_threshold() {
+        return Err("the message is not above the threshold".into());
+    }
+    echo_roundtrip(&url, Message::text(message)).await
+}
+
+async fn check_below_threshold(url: String) -> CheckResult {
+    let message = chat_json(2, 60);
+    if message.len() >= DeflateConfig::client().get_threshold() {
+        return Err("the message is not below the threshold".into());
+    }
+    echo_roundtrip(&url, Message::text(message)).await
+}
+
+/// Messages alternating above and below the threshold, text and binary,
+/// some empty, on one connection: compressed and plain messages interleave,
+/// and a peer keeping its compression context between messages is exercised.
+async fn check_mixed(url: String) -> CheckResult {
+    let mut socket = open(&url).await?;
+    for i in 0..40 {
+        let len = if i % 2 == 0 { 300 + 97 * i } else { 20 + i };
+        let text = if i % 10 == 5 {
+            String::new()
+        } else {
+            chat_json(i, len)
+        };
+        let message = if i % 4 == 3 {
+            Message::binary(text.into_bytes())
+        } else {
+            Message::text(text)
+        };
+        socket
+            .send(message.clone())
+            .await
+            .map_err(|error| format!("sending message {i}: {error}"))?;
+        let reply = next_message(&mut socket).await?;
+        same_message(&message, &reply).map_err(|error| format!("message {i}: {error}"))?;
+    }
+    close_politely(socket).await;
+    Ok(())
+}
+
 async fn check_ping_pong(url: String) -> CheckResult {
     let payload: &[u8] = b"ping-payload-\x00\xff";
     let mut socket = open(&url).await?;
@@ -196,11 +321,35 @@ async fn check_close_code(url: String) -> CheckResult {
     Ok(())
 }
 
+/// Connects, offering permessage-deflate with `--deflate`; then the
+/// connection must have it.
 async fn open(url: &str) -> Result<WebSocket, String> {
-    let (socket, _) = connect(url)
+    open_with_extensions(url).await.map(|(socket, _)| socket)
+}
+
+/// Connects like [`open`]; also returns the accepted extensions, as the
+/// server's `Sec-WebSocket-Extensions` values.
+async fn open_with_extensions(url: &str) -> Result<(WebSocket, Vec<String>), String> {
+    let mut config = Config::default();
+    if deflating() {
+        config.deflate(Some(DeflateConfig::client()));
+    }
+    let options = ConnectOptions::default().config(config);
+    let (socket, response) = connect_with(url, options)
         .await
         .map_err(|error| format!("connect: {error}"))?;
-    Ok(socket)
+    let extensions: Vec<String> = response.extensions.iter().map(|e| e.to_string()).collect();
+    let compressed = response
+        .extensions
+        .iter()
+        .any(|e| e.name.eq_ignore_ascii_case(EXTENSION));
+    if compressed != deflating() {
+        return Err(format!(
+            "permessage-deflate offered: {}, accepted: {extensions:?}",
+            deflating()
+        ));
+    }
+    Ok((socket, extensions))
 }
 
 /// Sends `message` on a fresh connection and checks that it comes back unchanged.

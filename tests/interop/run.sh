@@ -1,19 +1,27 @@
 #!/usr/bin/env bash
 # Interop of our WebSocket server and client with Python `websockets` and
-# Node `ws`, all on 127.0.0.1:
+# Node `ws`, all on 127.0.0.1, without and with permessage-deflate:
 #   1. our echo example serves; py_client.py and node_client.mjs run their
-#      battery against it;
-#   2. py_echo_server.py and node_echo_server.mjs serve; our interop_client
-#      example runs its battery against each (skipped, with a message, while
-#      that example is not built).
+#      battery against it, plain and with --deflate (the clients offer
+#      compression and fail unless it was accepted);
+#   2. the deflate_bench_server example serves with the default threshold
+#      (128 bytes; echo compresses everything), and with context takeover both
+#      ways and every message compressed; the two clients run their --deflate
+#      battery against each;
+#   3. py_echo_server.py and node_echo_server.mjs serve, plain and with
+#      --deflate; our interop_client example runs its battery against each,
+#      with --deflate against the compressing ones (skipped, with a message,
+#      while that example is not built).
+# The --deflate batteries include messages above and below the threshold.
 # Needs scripts/setup and `cargo build --release --examples`. Logs of the
 # servers land in artifacts/interop/. Exits 1 if any run failed.
-# ECHO_BIN and INTEROP_CLIENT_BIN replace the two examples, to check this
-# script against other implementations.
+# ECHO_BIN, DEFLATE_SERVER_BIN and INTEROP_CLIENT_BIN replace the examples,
+# to check this script against other implementations.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 ECHO=${ECHO_BIN:-target/release/examples/echo}
+DEFLATE_SERVER=${DEFLATE_SERVER_BIN:-target/release/examples/deflate_bench_server}
 INTEROP_CLIENT=${INTEROP_CLIENT_BIN:-target/release/examples/interop_client}
 PYTHON=.venv/bin/python
 LOGS=artifacts/interop
@@ -102,7 +110,32 @@ clients_against_our_server() {
     "$PYTHON" tests/interop/py_client.py "ws://127.0.0.1:$port/"
   run_battery "node ws client -> our echo server" \
     node tests/interop/node_client.mjs "ws://127.0.0.1:$port/"
+  run_battery "python websockets client, deflate -> our echo server" \
+    "$PYTHON" tests/interop/py_client.py "ws://127.0.0.1:$port/" --deflate
+  run_battery "node ws client, deflate -> our echo server" \
+    node tests/interop/node_client.mjs "ws://127.0.0.1:$port/" --deflate
   stop_server echo
+}
+
+# Our server at the default threshold, then with context takeover both ways
+# and every message compressed.
+clients_against_our_compressing_server() {
+  if [[ ! -x $DEFLATE_SERVER ]]; then
+    fail "$DEFLATE_SERVER is not built (cargo build --release --examples)"
+    return
+  fi
+  local mode threshold port
+  for mode in default:128 takeover:0; do
+    threshold=${mode#*:} mode=${mode%:*}
+    port=$(free_port)
+    start_server "deflate_server_$mode" "$port" "$DEFLATE_SERVER" --deflate "$mode" \
+      --threshold "$threshold" --listen "127.0.0.1:$port" || continue
+    run_battery "python websockets client, deflate -> our server (--deflate $mode --threshold $threshold)" \
+      "$PYTHON" tests/interop/py_client.py "ws://127.0.0.1:$port/" --deflate
+    run_battery "node ws client, deflate -> our server (--deflate $mode --threshold $threshold)" \
+      node tests/interop/node_client.mjs "ws://127.0.0.1:$port/" --deflate
+    stop_server "deflate_server_$mode"
+  done
 }
 
 our_client_against_servers() {
@@ -110,21 +143,27 @@ our_client_against_servers() {
     echo "SKIP our client against python and node servers: $INTEROP_CLIENT is not built yet"
     return
   fi
-  local port
-  port=$(free_port)
-  if start_server py_echo_server "$port" "$PYTHON" tests/interop/py_echo_server.py "$port"; then
-    run_battery "our client -> python websockets echo server" "$INTEROP_CLIENT" "ws://127.0.0.1:$port/"
-    stop_server py_echo_server
-  fi
-  port=$(free_port)
-  if start_server node_echo_server "$port" node tests/interop/node_echo_server.mjs "$port"; then
-    run_battery "our client -> node ws echo server" "$INTEROP_CLIENT" "ws://127.0.0.1:$port/"
-    stop_server node_echo_server
-  fi
+  local port flag suffix
+  for flag in "" --deflate; do
+    suffix=${flag:+, deflate}
+    port=$(free_port)
+    if start_server "py_echo_server$flag" "$port" "$PYTHON" tests/interop/py_echo_server.py "$port" $flag; then
+      run_battery "our client$suffix -> python websockets echo server" \
+        "$INTEROP_CLIENT" "ws://127.0.0.1:$port/" $flag
+      stop_server "py_echo_server$flag"
+    fi
+    port=$(free_port)
+    if start_server "node_echo_server$flag" "$port" node tests/interop/node_echo_server.mjs "$port" $flag; then
+      run_battery "our client$suffix -> node ws echo server" \
+        "$INTEROP_CLIENT" "ws://127.0.0.1:$port/" $flag
+      stop_server "node_echo_server$flag"
+    fi
+  done
 }
 
 mkdir -p "$LOGS"
 clients_against_our_server
+clients_against_our_compressing_server
 our_client_against_servers
 echo "interop: $PASSED of $((PASSED + FAILED)) runs passed"
 ((FAILED == 0))

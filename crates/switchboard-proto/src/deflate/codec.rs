@@ -125,8 +125,16 @@ fn run_compress(compressor: &mut Compress, input: &[u8], out: &mut Vec<u8>) {
             break;
         }
     }
-    if out.ends_with(&TAIL) {
+    if out.len() - start >= TAIL.len() && out.ends_with(&TAIL) {
         out.truncate(out.len() - TAIL.len());
+    }
+    if out.len() == start {
+        // Nothing to flush (an empty message after another, with context
+        // takeover): zlib writes no block at all, and an empty payload would
+        // leave the peer's inflater inside the tail it appends, breaking the
+        // next message. Send an empty stored block instead, which without
+        // its tail is the single byte 0x00 (RFC 7692 §7.2.3.6).
+        out.push(0x00);
     }
 }
 
@@ -338,6 +346,24 @@ mod tests {
             }
             assert_eq!(inflater.holds_state(), takeover);
             assert_eq!(deflater.holds_state(), takeover);
+        }
+    }
+
+    #[test]
+    fn an_empty_message_between_others_keeps_the_context_intact() {
+        for takeover in [false, true] {
+            let mut deflater = Deflater::new(6, 15, !takeover);
+            let mut inflater = Inflater::new(15, !takeover);
+            for message in [&b"hello hello"[..], b"", b"", b"hello again"] {
+                let mut compressed = Vec::new();
+                deflater.compress(message, &mut compressed);
+                assert!(!compressed.is_empty(), "takeover {takeover}: {message:?}");
+                let mut out = Vec::new();
+                inflater
+                    .inflate(&compressed, true, &mut out, usize::MAX)
+                    .unwrap();
+                assert_eq!(out, message, "takeover {takeover}");
+            }
         }
     }
 
