@@ -4,6 +4,7 @@
 use bytes::BytesMut;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use switchboard_proto::deflate::Negotiated;
 use switchboard_proto::handshake::{self, Header};
 use switchboard_proto::{HandshakeError, Role};
 
@@ -15,6 +16,7 @@ use crate::socket::WebSocket;
 pub struct PendingUpgrade {
     upgrade: hyper::upgrade::OnUpgrade,
     config: Config,
+    deflate: Option<Negotiated>,
 }
 
 impl std::fmt::Debug for PendingUpgrade {
@@ -30,12 +32,16 @@ impl PendingUpgrade {
             .upgrade
             .await
             .map_err(|error| std::io::Error::other(error.to_string()))?;
-        Ok(WebSocket::from_stream(
+        let socket = WebSocket::from_stream(
             TokioIo::new(upgraded),
             Role::Server,
             &self.config,
             BytesMut::new(),
-        ))
+        );
+        if let (Some(negotiated), Some(deflate)) = (&self.deflate, &self.config.deflate) {
+            socket.enable_deflate(negotiated, deflate);
+        }
+        Ok(socket)
     }
 }
 
@@ -75,9 +81,17 @@ pub fn upgrade<B>(
     if let Some(Ok(value)) = protocol.map(HeaderValue::from_str) {
         headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, value);
     }
+    let (deflate, extensions) = match &config.deflate {
+        Some(deflate) => deflate.negotiate_server(upgrade.extensions()).0.unzip(),
+        None => (None, None),
+    };
+    if let Some(Ok(value)) = extensions.as_deref().map(HeaderValue::from_str) {
+        headers.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, value);
+    }
     let pending = PendingUpgrade {
         upgrade: hyper::upgrade::on(request),
         config: config.clone(),
+        deflate,
     };
     Ok((response, pending))
 }

@@ -89,7 +89,7 @@ impl FrameHeader {
     /// Returns `Ok(None)` when `buf` does not yet hold the whole header, and
     /// otherwise the header with its length in bytes. Only the checks that need
     /// nothing but the header bytes happen here (reserved opcodes, control
-    /// frame rules of RFC 6455 §5.5, the minimal-length rule of §5.2); the rules
+    /// frame rules of RFC 6455 §5.5, the 63-bit length of §5.2); the rules
     /// that depend on the connection's state are checked by the caller.
     pub fn parse(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, ProtocolError> {
         let [b0, b1, ..] = *buf else {

@@ -167,9 +167,6 @@ impl DeflateConfig {
             Some(None) => self.client_max_window_bits,
             Some(Some(bits)) => bits.min(self.client_max_window_bits),
         };
-        if client_bits < 15 && offer.client_max_window_bits.is_none() {
-            return None;
-        }
         Some(Negotiated {
             server_no_context_takeover: offer.server_no_context_takeover
                 || self.server_no_context_takeover,

@@ -169,6 +169,9 @@ impl ClientHandshake {
             }
             return Ok(None);
         };
+        if len > limits.max_handshake_bytes {
+            return Err(HandshakeError::new(0, "response head too large"));
+        }
         let code = response.code.unwrap_or_default();
         if code != 101 {
             let reason = response.reason.unwrap_or_default();
@@ -227,7 +230,10 @@ impl ClientHandshake {
         let offered = extensions::parse(self.options.extensions.as_deref())
             .map_err(|why| HandshakeError::new(0, format!("our extension offer: {why}")))?;
         for extension in &accepted {
-            if !offered.iter().any(|offer| offer.name == extension.name) {
+            if !offered
+                .iter()
+                .any(|offer| offer.name.eq_ignore_ascii_case(&extension.name))
+            {
                 return Err(HandshakeError::new(
                     0,
                     format!(
