@@ -61,7 +61,8 @@ pub async fn connect_with(
         );
     }
     let timeout = options.config.handshake_timeout;
-    match tokio::time::timeout(timeout, open(&target, options)).await {
+    // Boxed: the handshake's state would otherwise size the caller's task for good.
+    match tokio::time::timeout(timeout, Box::pin(open(&target, options))).await {
         Ok(result) => result,
         Err(_) => Err(Error::timeout("connect and opening handshake")),
     }

@@ -22,6 +22,7 @@
 pub mod client;
 pub mod config;
 pub mod error;
+mod read_half;
 pub mod server;
 pub mod socket;
 pub mod upgrade;

@@ -135,7 +135,8 @@ pub async fn accept<H: Handler + ?Sized>(
 ) -> Result<Option<Accepted>, Error> {
     let _ = stream.set_nodelay(true);
     let mut stream = stream;
-    let Some((request, protocol, deflate, rest)) = respond(&mut stream, config, handler).await?
+    let Some((request, protocol, deflate, rest)) =
+        Box::pin(respond(&mut stream, config, handler)).await?
     else {
         return Ok(None);
     };
@@ -159,7 +160,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler + ?Sized,
 {
-    let Some((request, protocol, deflate, rest)) = respond(&mut stream, config, handler).await?
+    let Some((request, protocol, deflate, rest)) =
+        Box::pin(respond(&mut stream, config, handler)).await?
     else {
         return Ok(None);
     };
@@ -184,6 +186,10 @@ fn enable_deflate(socket: &WebSocket, negotiated: Option<&Negotiated>, config: &
         socket.enable_deflate(negotiated, deflate);
     }
 }
+
+// `respond` is boxed by its callers: the handshake's state is large and
+// short-lived, and would otherwise size every connection's task for its
+// whole life.
 
 /// The request, the chosen subprotocol, the compression agreed on and the
 /// bytes read past the head.

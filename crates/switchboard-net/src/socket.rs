@@ -20,14 +20,14 @@ use bytes::{Buf, Bytes, BytesMut};
 use switchboard_proto::{
     CloseCode, CloseFrame, CloseInfo, Connection, Event, Fragment, Message, MessageKind, Role,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use switchboard_proto::deflate::{DeflateConfig, Negotiated};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::read_half::ReadHalf;
 
-type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
 type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
 /// The most chunks handed to one vectored write.
@@ -175,7 +175,13 @@ impl WebSocket {
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (read, write) = tokio::io::split(stream);
-        Self::from_parts(Box::new(read), Box::new(write), role, config, leftover)
+        Self::from_parts(
+            ReadHalf::Other(Box::new(read)),
+            Box::new(write),
+            role,
+            config,
+            leftover,
+        )
     }
 
     /// Wraps a TCP stream whose handshake is done, splitting it without a lock.
@@ -186,11 +192,11 @@ impl WebSocket {
         leftover: BytesMut,
     ) -> WebSocket {
         let (read, write) = stream.into_split();
-        Self::from_parts(Box::new(read), Box::new(write), role, config, leftover)
+        Self::from_parts(ReadHalf::Tcp(read), Box::new(write), role, config, leftover)
     }
 
     fn from_parts(
-        read: BoxRead,
+        read: ReadHalf,
         write: BoxWrite,
         role: Role,
         config: &Config,
@@ -215,7 +221,12 @@ impl WebSocket {
         let reader = Reader {
             shared: Arc::clone(&shared),
             io: read,
-            buf: leftover,
+            // An empty leftover may still hold the handshake's buffer.
+            buf: if leftover.is_empty() {
+                BytesMut::new()
+            } else {
+                leftover
+            },
             read_size: config.read_buffer_size,
             close_info: None,
             closing: None,
@@ -295,7 +306,7 @@ impl WebSocket {
 /// The receiving half of a [`WebSocket`].
 pub struct Reader {
     shared: Arc<Shared>,
-    io: BoxRead,
+    io: ReadHalf,
     buf: BytesMut,
     read_size: usize,
     close_info: Option<CloseInfo>,
@@ -306,28 +317,9 @@ pub struct Reader {
     primed: bool,
 }
 
-/// How long a dropped reader keeps draining the peer's bytes. Closing a TCP
-/// socket with unread data makes the kernel send a reset, which can destroy
-/// the close frame (with its code) before the peer reads it.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
-
 impl Drop for Reader {
     fn drop(&mut self) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let mut io = std::mem::replace(&mut self.io, Box::new(tokio::io::empty()));
-        runtime.spawn(async move {
-            let mut sink = [0u8; 2048];
-            let drain = async {
-                while let Ok(n) = io.read(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(LINGER, drain).await;
-        });
+        self.io.linger();
     }
 }
 
@@ -440,16 +432,10 @@ impl Reader {
     /// result to the core.
     async fn read_once(&mut self) -> Result<(), Error> {
         let deadline = self.shared.conn().poll_timeout();
-        if self.buf.capacity() - self.buf.len() < self.read_size / 2 {
-            self.buf.reserve(self.read_size);
-        }
+        let read = self.io.read_into(&mut self.buf, self.read_size);
         let read = match deadline {
-            Some(deadline) => {
-                tokio::time::timeout_at(deadline.into(), self.io.read_buf(&mut self.buf))
-                    .await
-                    .ok()
-            }
-            None => Some(self.io.read_buf(&mut self.buf).await),
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), read).await.ok(),
+            None => Some(read.await),
         };
         let mut conn = self.shared.conn();
         match read {

@@ -1,0 +1,81 @@
+//! The read side of a WebSocket's stream.
+//!
+//! TCP is read by readiness: the read buffer is reserved only when bytes are
+//! there to read, and given back when a read would block with nothing
+//! pending, so an idle connection holds no read buffer at all. Other streams
+//! (TLS, hyper's upgraded connections) are read through `AsyncRead`.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::tcp::OwnedReadHalf;
+
+/// How long a dropped reader keeps draining the peer's bytes. Closing a TCP
+/// socket with unread data makes the kernel send a reset, which can destroy
+/// the close frame (with its code) before the peer reads it.
+const LINGER: Duration = Duration::from_secs(1);
+
+pub(crate) enum ReadHalf {
+    Tcp(OwnedReadHalf),
+    Other(Box<dyn AsyncRead + Send + Unpin>),
+    /// Handed to the linger task.
+    Gone,
+}
+
+impl ReadHalf {
+    /// Reads once, appending to `buf`; 0 means end of stream.
+    pub async fn read_into(&mut self, buf: &mut BytesMut, size: usize) -> io::Result<usize> {
+        match self {
+            ReadHalf::Tcp(tcp) => loop {
+                reserve(buf, size);
+                match tcp.try_read_buf(buf) {
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                        if buf.is_empty() {
+                            // Nothing pending: give the buffer back while idle.
+                            *buf = BytesMut::new();
+                        }
+                        tcp.readable().await?;
+                    }
+                    result => return result,
+                }
+            },
+            ReadHalf::Other(io) => {
+                reserve(buf, size);
+                io.read_buf(buf).await
+            }
+            ReadHalf::Gone => Ok(0),
+        }
+    }
+
+    /// Drains the peer's remaining bytes in the background, for a while
+    /// (see [`LINGER`]), then drops the stream.
+    pub fn linger(&mut self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut half = std::mem::replace(self, ReadHalf::Gone);
+        if matches!(half, ReadHalf::Gone) {
+            return;
+        }
+        runtime.spawn(async move {
+            let mut sink = BytesMut::new();
+            let drain = async {
+                while let Ok(n) = half.read_into(&mut sink, 2048).await {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.clear();
+                }
+            };
+            let _ = tokio::time::timeout(LINGER, drain).await;
+        });
+    }
+}
+
+fn reserve(buf: &mut BytesMut, size: usize) {
+    if buf.capacity() - buf.len() < size / 2 {
+        buf.reserve(size);
+    }
+}
