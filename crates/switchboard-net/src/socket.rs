@@ -12,6 +12,7 @@
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -125,15 +126,21 @@ impl Shared {
 
 /// One vectored write of the queued chunks; drops what was fully written.
 async fn write_some(output: &mut Output) -> Result<(), Error> {
-    let written = {
-        let slices: Vec<IoSlice<'_>> = output
-            .chunks
-            .iter()
-            .take(MAX_IOVECS)
-            .map(|chunk| IoSlice::new(chunk))
-            .collect();
-        output.io.write_vectored(&slices).await?
-    };
+    // The slices are built inside each poll, on the stack: nothing is
+    // allocated per write, and nothing enlarges the caller's future.
+    let (io, chunks) = (&mut output.io, &output.chunks);
+    let written = std::future::poll_fn(|cx| {
+        if chunks.len() == 1 {
+            return Pin::new(&mut *io).poll_write(cx, &chunks[0]);
+        }
+        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+        let count = chunks.len().min(MAX_IOVECS);
+        for (slice, chunk) in slices.iter_mut().zip(chunks.iter()) {
+            *slice = IoSlice::new(chunk);
+        }
+        Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+    })
+    .await?;
     if written == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
     }
