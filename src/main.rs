@@ -1,7 +1,9 @@
 //! `switchboard`: run the hub (`serve`), talk to any WebSocket server
 //! (`connect`), or load-test one (`bench`).
 
+mod bench;
 mod bridge;
+mod cluster;
 mod connect;
 mod serve;
 mod settings;
@@ -25,10 +27,16 @@ enum Command {
     Serve(Box<settings::ServeArgs>),
     /// Talk to a WebSocket server from the terminal or a script.
     Connect(connect::ConnectArgs),
+    /// Load-test a WebSocket server: echo, fanout, idle, handshake.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        // The load generator builds its own runtime (one thread by default).
+        return bench::main(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +52,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(_) => unreachable!("bench runs on its own runtime"),
         }
     });
     if is_connect {

@@ -119,6 +119,25 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub osc_send: Option<Vec<String>>,
+    /// Redis to cluster through, e.g. redis://127.0.0.1:6379; every node with
+    /// the same Redis and prefix acts as one server [default: none, one node].
+    #[arg(long, env = "SWITCHBOARD_REDIS", value_name = "URL")]
+    pub redis: Option<String>,
+    /// Prefix of the cluster's Redis keys and channels [default: switchboard].
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+    /// Seconds after its last heartbeat that a node counts as dead and its
+    /// users leave the others' lists [default: 10].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_TTL", value_name = "SECONDS")]
+    pub cluster_ttl: Option<f64>,
+    /// Seconds between a node's heartbeats and checks of the others [default: 3].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_HEARTBEAT", value_name = "SECONDS")]
+    pub cluster_heartbeat: Option<f64>,
+    /// How messages for several nodes travel: `nodes` (one PUBLISH to each
+    /// node with recipients) or `shared` (one PUBLISH every node reads)
+    /// [default: nodes].
+    #[arg(long, env = "SWITCHBOARD_CLUSTER_CHANNELS")]
+    pub cluster_channels: Option<String>,
 }
 
 /// The resolved settings of `serve`.
@@ -144,6 +163,14 @@ pub struct ServeSettings {
     pub deflate_threshold: usize,
     /// ZeroMQ and OSC endpoints (the `[bridge]` table); none by default.
     pub bridge: crate::bridge::BridgeSettings,
+    /// The Redis URL of the cluster; none runs one node.
+    pub redis: Option<String>,
+    pub redis_prefix: String,
+    /// Seconds (fractions allowed).
+    pub cluster_ttl: f64,
+    /// Seconds (fractions allowed).
+    pub cluster_heartbeat: f64,
+    pub cluster_channels: String,
 }
 
 impl Default for ServeSettings {
@@ -167,6 +194,14 @@ impl Default for ServeSettings {
             deflate_threshold: 128,
             log: "warn".into(),
             bridge: Default::default(),
+            redis: None,
+            redis_prefix: "switchboard".into(),
+            // A node is declared dead 10 to 13 s after it stops: long enough
+            // to ride out a pause or a slow Redis, short enough that user
+            // lists do not show ghosts for long.
+            cluster_ttl: 10.0,
+            cluster_heartbeat: 3.0,
+            cluster_channels: "nodes".into(),
         }
     }
 }
@@ -205,8 +240,15 @@ impl ServeSettings {
             log,
             deflate,
             deflate_level,
-            deflate_threshold
+            deflate_threshold,
+            redis_prefix,
+            cluster_ttl,
+            cluster_heartbeat,
+            cluster_channels
         );
+        if args.redis.is_some() {
+            settings.redis = args.redis.clone();
+        }
         if args.api_key.is_some() {
             settings.api_key = args.api_key.clone();
         }
@@ -232,7 +274,40 @@ impl ServeSettings {
             self.slow_consumer
         );
         self.bridge.validate()?;
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> anyhow::Result<()> {
+        let (ttl, heartbeat) = (self.cluster_ttl, self.cluster_heartbeat);
+        anyhow::ensure!(
+            heartbeat.is_finite() && heartbeat >= 0.01,
+            "cluster_heartbeat must be at least 0.01 seconds"
+        );
+        anyhow::ensure!(
+            ttl.is_finite() && ttl > heartbeat,
+            "cluster_ttl ({ttl} s) must be longer than cluster_heartbeat ({heartbeat} s)"
+        );
+        anyhow::ensure!(
+            !self.redis_prefix.is_empty() && !self.redis_prefix.contains(char::is_whitespace),
+            "redis_prefix must be non-empty, without spaces"
+        );
+        anyhow::ensure!(
+            crate::cluster::Channels::parse(&self.cluster_channels).is_some(),
+            "cluster_channels must be \"nodes\" or \"shared\", not {:?}",
+            self.cluster_channels
+        );
         Ok(())
+    }
+
+    /// The cluster link's settings, if `redis` is set.
+    pub fn cluster(&self) -> Option<crate::cluster::ClusterSettings> {
+        Some(crate::cluster::ClusterSettings {
+            url: self.redis.clone()?,
+            prefix: self.redis_prefix.clone(),
+            ttl: Duration::from_secs_f64(self.cluster_ttl),
+            heartbeat: Duration::from_secs_f64(self.cluster_heartbeat),
+            channels: crate::cluster::Channels::parse(&self.cluster_channels)?,
+        })
     }
 
     /// Seconds as an optional duration, where 0 means "off".
@@ -268,6 +343,55 @@ mod tests {
         std::fs::write(&file, "nonsense = 1\n").unwrap();
         assert!(ServeSettings::resolve(&args).is_err());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn cluster_settings_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-cluster-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(
+            &file,
+            "redis = \"redis://127.0.0.1:6390\"\ncluster_ttl = 4.5\ncluster_channels = \"shared\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            cluster_heartbeat: Some(0.5),
+            ..ServeArgs::default()
+        };
+        let cluster = ServeSettings::resolve(&args).unwrap().cluster().unwrap();
+        assert_eq!(cluster.url, "redis://127.0.0.1:6390");
+        assert_eq!(cluster.prefix, "switchboard");
+        assert_eq!(cluster.ttl, Duration::from_millis(4500));
+        assert_eq!(cluster.heartbeat, Duration::from_millis(500));
+        assert_eq!(cluster.channels, crate::cluster::Channels::Shared);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(
+            ServeSettings::default().cluster().is_none(),
+            "off by default"
+        );
+        for args in [
+            ServeArgs {
+                cluster_ttl: Some(3.0),
+                cluster_heartbeat: Some(3.0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_heartbeat: Some(0.0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_channels: Some("rooms".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                redis_prefix: Some("a b".into()),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -225,8 +225,8 @@ fn hub_mode_rooms_and_direct_messages_between_clients() {
         bob.stdout(),
         "users bob (1)\n\
          [lobby] alice: hello bob\n\
-         alice: psst\n\
-         alice: hello everyone\n"
+         [dm] alice: psst\n\
+         [all] alice: hello everyone\n"
     );
 
     // --json prints the messages as received.

@@ -110,5 +110,8 @@ pub fn render(app: &App) -> String {
         );
     }
     app.bridges.render_metrics(&mut out);
+    if let Some(cluster) = &app.cluster {
+        cluster.render_metrics(&app.hub, &mut out);
+    }
     out
 }

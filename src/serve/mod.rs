@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::bridge::Bridges;
+use crate::cluster::Cluster;
 use crate::settings::{ServeArgs, ServeSettings};
 
 pub use routes::Router;
@@ -33,6 +34,8 @@ pub struct App {
     pub started: std::time::Instant,
     /// ZeroMQ and OSC endpoints, opened by `run` from `settings.bridge`.
     pub bridges: Bridges,
+    /// The link to the other nodes, with `--redis`.
+    pub cluster: Option<Cluster>,
 }
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
@@ -40,6 +43,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     let settings = ServeSettings::resolve(&args)?;
     init_logging(&settings.log);
     let app = Arc::new(build_app(settings)?);
+    if let Some(cluster) = &app.cluster {
+        // Serve at once either way; until Redis answers the node is alone
+        // ("cluster":"degraded" on /healthz).
+        if !cluster.wait_up(Duration::from_secs(2)).await {
+            eprintln!("switchboard: Redis is not reachable yet; serving alone until it is");
+        }
+    }
     app.bridges.start(&app.settings.bridge).await?;
     let addr = format!("{}:{}", app.settings.host, app.settings.port);
     let listener = TcpListener::bind(&addr)
@@ -73,6 +83,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         eprintln!("switchboard: some connections did not close within {deadline:?}");
     }
     app.bridges.close_all().await;
+    if let Some(cluster) = &app.cluster {
+        cluster.leave().await;
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -108,9 +121,14 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     hub_config.validate()?;
     let hub = Hub::new(hub_config);
     let bridges = Bridges::new(&hub, settings.max_message_size);
+    let cluster = match settings.cluster() {
+        Some(cluster) => Some(Cluster::start(&hub, cluster)?),
+        None => None,
+    };
     Ok(App {
         hub,
         bridges,
+        cluster,
         settings,
         net,
         live: AtomicUsize::new(0),

@@ -141,12 +141,19 @@ impl Handler for Router {
 impl Router {
     fn health(&self) -> HttpResponse {
         let stats = self.app.hub.stats();
-        let body = json!({
+        let mut body = json!({
             "status": if self.app.hub.is_closing() { "shutting_down" } else { "ok" },
             "connections": stats.connections,
             "rooms": stats.rooms,
             "uptime_seconds": self.app.started.elapsed().as_secs(),
         });
+        // A node cut off from Redis still serves its own clients: it says
+        // "degraded" but stays 200, so a load balancer keeps it.
+        if let (Some(cluster), Value::Object(fields)) = (&self.app.cluster, &mut body) {
+            if let Value::Object(extra) = cluster.health(&self.app.hub) {
+                fields.extend(extra);
+            }
+        }
         let status = if self.app.hub.is_closing() { 503 } else { 200 };
         json_response(status, &body)
     }

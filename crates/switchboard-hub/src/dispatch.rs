@@ -56,6 +56,7 @@ impl Hub {
                 for room in socket.rooms() {
                     self.mark_dirty(&room);
                 }
+                self.presence_changed(socket);
                 Ok(json!({ "name": name }))
             }
             Request::Users(room) => Ok(Value::Array(
@@ -92,7 +93,7 @@ impl Hub {
 
     fn join(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
         let limit = self.inner.config.max_rooms_per_connection;
-        let size = {
+        let (joined, size) = {
             let mut registry = self.registry_mut();
             if socket.state().rooms.len() >= limit && !socket.state().rooms.contains(room) {
                 return Err(RequestError::new(
@@ -100,11 +101,15 @@ impl Hub {
                     format!("at most {limit} rooms per connection"),
                 ));
             }
-            registry.join(room, socket);
-            registry.room_size(room)
+            let joined = registry.join(room, socket).is_some();
+            (joined, registry.room_size(room))
         };
+        if joined {
+            self.presence_changed(socket);
+        }
         self.mark_dirty(room);
-        Ok(json!({ "room": room, "members": size }))
+        let members = size + self.remote_room_size(room);
+        Ok(json!({ "room": room, "members": members }))
     }
 
     fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
@@ -114,9 +119,11 @@ impl Hub {
             (was, registry.room_size(room))
         };
         if was_member {
+            self.presence_changed(socket);
             self.mark_dirty(room);
         }
-        Ok(json!({ "room": room, "members": size, "was_member": was_member }))
+        let members = size + self.remote_room_size(room);
+        Ok(json!({ "room": room, "members": members, "was_member": was_member }))
     }
 
     fn handle_event(

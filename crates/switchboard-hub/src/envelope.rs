@@ -463,6 +463,24 @@ impl<T: Serialize> Prepared<T> {
         self.frames.borrow_mut().push((encoding, frame.clone()));
         frame
     }
+
+    /// The message's JSON text alone, as other nodes get it: a slice of the
+    /// uncompressed JSON frame (past its header), so it is encoded once for
+    /// local JSON clients and the cluster together.
+    pub fn json(&self) -> Bytes {
+        let frame = self.frame(Encoding {
+            codec: Codec::Json,
+            deflate: None,
+        });
+        // A server frame is unmasked: 2 header bytes, plus 2 or 8 bytes of
+        // extended length when the 7-bit length says 126 or 127 (RFC 6455 §5.2).
+        let header = match frame[1] & 0x7F {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        frame.slice(header..)
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -10,6 +10,7 @@ use switchboard_net::CloseCode;
 use switchboard_proto::handshake::Request;
 use tokio::sync::Notify;
 
+use crate::cluster::{ClusterAdapter, RemotePresence, Route};
 use crate::config::HubConfig;
 use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
 use crate::id::ConnId;
@@ -61,6 +62,10 @@ pub(crate) struct HubInner {
     pub dirty_rooms: Mutex<HashSet<String>>,
     pub presence_wake: Arc<Notify>,
     pub presence_started: AtomicBool,
+    /// The other nodes, when clustered (see `cluster`); set once.
+    pub cluster: OnceLock<Arc<dyn ClusterAdapter>>,
+    /// The other nodes' connections, when clustered.
+    pub remote: RwLock<RemotePresence>,
 }
 
 impl Drop for HubInner {
@@ -113,6 +118,8 @@ impl Hub {
                 dirty_rooms: Mutex::new(HashSet::new()),
                 presence_wake: Arc::new(Notify::new()),
                 presence_started: AtomicBool::new(false),
+                cluster: OnceLock::new(),
+                remote: RwLock::new(RemotePresence::default()),
             }),
         }
     }
@@ -236,13 +243,17 @@ impl Hub {
         self.registry().conns.len()
     }
 
-    /// The members of a room as `{id, name}` entries, sorted by id, at most `limit`.
+    /// The members of a room (or every connection) as `{id, name}` entries,
+    /// on every node of the cluster, sorted by id, at most `limit`.
     pub fn users(&self, room: Option<&str>, limit: usize) -> Vec<Value> {
-        let registry = self.registry();
-        let mut users: Vec<Value> = match room {
-            Some(room) => registry.members(room).map(Socket::user_entry).collect(),
-            None => registry.conns.values().map(Socket::user_entry).collect(),
+        let mut users: Vec<Value> = {
+            let registry = self.registry();
+            match room {
+                Some(room) => registry.members(room).map(Socket::user_entry).collect(),
+                None => registry.conns.values().map(Socket::user_entry).collect(),
+            }
         };
+        self.extend_remote_entries(room, &mut users);
         users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
         users.truncate(limit);
         users
@@ -274,23 +285,26 @@ impl Hub {
     }
 
     /// Sends an event to every connection (the seeds' `replyAll`); returns
-    /// how many queued it.
+    /// how many queued it, counting those on other nodes it was sent toward.
     pub fn emit_all(&self, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);
         message.broadcast = Some(true);
         let prepared = Prepared::new(message);
+        let remote = self.forward(&prepared, Route::Everyone { except: None });
         let registry = self.registry();
-        deliver(registry.conns.values(), &prepared, None)
+        deliver(registry.conns.values(), &prepared, None) + remote.unwrap_or(0)
     }
 
-    /// Sends an event to one connection; returns whether it was queued.
+    /// Sends an event to one connection, on this node or another; returns
+    /// whether it was queued (or handed to the cluster).
     pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> bool {
-        let Some(socket) = self.socket(id) else {
-            return false;
-        };
         let mut message = Outgoing::new(event, data);
         message.to = Some(id);
-        socket.push(Prepared::new(message).frame(socket.encoding()))
+        let prepared = Prepared::new(message);
+        match self.socket(id) {
+            Some(socket) => socket.push(prepared.frame(socket.encoding())),
+            None => self.forward(&prepared, Route::Direct { to: id }) == Some(1),
+        }
     }
 
     /// Publishes an address-style message to every matching subscriber and
@@ -304,16 +318,20 @@ impl Hub {
         delivered
     }
 
-    /// Publishes to this node's subscribers only (used for messages that came
-    /// from a bridge or another node, which have seen them already).
+    /// Publishes to the subscribers (on every node, when clustered) without
+    /// calling the address hooks: for messages that came in through a
+    /// bridge, which routes them to the other bridges itself. Returns how
+    /// many of this node's connections queued it.
     pub fn publish_local(&self, path: &str, values: &[Value]) -> usize {
         let prepared = Prepared::new(AddressMessage { path, values });
+        self.forward(&prepared, Route::Address { path });
         let subscribers = self.registry().subscribers(path);
         Metrics::add(&self.inner.metrics.published, 1);
         deliver(subscribers.iter(), &prepared, None)
     }
 
-    /// Relays a client event to its target; returns how many connections queued it.
+    /// Relays a client event to its target; returns how many connections
+    /// queued it, counting those on other nodes it was sent toward.
     pub(crate) fn relay(
         &self,
         from: &Socket,
@@ -332,24 +350,39 @@ impl Hub {
             Target::Room(room) => {
                 message.room = Some(room);
                 let prepared = Prepared::new(message);
+                let except_id = except.map(ConnId::as_str);
+                let remote = self.forward(
+                    &prepared,
+                    Route::Room {
+                        room,
+                        except: except_id,
+                    },
+                );
                 let registry = self.registry();
-                Ok(deliver(registry.members(room), &prepared, except))
+                Ok(deliver(registry.members(room), &prepared, except) + remote.unwrap_or(0))
             }
             Target::Everyone => {
                 message.broadcast = Some(true);
                 let prepared = Prepared::new(message);
+                let except_id = except.map(ConnId::as_str);
+                let remote = self.forward(&prepared, Route::Everyone { except: except_id });
                 let registry = self.registry();
-                Ok(deliver(registry.conns.values(), &prepared, except))
+                Ok(deliver(registry.conns.values(), &prepared, except) + remote.unwrap_or(0))
             }
             Target::Direct(id) => {
-                let Some(socket) = self.registry().conns.get(id).cloned() else {
-                    return Err(RequestError::new(
-                        "unknown_target",
-                        format!("no connection with id {id}"),
-                    ));
-                };
                 message.to = Some(id.as_str());
                 let prepared = Prepared::new(message);
+                let Some(socket) = self.registry().conns.get(id).cloned() else {
+                    // On another node, if the cluster knows the id.
+                    return self
+                        .forward(&prepared, Route::Direct { to: id.as_str() })
+                        .ok_or_else(|| {
+                            RequestError::new(
+                                "unknown_target",
+                                format!("no connection with id {id}"),
+                            )
+                        });
+                };
                 Ok(deliver(std::iter::once(&socket), &prepared, None))
             }
         }
@@ -395,7 +428,7 @@ impl Hub {
 }
 
 /// Queues a prepared message to each socket (in its codec), skipping `except`.
-fn deliver<'a, T: serde::Serialize>(
+pub(crate) fn deliver<'a, T: serde::Serialize>(
     sockets: impl Iterator<Item = &'a Socket>,
     prepared: &Prepared<T>,
     except: Option<&ConnId>,
@@ -420,16 +453,22 @@ impl RoomEmitter<'_> {
         self
     }
 
-    /// Sends the event; returns how many connections queued it.
+    /// Sends the event; returns how many connections queued it, counting
+    /// those on other nodes it was sent toward.
     pub fn emit(self, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);
         message.room = Some(&self.room);
         let prepared = Prepared::new(message);
+        let route = Route::Room {
+            room: &self.room,
+            except: self.except.as_ref().map(ConnId::as_str),
+        };
+        let remote = self.hub.forward(&prepared, route);
         let registry = self.hub.registry();
         deliver(
             registry.members(&self.room),
             &prepared,
             self.except.as_ref(),
-        )
+        ) + remote.unwrap_or(0)
     }
 }

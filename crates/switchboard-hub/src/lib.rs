@@ -13,6 +13,8 @@
 //!   leaving ([`Hub::serve`]).
 //! - `dispatch`: what each client message does.
 //! - `presence`: coalesced room user lists.
+//! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes,
+//!   and the view of the other nodes' connections.
 //! - [`envelope`]: the wire format, JSON and MessagePack.
 //! - [`pattern`]: address patterns with wildcards.
 //! - `registry`, `outbox`: the indexes, and the bounded per-connection
@@ -34,6 +36,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 mod dispatch;
 pub mod envelope;
@@ -47,6 +50,7 @@ mod registry;
 mod session;
 pub mod socket;
 
+pub use cluster::{ClusterAdapter, ClusterMessage, PresenceChange, Route, User};
 pub use config::{HubConfig, SlowConsumerPolicy};
 pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
 pub use hub::{Context, Hub, RoomEmitter, Stats};

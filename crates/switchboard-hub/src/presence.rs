@@ -1,5 +1,7 @@
 //! Room user lists (`userlist`), coalesced: changes to a room within
-//! `userlist_interval` are sent as one list to its members.
+//! `userlist_interval` are sent as one list to its members. When clustered,
+//! the lists hold the members on every node (see `cluster`), and each node
+//! sends them to its own members.
 
 use std::sync::atomic::Ordering;
 
@@ -54,8 +56,8 @@ impl Hub {
         };
         let limit = self.inner.config.userlist_limit;
         for room in rooms {
-            let members = self.registry().room_size(&room);
-            if members == 0 || members > limit {
+            let local = self.registry().room_size(&room);
+            if local == 0 || local + self.remote_room_size(&room) > limit {
                 continue;
             }
             let list = Value::Array(self.users(Some(&room), limit));

@@ -42,6 +42,7 @@ impl Hub {
         let mut writer_task = tokio::spawn(write_loop(writer, rx, kill));
 
         self.registry_mut().insert(socket.clone());
+        self.presence_changed(&socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), ?remote, "connected");
         socket.emit(
@@ -90,6 +91,7 @@ impl Hub {
 
     fn remove(&self, socket: &Socket) {
         let rooms = self.registry_mut().remove(socket);
+        self.presence_removed(socket);
         for room in &rooms {
             self.mark_dirty(room);
         }

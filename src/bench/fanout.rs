@@ -1,0 +1,499 @@
+//! `bench fanout`: one publisher, N subscribers; deliveries per second and
+//! publish-to-delivery latency.
+//!
+//! Two server dialects:
+//!
+//! - `hub` (Switchboard's `/ws`): subscribers send
+//!   `{"event":"join","room":R,"ack":1}` and wait for the ack; the publisher
+//!   sends `{"event":"b","room":R,"data":{...}}`;
+//! - `raw` (a server that sends every message to every other client): the
+//!   publisher's messages are the data itself.
+//!
+//! The data is `{"s":SEQ,"t":NANOS,"p":"xxx…"}`, padded to `--size` bytes:
+//! the sequence number and the send time, on a clock all tasks share.
+//! Before measuring, the publisher sends probes until every subscriber has
+//! seen one, so that the server has registered them all.
+//!
+//! With `--messages M` the publisher keeps at most `--window W` messages not
+//! yet delivered to everyone (closed loop: the server's pace, without
+//! overrunning its queues); with `--rate R` it publishes R messages a second
+//! for `--duration` (open loop: latency at a given load).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use switchboard_net::{Message, Reader, WebSocket, Writer};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::stats::{self, Errors, Latencies};
+use super::{client_config, echo, seconds, Endpoint, TargetArgs};
+
+/// Flags of `switchboard bench fanout`.
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("load").required(true).args(["rate", "messages"]))]
+pub struct FanoutArgs {
+    #[command(flatten)]
+    target: TargetArgs,
+    /// Subscribers.
+    #[arg(long, default_value_t = 1000)]
+    subscribers: usize,
+    /// The server's dialect.
+    #[arg(long, value_enum, default_value_t = Protocol::Hub)]
+    protocol: Protocol,
+    /// Publish this many messages a second for --duration (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Publish this many messages, at most --window undelivered at a time.
+    #[arg(long)]
+    messages: Option<u64>,
+    /// Seconds of publishing with --rate.
+    #[arg(long, value_parser = seconds, default_value = "5")]
+    duration: Duration,
+    /// With --messages: messages published but not yet delivered to every
+    /// subscriber.
+    #[arg(long, default_value_t = 16)]
+    window: u64,
+    /// Size of the data in bytes (for the hub, of the `data` object).
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// The room (hub).
+    #[arg(long, default_value = "bench")]
+    room: String,
+    /// Handshakes in progress at once while subscribers connect (below the
+    /// usual listen backlog of 128).
+    #[arg(long, default_value_t = 64)]
+    connect_concurrency: usize,
+    /// Seconds to wait for the last deliveries after the last publish.
+    #[arg(long, value_parser = seconds, default_value = "10")]
+    drain: Duration,
+}
+
+/// How subscribers subscribe and how the publisher addresses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Protocol {
+    /// Switchboard's hub: join a room, publish to it.
+    Hub,
+    /// Every message goes to every other client.
+    Raw,
+}
+
+/// State shared by the publisher and the subscribers.
+struct Shared {
+    epoch: Instant,
+    /// Subscribers counted as reached (those that saw a probe).
+    reached: AtomicUsize,
+    probed: Notify,
+    /// Deliveries of each message, by sequence number.
+    counts: Vec<AtomicU32>,
+    delivered: AtomicU64,
+    /// Deliveries expected in all; set when publishing starts.
+    expected: AtomicU64,
+    /// Wakes the publisher: a message reached everyone, or all are delivered.
+    progress: Notify,
+    last_delivery_ns: AtomicU64,
+    latencies: Latencies,
+    errors: Errors,
+}
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
+    anyhow::ensure!(
+        args.subscribers > 0 && args.window > 0,
+        "--subscribers and --window must be > 0"
+    );
+    let total = match (args.messages, args.rate) {
+        (Some(messages), _) => messages,
+        (None, Some(rate)) if rate > 0.0 => (rate * args.duration.as_secs_f64()).ceil() as u64,
+        _ => anyhow::bail!("--rate must be > 0"),
+    };
+    anyhow::ensure!(total > 0 && total < u32::MAX as u64, "1 to 2^32 messages");
+    let endpoint = Endpoint::resolve(&args.target, client_config(args.size + 256)).await?;
+    let shared = Arc::new(Shared {
+        epoch: Instant::now(),
+        reached: AtomicUsize::new(0),
+        probed: Notify::new(),
+        counts: (0..total).map(|_| AtomicU32::new(0)).collect(),
+        delivered: AtomicU64::new(0),
+        expected: AtomicU64::new(u64::MAX),
+        progress: Notify::new(),
+        last_delivery_ns: AtomicU64::new(0),
+        latencies: Latencies::new(),
+        errors: Errors::default(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let connect_started = Instant::now();
+    let (mut subscribers, ready) = start_subscribers(&args, &endpoint, &shared, stop_rx).await;
+    let connect_s = connect_started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        ready > 0,
+        "no subscriber could subscribe: {}",
+        shared.errors.json()
+    );
+
+    let socket = endpoint.connect().await?;
+    let (reader, writer) = socket.split();
+    let publisher_reader = tokio::spawn(drain_publisher(reader, Arc::clone(&shared)));
+    let publisher = Publisher {
+        writer,
+        args: &args,
+        shared: &shared,
+        total,
+    };
+    let reached = publisher.probe(ready).await?;
+    let expected = total * reached as u64;
+    shared.expected.store(expected, Ordering::Release);
+
+    let cpu_before = stats::cpu_time();
+    let first_publish = shared.now_ns();
+    let stalls = publisher.publish(reached).await?;
+    let last_publish = Instant::now();
+    while shared.delivered.load(Ordering::Acquire) < expected {
+        let progressed = shared.progress.notified();
+        if Instant::now() >= last_publish + args.drain {
+            break;
+        }
+        let _ = tokio::time::timeout_at(last_publish + args.drain, progressed).await;
+    }
+    let cpu_after = stats::cpu_time();
+    let delivered = shared.delivered.load(Ordering::Acquire);
+    let last_delivery = shared.last_delivery_ns.load(Ordering::Acquire);
+    let elapsed = Duration::from_nanos(last_delivery.saturating_sub(first_publish));
+
+    let _ = stop_tx.send(true);
+    publisher.close().await;
+    publisher_reader.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while subscribers.join_next().await.is_some() {}
+    })
+    .await;
+    subscribers.abort_all();
+
+    let secs = elapsed.as_secs_f64();
+    let line = json!({
+        "scenario": "fanout",
+        "url": args.target.url,
+        "protocol": format!("{:?}", args.protocol).to_lowercase(),
+        "subscribers": args.subscribers,
+        "subscribers_ready": ready,
+        "subscribers_reached": reached,
+        "connect_s": stats::round3(connect_s),
+        "mode": if args.messages.is_some() { "window" } else { "rate" },
+        "window": args.messages.map(|_| args.window),
+        "rate": args.rate,
+        "size": args.size,
+        "messages": total,
+        "expected": expected,
+        "delivered": delivered,
+        "lost": expected.saturating_sub(delivered),
+        "stalls": stalls,
+        "elapsed_s": stats::round3(secs),
+        "deliveries_per_s": if secs > 0.0 { stats::round1(delivered as f64 / secs) } else { 0.0 },
+        "latency_us": shared.latencies.summary(),
+    });
+    let line = stats::merge(line, shared.errors.json());
+    Ok(stats::merge(
+        line,
+        stats::cpu_json(cpu_before, cpu_after, elapsed),
+    ))
+}
+
+/// Connects and subscribes every subscriber, `connect_concurrency` at a
+/// time; returns their tasks and how many are subscribed.
+async fn start_subscribers(
+    args: &FanoutArgs,
+    endpoint: &Endpoint,
+    shared: &Arc<Shared>,
+    stop: watch::Receiver<bool>,
+) -> (JoinSet<()>, usize) {
+    let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(args.subscribers);
+    let mut tasks = JoinSet::new();
+    for _ in 0..args.subscribers {
+        let (endpoint, shared, stop) = (endpoint.clone(), Arc::clone(shared), stop.clone());
+        let (permits, ready_tx) = (Arc::clone(&permits), ready_tx.clone());
+        let (protocol, room) = (args.protocol, args.room.clone());
+        tasks.spawn(async move {
+            let permit = permits.acquire_owned().await;
+            let socket = match subscribe(&endpoint, protocol, &room).await {
+                Ok(socket) => socket,
+                Err(error) => {
+                    shared.errors.add(format!("subscribe: {error:#}"));
+                    let _ = ready_tx.send(false).await;
+                    return;
+                }
+            };
+            drop(permit);
+            let _ = ready_tx.send(true).await;
+            drop(ready_tx);
+            subscriber(socket, shared, stop).await;
+        });
+    }
+    drop(ready_tx);
+    let mut ready = 0;
+    while let Some(ok) = ready_rx.recv().await {
+        ready += usize::from(ok);
+    }
+    (tasks, ready)
+}
+
+/// Opens a subscriber's connection and, for the hub, joins the room and
+/// waits for the ack.
+async fn subscribe(
+    endpoint: &Endpoint,
+    protocol: Protocol,
+    room: &str,
+) -> anyhow::Result<WebSocket> {
+    let mut socket = endpoint.connect().await?;
+    if protocol == Protocol::Hub {
+        let join = json!({"event": "join", "room": room, "ack": 1}).to_string();
+        socket.send(Message::text(join)).await?;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match socket.recv().await {
+                    Some(Ok(Message::Text(text))) if text.contains("\"event\":\"ack\"") => {
+                        anyhow::ensure!(!text.contains("\"error\""), "join refused: {text}");
+                        return Ok(());
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => return Err(error.into()),
+                    None => anyhow::bail!("closed before the join was acknowledged"),
+                }
+            }
+        })
+        .await
+        .map_err(|_| anyhow::anyhow!("no ack to the join within 10 s"))??;
+    }
+    Ok(socket)
+}
+
+/// Receives until told to stop: counts deliveries and their latency.
+async fn subscriber(socket: WebSocket, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let (mut reader, writer) = socket.split();
+    let mut recorder = shared.latencies.recorder();
+    let mut probed = false;
+    loop {
+        let message = tokio::select! {
+            message = reader.recv() => message,
+            _ = stop.changed() => break,
+        };
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => continue,
+            Some(Err(error)) => {
+                shared.errors.add(format!("subscriber: {error}"));
+                return;
+            }
+            None => {
+                if !*stop.borrow() {
+                    shared.errors.add("subscriber: closed by the server");
+                }
+                return;
+            }
+        };
+        match parse(text.as_str()) {
+            Marker::Data { seq, sent_ns } => {
+                let now = shared.now_ns();
+                recorder.record(Duration::from_nanos(now.saturating_sub(sent_ns)));
+                deliver(&shared, seq, now);
+            }
+            Marker::Probe if !probed => {
+                probed = true;
+                shared.reached.fetch_add(1, Ordering::AcqRel);
+                shared.probed.notify_one();
+            }
+            Marker::Probe | Marker::Other => {}
+        }
+    }
+    recorder.flush();
+    echo::close(&mut reader, &writer).await;
+}
+
+fn deliver(shared: &Shared, seq: u64, now_ns: u64) {
+    let Some(count) = shared.counts.get(seq as usize) else {
+        return;
+    };
+    let reached = shared.reached.load(Ordering::Acquire) as u32;
+    let mut wake = count.fetch_add(1, Ordering::AcqRel) + 1 == reached;
+    shared.last_delivery_ns.fetch_max(now_ns, Ordering::AcqRel);
+    let delivered = shared.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+    wake |= delivered >= shared.expected.load(Ordering::Acquire);
+    if wake {
+        shared.progress.notify_one();
+    }
+}
+
+/// What a received text carries.
+#[derive(Debug, PartialEq, Eq)]
+enum Marker {
+    Data { seq: u64, sent_ns: u64 },
+    Probe,
+    Other,
+}
+
+/// Finds `"s":SEQ` and `"t":NANOS` (or `"probe"`) in a message, whatever
+/// envelope the server wrapped it in.
+fn parse(text: &str) -> Marker {
+    let number = |key: &str| {
+        let start = text.find(key)? + key.len();
+        let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
+        text[start..start + digits].parse::<u64>().ok()
+    };
+    match (number("\"s\":"), number("\"t\":")) {
+        (Some(seq), Some(sent_ns)) => Marker::Data { seq, sent_ns },
+        _ if text.contains("\"probe\"") => Marker::Probe,
+        _ => Marker::Other,
+    }
+}
+
+/// Reads what the server sends the publisher, noting errors it reports.
+async fn drain_publisher(mut reader: Reader, shared: Arc<Shared>) {
+    while let Some(message) = reader.recv().await {
+        match message {
+            Ok(Message::Text(text)) if text.contains("\"error\"") => {
+                shared.errors.add(format!("server to publisher: {text}"));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                shared.errors.add(format!("publisher: {error}"));
+                return;
+            }
+        }
+    }
+}
+
+struct Publisher<'a> {
+    writer: Writer,
+    args: &'a FanoutArgs,
+    shared: &'a Shared,
+    total: u64,
+}
+
+impl Publisher<'_> {
+    /// Sends probes until every subscribed client has seen one (or 15 s
+    /// pass); returns how many have.
+    async fn probe(&self, ready: usize) -> anyhow::Result<usize> {
+        let give_up = Instant::now() + Duration::from_secs(15);
+        let probe = self.envelope("{\"probe\":1}");
+        while self.shared.reached.load(Ordering::Acquire) < ready && Instant::now() < give_up {
+            let probed = self.shared.probed.notified();
+            self.writer.send(Message::text(probe.clone())).await?;
+            let _ = tokio::time::timeout(Duration::from_millis(200), probed).await;
+            // Let the probe reach everyone before asking again.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(self.shared.reached.load(Ordering::Acquire))
+    }
+
+    /// Publishes every message; returns how often the window did not
+    /// advance within 5 s (a subscriber stopped receiving).
+    async fn publish(&self, reached: usize) -> anyhow::Result<u64> {
+        let started = Instant::now();
+        let mut stalls = 0;
+        let due = |seq: u64, rate: f64| started + Duration::from_secs_f64(seq as f64 / rate);
+        for seq in 0..self.total {
+            if let Some(rate) = self.args.rate {
+                tokio::time::sleep_until(due(seq, rate)).await;
+            } else if seq >= self.args.window
+                && !self.wait_for(seq - self.args.window, reached).await?
+            {
+                stalls += 1;
+            }
+            let data = self.data(seq);
+            self.writer
+                .feed(Message::text(self.envelope(&data)))
+                .await?;
+            // Behind schedule, messages due already go out in one write.
+            if let Some(rate) = self.args.rate {
+                if Instant::now() < due(seq + 1, rate) {
+                    self.writer.flush().await?;
+                }
+            }
+        }
+        self.writer.flush().await?;
+        Ok(stalls)
+    }
+
+    /// Waits until message `seq` reached every subscriber; false after 5 s.
+    async fn wait_for(&self, seq: u64, reached: usize) -> anyhow::Result<bool> {
+        let count = &self.shared.counts[seq as usize];
+        if count.load(Ordering::Acquire) as usize >= reached {
+            return Ok(true);
+        }
+        self.writer.flush().await?;
+        let give_up = Instant::now() + Duration::from_secs(5);
+        loop {
+            let progressed = self.shared.progress.notified();
+            if count.load(Ordering::Acquire) as usize >= reached {
+                return Ok(true);
+            }
+            if tokio::time::timeout_at(give_up, progressed).await.is_err() {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// `{"s":SEQ,"t":NOW,"p":"xx…"}`, padded to the requested size.
+    fn data(&self, seq: u64) -> String {
+        let head = format!("{{\"s\":{seq},\"t\":{},\"p\":\"", self.shared.now_ns());
+        let fill = self.args.size.saturating_sub(head.len() + 2);
+        let mut data = String::with_capacity(head.len() + fill + 2);
+        data.push_str(&head);
+        data.extend(std::iter::repeat_n('x', fill));
+        data.push_str("\"}");
+        data
+    }
+
+    /// The data as the server's dialect wants it.
+    fn envelope(&self, data: &str) -> String {
+        match self.args.protocol {
+            Protocol::Raw => data.to_owned(),
+            Protocol::Hub => format!(
+                "{{\"event\":\"b\",\"room\":{},\"data\":{data}}}",
+                serde_json::Value::from(self.args.room.as_str())
+            ),
+        }
+    }
+
+    async fn close(&self) {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.writer.close(switchboard_net::CloseCode::NORMAL, ""),
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_marks_in_any_envelope() {
+        assert_eq!(
+            parse(r#"{"event":"b","from":"x1","room":"bench","data":{"s":12,"t":345,"p":"xx"}}"#),
+            Marker::Data {
+                seq: 12,
+                sent_ns: 345
+            }
+        );
+        assert_eq!(
+            parse(r#"{"s":0,"t":7,"p":""}"#),
+            Marker::Data { seq: 0, sent_ns: 7 }
+        );
+        assert_eq!(parse(r#"{"event":"b","data":{"probe":1}}"#), Marker::Probe);
+        assert_eq!(
+            parse(r#"{"event":"ready","data":{"id":"a"}}"#),
+            Marker::Other
+        );
+    }
+}

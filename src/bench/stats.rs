@@ -1,0 +1,193 @@
+//! What the scenarios measure with: a latency histogram shared by many
+//! tasks, the process's own CPU time, the open-files limit, and the JSON
+//! line each scenario prints.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde_json::{json, Value};
+
+/// Latencies are recorded in nanoseconds, from 1 µs to 10 minutes, with
+/// three significant digits (an error of at most 0.1 %).
+const LOWEST_NS: u64 = 1_000;
+const HIGHEST_NS: u64 = 600_000_000_000;
+
+/// Samples a task keeps before taking the shared histogram's lock.
+const BATCH: usize = 512;
+
+/// A latency histogram shared by every task of a scenario.
+#[derive(Clone)]
+pub struct Latencies {
+    shared: Arc<Mutex<Histogram<u64>>>,
+}
+
+impl Latencies {
+    pub fn new() -> Latencies {
+        let histogram = Histogram::new_with_bounds(LOWEST_NS, HIGHEST_NS, 3)
+            .expect("constant histogram bounds are valid");
+        Latencies {
+            shared: Arc::new(Mutex::new(histogram)),
+        }
+    }
+
+    /// A recorder for one task: it batches samples so that the lock is
+    /// taken once per [`BATCH`] of them.
+    pub fn recorder(&self) -> Recorder {
+        Recorder {
+            shared: Arc::clone(&self.shared),
+            batch: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Percentiles and extremes in microseconds, as a JSON object.
+    pub fn summary(&self) -> Value {
+        let histogram = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let us = |ns: u64| (ns as f64 / 100.0).round() / 10.0;
+        if histogram.is_empty() {
+            return json!({ "count": 0 });
+        }
+        json!({
+            "count": histogram.len(),
+            "p50": us(histogram.value_at_quantile(0.50)),
+            "p90": us(histogram.value_at_quantile(0.90)),
+            "p99": us(histogram.value_at_quantile(0.99)),
+            "p999": us(histogram.value_at_quantile(0.999)),
+            "max": us(histogram.max()),
+            "mean": (histogram.mean() / 100.0).round() / 10.0,
+        })
+    }
+}
+
+/// One task's handle on a [`Latencies`]; flushes its batch when dropped.
+pub struct Recorder {
+    shared: Arc<Mutex<Histogram<u64>>>,
+    batch: Vec<u64>,
+}
+
+impl Recorder {
+    pub fn record(&mut self, latency: Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.batch.push(ns.clamp(LOWEST_NS, HIGHEST_NS));
+        if self.batch.len() == BATCH {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let mut histogram = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        for ns in self.batch.drain(..) {
+            histogram.saturating_record(ns);
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// User plus system CPU time of this process so far (all its threads).
+pub fn cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut usage = std::mem::zeroed::<libc::rusage>();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut usage) != 0 {
+            return Duration::ZERO;
+        }
+        usage
+    };
+    let timeval = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// CPU used between two [`cpu_time`] readings, as JSON: seconds and the
+/// share of one core over `wall` (1.0 = one core busy the whole time). A
+/// share near 1.0 means the generator, not the server, set the pace.
+pub fn cpu_json(before: Duration, after: Duration, wall: Duration) -> Value {
+    let used = after.saturating_sub(before).as_secs_f64();
+    let wall = wall.as_secs_f64();
+    json!({
+        "client_cpu_s": round3(used),
+        "client_cpu_util": if wall > 0.0 { round3(used / wall) } else { 0.0 },
+    })
+}
+
+/// Raises the soft limit on open files to the hard limit, so that 10,000
+/// and more connections can be open; returns the limit now in force.
+pub fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        let mut limit = std::mem::zeroed::<libc::rlimit>();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return raised.rlim_cur;
+            }
+        }
+        limit.rlim_cur
+    }
+}
+
+/// Rounds to three decimals, for readable JSON.
+pub fn round3(value: f64) -> f64 {
+    (value * 1000.0).round() / 1000.0
+}
+
+/// Rounds to one decimal.
+pub fn round1(value: f64) -> f64 {
+    (value * 10.0).round() / 10.0
+}
+
+/// Adds the fields of `extra` (an object) to `line` (an object).
+pub fn merge(mut line: Value, extra: Value) -> Value {
+    if let (Some(line), Value::Object(extra)) = (line.as_object_mut(), extra) {
+        line.extend(extra);
+    }
+    line
+}
+
+/// Prints one scenario's result as a single JSON line on stdout, at once.
+pub fn emit(line: &Value) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// Counts errors by message, keeping a few examples for the report.
+#[derive(Default)]
+pub struct Errors {
+    inner: Mutex<(u64, Vec<String>)>,
+}
+
+impl Errors {
+    pub fn add(&self, error: impl std::fmt::Display) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.0 += 1;
+        if inner.1.len() < 3 {
+            let text = error.to_string();
+            if !inner.1.contains(&text) {
+                inner.1.push(text);
+            }
+        }
+    }
+
+    /// `{"errors": N, "error_examples": [...]}`.
+    pub fn json(&self) -> Value {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        json!({ "errors": inner.0, "error_examples": inner.1 })
+    }
+}
