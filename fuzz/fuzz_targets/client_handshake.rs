@@ -27,7 +27,8 @@ fuzz_target!(|data: &[u8]| {
             assert!(protocol == "chat" || protocol == "superchat");
         }
         for extension in &response.extensions {
-            assert_eq!(extension.name, "permessage-deflate");
+            // Extension tokens compare case-insensitively (RFC 7230 §3.2.6).
+            assert!(extension.name.eq_ignore_ascii_case("permessage-deflate"));
         }
     }
 });
