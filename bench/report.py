@@ -5,7 +5,6 @@ the rest of the file alone) and a grouped bar chart in SVG; prints the
 tables to stdout.
 
     python3 bench/report.py --results target/bench/results.jsonl \
-        --commands target/bench/commands.txt \
         --markdown docs/BENCHMARKS.md --svg docs/bench/summary.svg
 """
 
@@ -30,6 +29,8 @@ COLORS = {
     "fastwebsockets": "#8c6bb1",
     "node-ws": "#5a9e4b",
 }
+# Order of the groups of points (scripts/bench runs them in this order).
+GROUPS = ["echo", "echo-1m", "fanout", "fanout-rate", "idle", "handshake"]
 GENERATOR_BOUND = 0.9
 # Cores used by other processes during a point above which it is flagged.
 BUSY = 0.25
@@ -93,6 +94,14 @@ def cpu(line, key):
     return f"{value * 100:.0f} %{mark}"
 
 
+def cost(line, count, scale):
+    """The server's CPU time per unit of work (per message, delivery, …)."""
+    used, done = line.get("server_cpu_s"), line.get(count)
+    if not used or not done:
+        return None
+    return used * scale / done
+
+
 def table(header, rows):
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(row) + " |" for row in rows]
@@ -139,16 +148,19 @@ def echo_section(title, lines, big):
             num(rtt.get("p99", 0) / scale, 1),
             num(rtt.get("p999", 0) / scale, 1),
             cpu(l, "server_cpu_util"),
+            num(cost(l, "messages", 1e6), 2),
             cpu(l, "client_cpu_util"),
             str(l.get("errors", 0)),
         ])
     unit = "ms" if big else "µs"
     header = ["server", "messages/s", "MB/s", f"RTT p50 {unit}", f"RTT p99 {unit}",
-              f"RTT p99.9 {unit}", "server CPU", "generator CPU", "errors"]
+              f"RTT p99.9 {unit}", "server CPU", "server CPU µs/msg", "generator CPU", "errors"]
     return "\n\n".join(filter(None, [
         f"### {title}",
         table(header, rows),
         ratio_line(lines, lambda l: l.get("messages_per_s"), what="messages/s"),
+        ratio_line(lines, lambda l: cost(l, "messages", 1e6), higher_is_better=False,
+                   what="server CPU per message"),
     ]))
 
 
@@ -166,13 +178,18 @@ def fanout_section(title, lines, note=""):
             f"{l['delivered']:,} / {l['expected']:,}",
             f"{l.get('connect_s', 0):.2f}",
             cpu(l, "server_cpu_util"),
+            num(cost(l, "delivered", 1e9)),
             cpu(l, "client_cpu_util"),
         ])
     header = ["server", "deliveries/s", "latency p50 ms", "latency p99 ms", "delivered",
-              "subscribe s", "server CPU", "generator CPU"]
+              "subscribe s", "server CPU", "server CPU ns/delivery", "generator CPU"]
     raw = [l for l in lines if l["_mode"] == "raw"]
     hub = [l for l in lines if l["_mode"] == "hub"]
     ratios = ratio_line(raw, lambda l: l.get("deliveries_per_s"), what="deliveries/s")
+    efficiency = ratio_line(raw, lambda l: cost(l, "delivered", 1e9), higher_is_better=False,
+                            what="server CPU per delivery")
+    if efficiency:
+        ratios += " " + efficiency
     if hub and raw:
         peers = [l for l in raw if l["server"] not in OURS]
         if peers:
@@ -240,12 +257,17 @@ def handshake_section(title, lines):
             num(lat.get("p50", 0), 0),
             num(lat.get("p99", 0), 0),
             cpu(l, "server_cpu_util"),
+            num(cost(l, "opened", 1e6), 1),
             cpu(l, "client_cpu_util"),
             str(l.get("errors", 0)),
         ])
     header = ["server", "opened/s", "closed cleanly/s", "open p50 µs", "open p99 µs",
-              "server CPU", "generator CPU", "errors"]
+              "server CPU", "server CPU µs/connection", "generator CPU", "errors"]
     ratios = ratio_line(lines, lambda l: l.get("opened_per_s"), what="connections opened/s")
+    efficiency = ratio_line(lines, lambda l: cost(l, "opened", 1e6), higher_is_better=False,
+                            what="server CPU per connection")
+    if efficiency:
+        ratios += "\n\n" + efficiency
     return "\n\n".join(filter(None, [f"### {title}", table(header, rows), ratios]))
 
 
@@ -349,18 +371,22 @@ def machine():
 
 
 def section(points, commands, svg_path, markdown_path, quick):
+    days = sorted({l["at"][:10] for lines in points.values() for l in lines if l.get("at")})
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    if days:
+        today = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
     parts = [
         "## Side by side with the peers",
         f"Measured on {today} by `scripts/bench`{' (BENCH_QUICK=1: short smoke run)' if quick else ''} "
         f"on {machine()}.",
         "Each server runs alone on core 0 and the load generator (`switchboard bench`, one "
         "thread) on core 1, pinned with `taskset`; so every server, whatever its runtime, has "
-        "one core. Every point starts a fresh server. Clients send text unless noted, unmasked "
-        "payloads are filler, and no client offers compression. *Server CPU* is the server's "
-        "CPU time over the generator's whole run (connecting and warm-up included) as a share "
-        "of one core; *generator CPU* is the generator's own, over the measured window: "
-        "‡ marks points where it was above 90 %, i.e. the generator may have set the pace.",
+        "one core. Every point starts a fresh server. Clients send text unless noted, payloads "
+        "are filler, and no client offers compression. *Server CPU* and *generator CPU* are "
+        "each process's CPU time over the measured window (for fanout, from the first publish "
+        "to the last delivery) as a share of one core. ‡ marks points where the generator was "
+        "above 90 %: there it may have set the pace, and the server's *CPU per message* (or "
+        "per delivery, per connection) is the fairer comparison.",
         "The peers: `bench/peers` (tokio-tungstenite with its `forward` echo, fastwebsockets "
         "with its `FragmentCollector` echo, both with a writer task per client for broadcast) "
         "and `bench/peers/node/server.mjs` (Node's `ws`, the loop from its README for "
@@ -382,9 +408,11 @@ def section(points, commands, svg_path, markdown_path, quick):
     sizes = sorted({int(k.rsplit("-", 1)[1]) for k in points if k.startswith("fanout-raw-")})
     for n in sizes:
         lines = points.get(f"fanout-raw-{n}", []) + points.get(f"fanout-hub-{n}", [])
-        note = ("One publisher; the publisher keeps at most 16 messages (64 B of data) not yet "
+        window = lines[0].get("window") if lines else None
+        note = (f"One publisher; it keeps at most {window} messages (64 B of data) not yet "
                 "delivered to every subscriber, so this is the server's pace without overrunning "
-                "its queues; latency is publish to delivery and includes that queueing.")
+                "its queues; latency is publish to delivery and includes that queueing (see the "
+                "fixed-rate point below for latency at a given load).")
         parts.append(fanout_section(f"Fanout: {n:,} subscribers", lines, note))
     for key in sorted(k for k in points if k.startswith("fanout-rate-")):
         n = int(key.rsplit("-", 1)[1])
@@ -428,15 +456,18 @@ def splice(path, block):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", required=True)
-    parser.add_argument("--commands", required=True)
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--svg", required=True)
     parser.add_argument("--quick", default="0")
     args = parser.parse_args()
     with open(args.results) as f:
         results = [json.loads(line) for line in f if line.strip()]
-    with open(args.commands) as f:
-        commands = [line.rstrip("\n") for line in f if line.strip()]
+    results.sort(key=lambda l: (
+        GROUPS.index(l["group"]) if l.get("group") in GROUPS else 99,
+        l["point"],
+        ORDER.index(l["server"]) if l["server"] in ORDER else 99,
+    ))
+    commands = [l["command"] for l in results if l.get("command")]
     points = by_point(results)
     block = section(points, commands, args.svg, args.markdown, args.quick == "1")
     splice(args.markdown, block)

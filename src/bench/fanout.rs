@@ -16,7 +16,8 @@
 //!
 //! With `--messages M` the publisher keeps at most `--window W` messages not
 //! yet delivered to everyone (closed loop: the server's pace, without
-//! overrunning its queues); with `--rate R` it publishes R messages a second
+//! overrunning its queues), and stops after M messages or `--duration`,
+//! whichever comes first; with `--rate R` it publishes R messages a second
 //! for `--duration` (open loop: latency at a given load).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -48,10 +49,11 @@ pub struct FanoutArgs {
     /// Publish this many messages a second for --duration (open loop).
     #[arg(long)]
     rate: Option<f64>,
-    /// Publish this many messages, at most --window undelivered at a time.
+    /// Publish at most this many messages (and for at most --duration), at
+    /// most --window undelivered at a time.
     #[arg(long)]
     messages: Option<u64>,
-    /// Seconds of publishing with --rate.
+    /// Seconds of publishing.
     #[arg(long, value_parser = seconds, default_value = "5")]
     duration: Duration,
     /// With --messages: messages published but not yet delivered to every
@@ -91,7 +93,8 @@ struct Shared {
     /// Deliveries of each message, by sequence number.
     counts: Vec<AtomicU32>,
     delivered: AtomicU64,
-    /// Deliveries expected in all; set when publishing starts.
+    /// Deliveries expected in all; set when publishing starts, and again
+    /// when it stops early.
     expected: AtomicU64,
     /// Wakes the publisher: a message reached everyone, or all are delivered.
     progress: Notify,
@@ -150,12 +153,15 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
         total,
     };
     let reached = publisher.probe(ready).await?;
-    let expected = total * reached as u64;
-    shared.expected.store(expected, Ordering::Release);
+    shared
+        .expected
+        .store(total * reached as u64, Ordering::Release);
 
-    let cpu_before = stats::cpu_time();
+    let cpu_before = stats::CpuSnapshot::take();
     let first_publish = shared.now_ns();
-    let stalls = publisher.publish(reached).await?;
+    let (published, stalls) = publisher.publish(reached).await?;
+    let expected = published * reached as u64;
+    shared.expected.store(expected, Ordering::Release);
     let last_publish = Instant::now();
     while shared.delivered.load(Ordering::Acquire) < expected {
         let progressed = shared.progress.notified();
@@ -164,7 +170,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
         }
         let _ = tokio::time::timeout_at(last_publish + args.drain, progressed).await;
     }
-    let cpu_after = stats::cpu_time();
+    let cpu_after = stats::CpuSnapshot::take();
     let delivered = shared.delivered.load(Ordering::Acquire);
     let last_delivery = shared.last_delivery_ns.load(Ordering::Acquire);
     let elapsed = Duration::from_nanos(last_delivery.saturating_sub(first_publish));
@@ -191,7 +197,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
         "window": args.messages.map(|_| args.window),
         "rate": args.rate,
         "size": args.size,
-        "messages": total,
+        "messages": published,
         "expected": expected,
         "delivered": delivered,
         "lost": expected.saturating_sub(delivered),
@@ -394,24 +400,32 @@ impl Publisher<'_> {
         Ok(self.shared.reached.load(Ordering::Acquire))
     }
 
-    /// Publishes every message; returns how often the window did not
-    /// advance within 5 s (a subscriber stopped receiving).
-    async fn publish(&self, reached: usize) -> anyhow::Result<u64> {
+    /// Publishes the messages; returns how many, and how often the window
+    /// did not advance within 5 s (a subscriber stopped receiving).
+    async fn publish(&self, reached: usize) -> anyhow::Result<(u64, u64)> {
         let started = Instant::now();
+        let stop = started + self.args.duration;
         let mut stalls = 0;
+        let mut published = 0;
         let due = |seq: u64, rate: f64| started + Duration::from_secs_f64(seq as f64 / rate);
         for seq in 0..self.total {
             if let Some(rate) = self.args.rate {
                 tokio::time::sleep_until(due(seq, rate)).await;
-            } else if seq >= self.args.window
-                && !self.wait_for(seq - self.args.window, reached).await?
-            {
-                stalls += 1;
+            } else {
+                if Instant::now() >= stop {
+                    break;
+                }
+                if seq >= self.args.window
+                    && !self.wait_for(seq - self.args.window, reached).await?
+                {
+                    stalls += 1;
+                }
             }
             let data = self.data(seq);
             self.writer
                 .feed(Message::text(self.envelope(&data)))
                 .await?;
+            published += 1;
             // Behind schedule, messages due already go out in one write.
             if let Some(rate) = self.args.rate {
                 if Instant::now() < due(seq + 1, rate) {
@@ -420,7 +434,7 @@ impl Publisher<'_> {
             }
         }
         self.writer.flush().await?;
-        Ok(stalls)
+        Ok((published, stalls))
     }
 
     /// Waits until message `seq` reached every subscriber; false after 5 s.

@@ -39,7 +39,7 @@ pub async fn run(args: HandshakeArgs) -> anyhow::Result<serde_json::Value> {
     let errors = Arc::new(Errors::default());
     let started = Instant::now();
     let until = started + args.duration;
-    let cpu_before = stats::cpu_time();
+    let cpu_before = stats::CpuSnapshot::take();
     let mut tasks = JoinSet::new();
     for _ in 0..args.concurrency.max(1) {
         let (endpoint, latencies, errors) = (endpoint.clone(), latencies.clone(), errors.clone());
@@ -53,7 +53,7 @@ pub async fn run(args: HandshakeArgs) -> anyhow::Result<serde_json::Value> {
         }
     }
     let elapsed = started.elapsed();
-    let cpu_after = stats::cpu_time();
+    let cpu_after = stats::CpuSnapshot::take();
     let secs = elapsed.as_secs_f64();
     let line = json!({
         "scenario": "handshake",

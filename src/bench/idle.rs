@@ -45,7 +45,7 @@ pub async fn run(args: IdleArgs, nofile: u64) -> anyhow::Result<serde_json::Valu
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let (opened_tx, mut opened_rx) = mpsc::channel::<bool>(args.connections.max(1));
-    let cpu_before = stats::cpu_time();
+    let cpu_before = stats::CpuSnapshot::take();
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..args.connections {
@@ -73,7 +73,7 @@ pub async fn run(args: IdleArgs, nofile: u64) -> anyhow::Result<serde_json::Valu
         connected += usize::from(ok);
     }
     let connect_time = started.elapsed();
-    let cpu_after = stats::cpu_time();
+    let cpu_after = stats::CpuSnapshot::take();
     let secs = connect_time.as_secs_f64();
     let line = json!({
         "scenario": "idle",

@@ -43,6 +43,10 @@ pub struct BenchArgs {
     /// the cheapest per message; pin it with taskset).
     #[arg(long, global = true, default_value_t = 1)]
     threads: usize,
+    /// The server's process id, on this machine: its CPU time over the
+    /// measured window is reported too (`server_cpu_util`).
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -72,6 +76,9 @@ pub struct TargetArgs {
 /// Runs a scenario on its own runtime and prints its JSON line.
 pub fn main(args: BenchArgs) -> ExitCode {
     let limit = stats::raise_nofile();
+    if let Some(pid) = args.server_pid {
+        stats::watch_server(pid);
+    }
     let mut builder = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
     } else {

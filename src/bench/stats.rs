@@ -2,7 +2,7 @@
 //! tasks, the process's own CPU time, the open-files limit, and the JSON
 //! line each scenario prints.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -107,16 +107,65 @@ pub fn cpu_time() -> Duration {
     timeval(usage.ru_utime) + timeval(usage.ru_stime)
 }
 
-/// CPU used between two [`cpu_time`] readings, as JSON: seconds and the
-/// share of one core over `wall` (1.0 = one core busy the whole time). A
-/// share near 1.0 means the generator, not the server, set the pace.
-pub fn cpu_json(before: Duration, after: Duration, wall: Duration) -> Value {
-    let used = after.saturating_sub(before).as_secs_f64();
+/// The server process to watch, if the caller named it (`--server-pid`).
+static SERVER_PID: OnceLock<u32> = OnceLock::new();
+
+/// Makes every [`CpuSnapshot`] read the CPU time of process `pid` too.
+pub fn watch_server(pid: u32) {
+    let _ = SERVER_PID.set(pid);
+}
+
+/// CPU time used so far by the generator and, if watched, by the server.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuSnapshot {
+    client: Duration,
+    server: Option<Duration>,
+}
+
+impl CpuSnapshot {
+    pub fn take() -> CpuSnapshot {
+        CpuSnapshot {
+            client: cpu_time(),
+            server: SERVER_PID.get().and_then(|pid| process_cpu_time(*pid)),
+        }
+    }
+}
+
+/// User plus system CPU time of another process, from `/proc/PID/stat`.
+fn process_cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count from after it.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let ticks = u64::try_from(ticks).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_nanos(
+        (utime + stime) * 1_000_000_000 / ticks,
+    ))
+}
+
+/// CPU used between two snapshots, as JSON: seconds, and the share of one
+/// core over `wall` (1.0 = one core busy the whole time), for the generator
+/// and, if watched, the server. A generator share near 1.0 means the
+/// generator, not the server, set the pace.
+pub fn cpu_json(before: CpuSnapshot, after: CpuSnapshot, wall: Duration) -> Value {
     let wall = wall.as_secs_f64();
-    json!({
-        "client_cpu_s": round3(used),
-        "client_cpu_util": if wall > 0.0 { round3(used / wall) } else { 0.0 },
-    })
+    let share = |used: f64| if wall > 0.0 { round3(used / wall) } else { 0.0 };
+    let client = after.client.saturating_sub(before.client).as_secs_f64();
+    let mut line = json!({
+        "client_cpu_s": round3(client),
+        "client_cpu_util": share(client),
+    });
+    if let (Some(before), Some(after)) = (before.server, after.server) {
+        let server = after.saturating_sub(before).as_secs_f64();
+        line = merge(
+            line,
+            json!({ "server_cpu_s": round3(server), "server_cpu_util": share(server) }),
+        );
+    }
+    line
 }
 
 /// Raises the soft limit on open files to the hard limit, so that 10,000
