@@ -141,13 +141,7 @@ pub async fn accept<H: Handler + ?Sized>(
         return Ok(None);
     };
     let socket = WebSocket::from_tcp(stream, Role::Server, config, rest);
-    enable_deflate(&socket, deflate.as_ref(), config);
-    Ok(Some(Accepted {
-        socket,
-        request,
-        protocol,
-        deflate: shared_deflate(deflate.as_ref(), config),
-    }))
+    Ok(Some(finish(socket, request, protocol, deflate, config)))
 }
 
 /// Like [`accept`], over any stream (TLS, a Unix socket, an in-memory pipe).
@@ -166,24 +160,29 @@ where
         return Ok(None);
     };
     let socket = WebSocket::from_stream(stream, Role::Server, config, rest);
-    enable_deflate(&socket, deflate.as_ref(), config);
-    Ok(Some(Accepted {
+    Ok(Some(finish(socket, request, protocol, deflate, config)))
+}
+
+/// Turns on the compression that was negotiated and describes the result.
+fn finish(
+    socket: WebSocket,
+    request: Request,
+    protocol: Option<String>,
+    deflate: Option<Negotiated>,
+    config: &Config,
+) -> Accepted {
+    let shared = match (&deflate, &config.deflate) {
+        (Some(negotiated), Some(settings)) => {
+            socket.enable_deflate(negotiated, settings);
+            negotiated.shared(settings)
+        }
+        _ => None,
+    };
+    Accepted {
         socket,
         request,
         protocol,
-        deflate: shared_deflate(deflate.as_ref(), config),
-    }))
-}
-
-fn shared_deflate(negotiated: Option<&Negotiated>, config: &Config) -> Option<SharedDeflate> {
-    negotiated
-        .zip(config.deflate.as_ref())
-        .and_then(|(n, c)| n.shared(c))
-}
-
-fn enable_deflate(socket: &WebSocket, negotiated: Option<&Negotiated>, config: &Config) {
-    if let (Some(negotiated), Some(deflate)) = (negotiated, &config.deflate) {
-        socket.enable_deflate(negotiated, deflate);
+        deflate: shared,
     }
 }
 
