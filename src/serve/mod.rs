@@ -197,6 +197,9 @@ async fn serve_connection(
 /// The raw echo endpoint: every message comes back unchanged.
 async fn echo(accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
     let mut socket = accepted.socket;
+    // Created once: building a watch future per message costs more than the echo.
+    let stopping = shutdown.changed();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
             message = socket.recv() => match message {
@@ -207,7 +210,7 @@ async fn echo(accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
                 }
                 _ => return,
             },
-            _ = shutdown.changed() => {
+            _ = &mut stopping => {
                 let _ = socket.close(CloseCode::GOING_AWAY, "server shutting down").await;
                 return;
             }

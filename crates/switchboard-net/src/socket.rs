@@ -324,6 +324,15 @@ pub struct Reader {
     primed: bool,
 }
 
+/// How much to read next: the usual amount, or more for a large frame under
+/// way, so that its payload is not copied each time the buffer grows. The
+/// buffer grows at most by what it already holds, so a peer that announces a
+/// huge frame and sends nothing gets no large allocation for free.
+fn read_size_for(usual: usize, buf: &BytesMut, conn: &Connection) -> usize {
+    let missing = conn.frame_in_progress().saturating_sub(buf.len());
+    usual.max(missing.min(buf.len()))
+}
+
 impl Drop for Reader {
     fn drop(&mut self) {
         self.io.linger();
@@ -439,7 +448,8 @@ impl Reader {
     /// result to the core.
     async fn read_once(&mut self) -> Result<(), Error> {
         let deadline = self.shared.conn().poll_timeout();
-        let read = self.io.read_into(&mut self.buf, self.read_size);
+        let read_size = read_size_for(self.read_size, &self.buf, &self.shared.conn());
+        let read = self.io.read_into(&mut self.buf, read_size);
         let read = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), read).await.ok(),
             None => Some(read.await),

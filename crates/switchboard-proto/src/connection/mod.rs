@@ -246,6 +246,14 @@ impl Connection {
         self.pending
     }
 
+    /// The payload length of the frame being received, once its header is
+    /// in: a driver can size its read buffer for it instead of growing it a
+    /// read at a time. 0 when no frame is under way.
+    pub fn frame_in_progress(&self) -> usize {
+        self.frame
+            .map_or(0, |frame| frame.header.payload_len as usize)
+    }
+
     // ---- inputs -------------------------------------------------------------
 
     /// Processes bytes read from the transport.
