@@ -350,43 +350,39 @@ impl Reader {
     ///
     /// A connection failed by a protocol error yields that error once, then `None`.
     pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
-        loop {
-            match self.next_event().await {
-                Ok(Event::Message(message)) => return Some(Ok(message)),
-                Ok(Event::Fragment(_)) => {
-                    return Some(Err(Error::from(
-                        switchboard_proto::UsageError::FragmentState(
-                            "streaming mode is on: use next_event or next_fragment",
-                        ),
-                    )))
-                }
-                Ok(Event::Ping(_) | Event::Pong(_)) => continue,
-                Ok(Event::Closed(info)) => match info.cause {
-                    switchboard_proto::CloseCause::Protocol(error) => {
-                        return Some(Err(error.into()))
-                    }
-                    _ => return None,
-                },
-                Err(error) if error.is_closed() => return None,
-                Err(error) => return Some(Err(error)),
-            }
+        match self.next_data().await? {
+            Ok(Event::Message(message)) => Some(Ok(message)),
+            Ok(_) => Some(Err(Error::from(
+                switchboard_proto::UsageError::FragmentState(
+                    "streaming mode is on: use next_event or next_fragment",
+                ),
+            ))),
+            Err(error) => Some(Err(error)),
         }
     }
 
     /// The next fragment in streaming mode; `None` after close.
     pub async fn next_fragment(&mut self) -> Option<Result<Fragment, Error>> {
+        match self.next_data().await? {
+            Ok(Event::Fragment(fragment)) => Some(Ok(fragment)),
+            // A message that arrived before streaming was switched on: one
+            // whole fragment.
+            Ok(Event::Message(message)) => Some(Ok(Fragment {
+                kind: message.kind(),
+                payload: message.into_payload(),
+                first: true,
+                fin: true,
+            })),
+            Ok(_) => None,
+            Err(error) => Some(Err(error)),
+        }
+    }
+
+    /// The next message or fragment, skipping pings and pongs: `None` after
+    /// a clean close, the protocol error once when the peer broke the protocol.
+    async fn next_data(&mut self) -> Option<Result<Event, Error>> {
         loop {
             match self.next_event().await {
-                Ok(Event::Fragment(fragment)) => return Some(Ok(fragment)),
-                Ok(Event::Message(message)) => {
-                    // Arrived before streaming was switched on: one whole fragment.
-                    return Some(Ok(Fragment {
-                        kind: message.kind(),
-                        payload: message.into_payload(),
-                        first: true,
-                        fin: true,
-                    }));
-                }
                 Ok(Event::Ping(_) | Event::Pong(_)) => continue,
                 Ok(Event::Closed(info)) => match info.cause {
                     switchboard_proto::CloseCause::Protocol(error) => {
@@ -396,6 +392,7 @@ impl Reader {
                 },
                 Err(error) if error.is_closed() => return None,
                 Err(error) => return Some(Err(error)),
+                Ok(data) => return Some(Ok(data)),
             }
         }
     }
@@ -447,8 +444,13 @@ impl Reader {
     /// Reads once from the stream, or lets a timer fire, and hands the
     /// result to the core.
     async fn read_once(&mut self) -> Result<(), Error> {
-        let deadline = self.shared.conn().poll_timeout();
-        let read_size = read_size_for(self.read_size, &self.buf, &self.shared.conn());
+        let (deadline, read_size) = {
+            let conn = self.shared.conn();
+            (
+                conn.poll_timeout(),
+                read_size_for(self.read_size, &self.buf, &conn),
+            )
+        };
         let read = self.io.read_into(&mut self.buf, read_size);
         let read = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), read).await.ok(),

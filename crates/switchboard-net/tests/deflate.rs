@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 
 use bytes::{Buf, BytesMut};
-use common::{echo, serve, within, WAIT};
+use common::{echo, read_head, serve, within, WAIT};
 use switchboard_net::{connect_with, AcceptAll, Config, ConnectOptions, Event, Message};
 use switchboard_proto::deflate::{DeflateConfig, Deflater, Inflater};
 use switchboard_proto::handshake::accept_key;
@@ -244,28 +244,6 @@ fn parse_frame(buf: &mut BytesMut) -> Option<Frame> {
     let first = buf[0];
     buf.advance(at + len);
     Some(Frame { first, payload })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Reads an HTTP head; returns it and the bytes after it.
-async fn read_head(stream: &mut TcpStream) -> (String, BytesMut) {
-    let mut buf = BytesMut::with_capacity(4096);
-    let len = within(WAIT, "an HTTP head", async {
-        loop {
-            if let Some(end) = find(&buf, b"\r\n\r\n") {
-                return end + 4;
-            }
-            let n = stream.read_buf(&mut buf).await.expect("read head");
-            assert!(n > 0, "closed before the end of the head: {buf:?}");
-        }
-    })
-    .await;
-    let head = String::from_utf8_lossy(&buf[..len]).into_owned();
-    buf.advance(len);
-    (head, buf)
 }
 
 /// Every value of header `name` in an HTTP head, in order.

@@ -175,23 +175,11 @@ impl RawClient {
             .write_all(upgrade_request(addr, path).as_bytes())
             .await
             .expect("send request");
-        let mut buf = BytesMut::with_capacity(4096);
-        let head_len = within(WAIT, "101 response", async {
-            loop {
-                if let Some(end) = find(&buf, b"\r\n\r\n") {
-                    return end + 4;
-                }
-                let n = stream.read_buf(&mut buf).await.expect("read response");
-                assert!(n > 0, "server closed during the handshake: {buf:?}");
-            }
-        })
-        .await;
-        let head = String::from_utf8_lossy(&buf[..head_len]).into_owned();
+        let (head, buf) = read_head(&mut stream).await;
         assert!(
             head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"),
             "{head}"
         );
-        buf.advance(head_len);
         RawClient { stream, buf }
     }
 
@@ -300,4 +288,22 @@ pub fn frame_header(first_byte: u8, masked: bool, len: u64) -> Vec<u8> {
         }
     }
     header
+}
+
+/// Reads an HTTP head; returns it and the bytes after it.
+pub async fn read_head(stream: &mut TcpStream) -> (String, BytesMut) {
+    let mut buf = BytesMut::with_capacity(4096);
+    let len = within(WAIT, "an HTTP head", async {
+        loop {
+            if let Some(end) = find(&buf, b"\r\n\r\n") {
+                return end + 4;
+            }
+            let n = stream.read_buf(&mut buf).await.expect("read head");
+            assert!(n > 0, "closed before the end of the head: {buf:?}");
+        }
+    })
+    .await;
+    let head = String::from_utf8_lossy(&buf[..len]).into_owned();
+    buf.advance(len);
+    (head, buf)
 }
