@@ -7,9 +7,11 @@
 //!
 //! Each message is encoded into a frame once
 //! ([`switchboard_proto::frame::encode_server_frame`]) and that one buffer is
-//! queued on every recipient ([`Writer::feed_encoded`]). Each client has a
-//! bounded queue of [`QUEUE_LEN`] frames and a task that writes it out,
-//! flushing once per batch; a client whose queue is full misses the message.
+//! pushed to every recipient's [`Outbox`]. The broadcasting task writes it to
+//! each socket itself when the socket can take it, so a fan-out wakes no task
+//! for a recipient that keeps up; what a socket cannot take waits in its
+//! bounded outbox ([`QUEUE_LEN`] frames) for the client's own task, and a
+//! client whose outbox is full misses the message. One task per client.
 //! This is the server `switchboard bench fanout --protocol raw` measures, and
 //! what the reference servers of `bench/peers` do in their `broadcast` mode.
 
@@ -17,43 +19,46 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use std::time::Instant;
+
 use bytes::Bytes;
-use switchboard_net::{accept, AcceptAll, Config, MessageKind, Writer};
+use switchboard_net::{accept, AcceptAll, Config, Event, MessageKind, Outbox};
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 
 /// Frames waiting for one client before the next broadcast to it is dropped.
 const QUEUE_LEN: usize = 1024;
+/// Bytes waiting for one client, likewise.
+const QUEUE_BYTES: usize = 4 << 20;
 
-/// The connected clients, each with the sending end of its queue.
+/// The connected clients, each with its outbox.
 #[derive(Default)]
 struct Registry {
     next_id: AtomicU64,
-    clients: Mutex<HashMap<u64, mpsc::Sender<Bytes>>>,
+    clients: Mutex<HashMap<u64, Outbox>>,
 }
 
 impl Registry {
-    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<u64, mpsc::Sender<Bytes>>> {
+    fn clients(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Outbox>> {
         self.clients.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn join(&self) -> (u64, mpsc::Receiver<Bytes>) {
+    fn join(&self, outbox: Outbox) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::channel(QUEUE_LEN);
-        self.clients().insert(id, tx);
-        (id, rx)
+        self.clients().insert(id, outbox);
+        id
     }
 
     fn leave(&self, id: u64) {
         self.clients().remove(&id);
     }
 
-    /// Queues one encoded frame for every client but `from`.
+    /// Sends one encoded frame to every client but `from`.
     fn broadcast(&self, from: u64, frame: &Bytes) {
-        for (id, tx) in self.clients().iter() {
+        let now = Instant::now();
+        for (id, outbox) in self.clients().iter() {
             if *id != from {
-                let _ = tx.try_send(frame.clone());
+                let _ = outbox.push(frame.clone(), now);
             }
         }
     }
@@ -82,10 +87,12 @@ async fn serve(stream: TcpStream, config: &Config, registry: &Registry) {
     let Ok(Some(accepted)) = accept(stream, config, &AcceptAll).await else {
         return;
     };
-    let (mut reader, writer) = accepted.socket.split();
-    let (id, queue) = registry.join();
-    let writer_task = tokio::spawn(write_queue(writer, queue));
-    while let Some(Ok(message)) = reader.recv().await {
+    let (mut session, _) = accepted.into_session(QUEUE_LEN, QUEUE_BYTES);
+    let id = registry.join(session.outbox().clone());
+    while let Ok(event) = session.next_event().await {
+        let Event::Message(message) = event else {
+            continue;
+        };
         let opcode = match message.kind() {
             MessageKind::Text => OpCode::Text,
             MessageKind::Binary => OpCode::Binary,
@@ -93,24 +100,5 @@ async fn serve(stream: TcpStream, config: &Config, registry: &Registry) {
         let frame = encode_server_frame(opcode, false, message.payload());
         registry.broadcast(id, &frame);
     }
-    // Dropping the queue's sender ends the writer task once it is drained.
     registry.leave(id);
-    let _ = writer_task.await;
-}
-
-/// Writes a client's queue: every frame ready is queued, then one flush.
-async fn write_queue(writer: Writer, mut queue: mpsc::Receiver<Bytes>) {
-    while let Some(frame) = queue.recv().await {
-        if writer.feed_encoded(frame).await.is_err() {
-            return;
-        }
-        while let Ok(frame) = queue.try_recv() {
-            if writer.feed_encoded(frame).await.is_err() {
-                return;
-            }
-        }
-        if writer.flush().await.is_err() {
-            return;
-        }
-    }
 }

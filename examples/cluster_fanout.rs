@@ -49,8 +49,9 @@ struct Args {
     room: String,
 }
 
-/// What every task shares (one thread: `Rc` and `Cell`).
-struct Shared {
+/// The run's delivery accounting, kept by every task together (one
+/// thread: `Rc` and `Cell`).
+struct Deliveries {
     epoch: Instant,
     /// Subscribers that have seen a probe.
     probed: Cell<usize>,
@@ -78,7 +79,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
-    let shared = Rc::new(Shared {
+    let deliveries = Rc::new(Deliveries {
         epoch: Instant::now(),
         probed: Cell::new(0),
         delivered: Cell::new(0),
@@ -94,7 +95,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         let join = json!({"event": "join", "room": args.room, "ack": 1}).to_string();
         writer.send(Message::text(join)).await?;
         wait_for_ack(&mut reader).await?;
-        tokio::task::spawn_local(subscriber(reader, writer, node, shared.clone()));
+        tokio::task::spawn_local(subscriber(reader, writer, node, deliveries.clone()));
     }
     let (socket, _) = connect(&args.publish).await?;
     let (mut reader, writer) = socket.split();
@@ -103,26 +104,26 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     // Probes until every member is known on the publisher's node.
     let probe = json!({"event": "b", "room": args.room, "data": {"probe": true}}).to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while shared.probed.get() < args.subscribers {
+    while deliveries.probed.get() < args.subscribers {
         anyhow::ensure!(Instant::now() < deadline, "subscribers never saw a probe");
         writer.send(Message::text(probe.clone())).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await; // late probes
-    shared.delivered.set(0);
-    shared.per_node.borrow_mut().fill(0);
+    deliveries.delivered.set(0);
+    deliveries.per_node.borrow_mut().fill(0);
 
     let subscribers = args.subscribers as u64;
     let padding = "x".repeat(args.size);
-    let started = shared.epoch.elapsed();
+    let started = deliveries.epoch.elapsed();
     for seq in 0..args.messages {
-        if seq.saturating_sub(shared.delivered.get() / subscribers) >= args.window {
+        if seq.saturating_sub(deliveries.delivered.get() / subscribers) >= args.window {
             writer.flush().await?;
-            while seq.saturating_sub(shared.delivered.get() / subscribers) >= args.window {
-                shared.progress.notified().await;
+            while seq.saturating_sub(deliveries.delivered.get() / subscribers) >= args.window {
+                deliveries.progress.notified().await;
             }
         }
-        let now = shared.epoch.elapsed().as_nanos() as u64;
+        let now = deliveries.epoch.elapsed().as_nanos() as u64;
         let event = format!(
             r#"{{"event":"b","room":"{}","data":{{"s":{seq},"t":{now},"p":"{padding}"}}}}"#,
             args.room
@@ -132,12 +133,13 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
     writer.flush().await?;
     let expected = args.messages * subscribers;
     let drain = Instant::now() + Duration::from_secs(30);
-    while shared.delivered.get() < expected && Instant::now() < drain {
-        let _ = tokio::time::timeout(Duration::from_millis(100), shared.progress.notified()).await;
+    while deliveries.delivered.get() < expected && Instant::now() < drain {
+        let _ =
+            tokio::time::timeout(Duration::from_millis(100), deliveries.progress.notified()).await;
     }
-    let elapsed = (shared.last_delivery.get().saturating_sub(started)).as_secs_f64();
-    let delivered = shared.delivered.get();
-    let latency = shared.latency.borrow();
+    let elapsed = (deliveries.last_delivery.get().saturating_sub(started)).as_secs_f64();
+    let delivered = deliveries.delivered.get();
+    let latency = deliveries.latency.borrow();
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1e6;
     Ok(json!({
         "subscribers": args.subscribers,
@@ -148,7 +150,7 @@ async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
         "seconds": elapsed,
         "deliveries_per_s": (delivered as f64 / elapsed).round(),
         "messages_per_s": (delivered as f64 / subscribers as f64 / elapsed).round(),
-        "per_node": *shared.per_node.borrow(),
+        "per_node": *deliveries.per_node.borrow(),
         "latency_ms": {"p50": ms(0.5), "p99": ms(0.99), "max": latency.max() as f64 / 1e6},
     }))
 }
@@ -165,7 +167,7 @@ async fn wait_for_ack(reader: &mut Reader) -> anyhow::Result<()> {
 }
 
 /// Counts deliveries; reads the send time without parsing the whole JSON.
-async fn subscriber(mut reader: Reader, _writer: Writer, node: usize, shared: Rc<Shared>) {
+async fn subscriber(mut reader: Reader, _writer: Writer, node: usize, deliveries: Rc<Deliveries>) {
     let mut probed = false;
     while let Some(Ok(message)) = reader.recv().await {
         let Message::Text(text) = message else {
@@ -178,21 +180,21 @@ async fn subscriber(mut reader: Reader, _writer: Writer, node: usize, shared: Rc
         if text.contains(r#""probe":true"#) {
             if !probed {
                 probed = true;
-                shared.probed.set(shared.probed.get() + 1);
+                deliveries.probed.set(deliveries.probed.get() + 1);
             }
             continue;
         }
-        let now = shared.epoch.elapsed();
+        let now = deliveries.epoch.elapsed();
         if let Some(sent) = field(text, r#""t":"#) {
-            let _ = shared
+            let _ = deliveries
                 .latency
                 .borrow_mut()
                 .record((now.as_nanos() as u64).saturating_sub(sent).max(1));
         }
-        shared.delivered.set(shared.delivered.get() + 1);
-        shared.per_node.borrow_mut()[node] += 1;
-        shared.last_delivery.set(now);
-        shared.progress.notify_one();
+        deliveries.delivered.set(deliveries.delivered.get() + 1);
+        deliveries.per_node.borrow_mut()[node] += 1;
+        deliveries.last_delivery.set(now);
+        deliveries.progress.notify_one();
     }
 }
 

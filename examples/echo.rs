@@ -5,9 +5,11 @@
 //! ```
 //!
 //! This is the server the Autobahn TestSuite and the interop tests run
-//! against: the transport's defaults, with permessage-deflate accepted.
+//! against: the transport's defaults, with permessage-deflate accepted. One
+//! task per connection drives its [`Session`](switchboard_net::Session);
+//! while replies wait to be written, it reads no more (backpressure).
 
-use switchboard_net::{accept, AcceptAll, Config};
+use switchboard_net::{accept, AcceptAll, Config, Event};
 use switchboard_proto::deflate::DeflateConfig;
 
 #[tokio::main]
@@ -31,10 +33,11 @@ async fn main() -> std::io::Result<()> {
             let Ok(Some(accepted)) = accept(stream, &config, &AcceptAll).await else {
                 return;
             };
-            let mut socket = accepted.socket;
-            while let Some(Ok(message)) = socket.recv().await {
-                if socket.feed(message).await.is_err() {
-                    break;
+            let (mut session, _) = accepted.into_session(1024, 4 << 20);
+            while let Ok(event) = session.next_event().await {
+                if let Event::Message(message) = event {
+                    // Refused only once the connection is closing.
+                    let _ = session.send(message);
                 }
             }
         });

@@ -8,6 +8,8 @@ use anyhow::Context as _;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::bridge::{BridgeSettings, Kind};
+
 /// Flags of `switchboard serve`; every one overrides the config file.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
@@ -20,9 +22,12 @@ pub struct ServeArgs {
     /// Port to listen on [default: 9080].
     #[arg(long, env = "SWITCHBOARD_PORT")]
     pub port: Option<u16>,
-    /// Most WebSocket connections at once; further upgrades get 503 [default: 10000].
+    /// Most hub (/ws) connections at once; further upgrades get 503 [default: 10000].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// Most /echo connections at once, counted apart from the hub's [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_MAX_ECHO_CONNECTIONS")]
+    pub max_echo_connections: Option<usize>,
     /// Largest message accepted from a client, in bytes; larger closes with 1009 [default: 1048576].
     #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
@@ -147,6 +152,7 @@ pub struct ServeSettings {
     pub host: String,
     pub port: u16,
     pub max_connections: usize,
+    pub max_echo_connections: usize,
     pub max_message_size: usize,
     pub idle_timeout: u64,
     pub ping_interval: u64,
@@ -162,7 +168,7 @@ pub struct ServeSettings {
     pub deflate_level: u32,
     pub deflate_threshold: usize,
     /// ZeroMQ and OSC endpoints (the `[bridge]` table); none by default.
-    pub bridge: crate::bridge::BridgeSettings,
+    pub bridge: BridgeSettings,
     /// The Redis URL of the cluster; none runs one node.
     pub redis: Option<String>,
     pub redis_prefix: String,
@@ -179,6 +185,7 @@ impl Default for ServeSettings {
             host: "127.0.0.1".into(),
             port: 9080,
             max_connections: 10_000,
+            max_echo_connections: 1_000,
             max_message_size: 1 << 20,
             idle_timeout: 600,
             ping_interval: 30,
@@ -229,6 +236,7 @@ impl ServeSettings {
             host,
             port,
             max_connections,
+            max_echo_connections,
             max_message_size,
             idle_timeout,
             ping_interval,
@@ -255,13 +263,35 @@ impl ServeSettings {
         if args.ws_token.is_some() {
             settings.ws_token = args.ws_token.clone();
         }
-        settings.bridge.apply_args(args)?;
+        settings.apply_bridge_flags(args)?;
         settings.validate()?;
         Ok(settings)
     }
 
+    /// Replaces each `[bridge]` list that a flag (or its variable) gives.
+    fn apply_bridge_flags(&mut self, args: &ServeArgs) -> anyhow::Result<()> {
+        let flags = [
+            (Kind::ZmqPush, &args.zmq_push, "--zmq-push"),
+            (Kind::ZmqPub, &args.zmq_pub, "--zmq-pub"),
+            (Kind::ZmqPull, &args.zmq_pull, "--zmq-pull"),
+            (Kind::ZmqSub, &args.zmq_sub, "--zmq-sub"),
+            (Kind::OscListen, &args.osc_listen, "--osc-listen"),
+            (Kind::OscSend, &args.osc_send, "--osc-send"),
+        ];
+        for (kind, given, flag) in flags {
+            if let Some(given) = given {
+                self.bridge.replace(kind, given, flag)?;
+            }
+        }
+        Ok(())
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.max_connections > 0, "max_connections must be > 0");
+        anyhow::ensure!(
+            self.max_echo_connections > 0,
+            "max_echo_connections must be > 0"
+        );
         anyhow::ensure!(
             self.max_message_size >= 125,
             "max_message_size must be at least 125 bytes"
@@ -392,6 +422,32 @@ mod tests {
         ] {
             assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn a_bridge_flag_replaces_the_files_list_of_its_kind() {
+        let text = "osc_send = [\"127.0.0.1:1\"]\nosc_listen = [\"127.0.0.1:2\"]\n";
+        let mut settings = ServeSettings {
+            bridge: toml::from_str(text).unwrap(),
+            ..ServeSettings::default()
+        };
+        let args = ServeArgs {
+            osc_send: Some(vec!["127.0.0.1:3=/a/**".into(), "127.0.0.1:4".into()]),
+            ..ServeArgs::default()
+        };
+        settings.apply_bridge_flags(&args).unwrap();
+        let endpoints: Vec<_> = settings
+            .bridge
+            .osc_send
+            .iter()
+            .map(|r| r.endpoint.as_str())
+            .collect();
+        assert_eq!(endpoints, ["127.0.0.1:3", "127.0.0.1:4"]);
+        assert_eq!(
+            settings.bridge.osc_send[0].pattern.as_deref(),
+            Some("/a/**")
+        );
+        assert_eq!(settings.bridge.osc_listen[0].endpoint, "127.0.0.1:2");
     }
 
     #[test]

@@ -17,8 +17,9 @@ use switchboard_net::{CloseCode, Event, Message, Reader, WebSocket, Writer};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::endpoint::{client_config, Endpoint};
+use super::flags::{seconds, TargetArgs};
 use super::stats::{self, Errors, Latencies, Recorder};
-use super::{client_config, seconds, Endpoint, TargetArgs};
 
 /// Flags of `switchboard bench echo`.
 #[derive(Args, Debug)]

@@ -31,8 +31,10 @@ use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::echo;
+use super::endpoint::{client_config, Endpoint};
+use super::flags::{seconds, TargetArgs};
 use super::stats::{self, Errors, Latencies};
-use super::{client_config, echo, seconds, Endpoint, TargetArgs};
 
 /// Flags of `switchboard bench fanout`.
 #[derive(Args, Debug)]
@@ -84,8 +86,10 @@ pub enum Protocol {
     Raw,
 }
 
-/// State shared by the publisher and the subscribers.
-struct Shared {
+/// The run's delivery accounting, kept by the publisher and the
+/// subscribers together: the clock, who was reached, deliveries of each
+/// message and in all, latencies and errors.
+struct Deliveries {
     epoch: Instant,
     /// Subscribers counted as reached (those that saw a probe).
     reached: AtomicUsize,
@@ -103,7 +107,7 @@ struct Shared {
     errors: Errors,
 }
 
-impl Shared {
+impl Deliveries {
     fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
@@ -121,7 +125,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
     };
     anyhow::ensure!(total > 0 && total < u32::MAX as u64, "1 to 2^32 messages");
     let endpoint = Endpoint::resolve(&args.target, client_config(args.size + 256)).await?;
-    let shared = Arc::new(Shared {
+    let deliveries = Arc::new(Deliveries {
         epoch: Instant::now(),
         reached: AtomicUsize::new(0),
         probed: Notify::new(),
@@ -135,44 +139,44 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let connect_started = Instant::now();
-    let (mut subscribers, ready) = start_subscribers(&args, &endpoint, &shared, stop_rx).await;
+    let (mut subscribers, ready) = start_subscribers(&args, &endpoint, &deliveries, stop_rx).await;
     let connect_s = connect_started.elapsed().as_secs_f64();
     anyhow::ensure!(
         ready > 0,
         "no subscriber could subscribe: {}",
-        shared.errors.json()
+        deliveries.errors.json()
     );
 
     let socket = endpoint.connect().await?;
     let (reader, writer) = socket.split();
-    let publisher_reader = tokio::spawn(drain_publisher(reader, Arc::clone(&shared)));
+    let publisher_reader = tokio::spawn(drain_publisher(reader, Arc::clone(&deliveries)));
     let publisher = Publisher {
         writer,
         args: &args,
-        shared: &shared,
+        deliveries: &deliveries,
         total,
     };
     let reached = publisher.probe(ready).await?;
-    shared
+    deliveries
         .expected
         .store(total * reached as u64, Ordering::Release);
 
     let cpu_before = stats::CpuSnapshot::take();
-    let first_publish = shared.now_ns();
+    let first_publish = deliveries.now_ns();
     let (published, stalls) = publisher.publish(reached).await?;
     let expected = published * reached as u64;
-    shared.expected.store(expected, Ordering::Release);
+    deliveries.expected.store(expected, Ordering::Release);
     let last_publish = Instant::now();
-    while shared.delivered.load(Ordering::Acquire) < expected {
-        let progressed = shared.progress.notified();
+    while deliveries.delivered.load(Ordering::Acquire) < expected {
+        let progressed = deliveries.progress.notified();
         if Instant::now() >= last_publish + args.drain {
             break;
         }
         let _ = tokio::time::timeout_at(last_publish + args.drain, progressed).await;
     }
     let cpu_after = stats::CpuSnapshot::take();
-    let delivered = shared.delivered.load(Ordering::Acquire);
-    let last_delivery = shared.last_delivery_ns.load(Ordering::Acquire);
+    let delivered = deliveries.delivered.load(Ordering::Acquire);
+    let last_delivery = deliveries.last_delivery_ns.load(Ordering::Acquire);
     let elapsed = Duration::from_nanos(last_delivery.saturating_sub(first_publish));
 
     let _ = stop_tx.send(true);
@@ -204,9 +208,9 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
         "stalls": stalls,
         "elapsed_s": stats::round3(secs),
         "deliveries_per_s": if secs > 0.0 { stats::round1(delivered as f64 / secs) } else { 0.0 },
-        "latency_us": shared.latencies.summary(),
+        "latency_us": deliveries.latencies.summary(),
     });
-    let line = stats::merge(line, shared.errors.json());
+    let line = stats::merge(line, deliveries.errors.json());
     Ok(stats::merge(
         line,
         stats::cpu_json(cpu_before, cpu_after, elapsed),
@@ -218,14 +222,14 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<serde_json::Value> {
 async fn start_subscribers(
     args: &FanoutArgs,
     endpoint: &Endpoint,
-    shared: &Arc<Shared>,
+    deliveries: &Arc<Deliveries>,
     stop: watch::Receiver<bool>,
 ) -> (JoinSet<()>, usize) {
     let permits = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
     let (ready_tx, mut ready_rx) = mpsc::channel::<bool>(args.subscribers);
     let mut tasks = JoinSet::new();
     for _ in 0..args.subscribers {
-        let (endpoint, shared, stop) = (endpoint.clone(), Arc::clone(shared), stop.clone());
+        let (endpoint, deliveries, stop) = (endpoint.clone(), Arc::clone(deliveries), stop.clone());
         let (permits, ready_tx) = (Arc::clone(&permits), ready_tx.clone());
         let (protocol, room) = (args.protocol, args.room.clone());
         tasks.spawn(async move {
@@ -233,7 +237,7 @@ async fn start_subscribers(
             let socket = match subscribe(&endpoint, protocol, &room).await {
                 Ok(socket) => socket,
                 Err(error) => {
-                    shared.errors.add(format!("subscribe: {error:#}"));
+                    deliveries.errors.add(format!("subscribe: {error:#}"));
                     let _ = ready_tx.send(false).await;
                     return;
                 }
@@ -241,7 +245,7 @@ async fn start_subscribers(
             drop(permit);
             let _ = ready_tx.send(true).await;
             drop(ready_tx);
-            subscriber(socket, shared, stop).await;
+            subscriber(socket, deliveries, stop).await;
         });
     }
     drop(ready_tx);
@@ -283,9 +287,13 @@ async fn subscribe(
 }
 
 /// Receives until told to stop: counts deliveries and their latency.
-async fn subscriber(socket: WebSocket, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn subscriber(
+    socket: WebSocket,
+    deliveries: Arc<Deliveries>,
+    mut stop: watch::Receiver<bool>,
+) {
     let (mut reader, writer) = socket.split();
-    let mut recorder = shared.latencies.recorder();
+    let mut recorder = deliveries.latencies.recorder();
     let mut probed = false;
     loop {
         let message = tokio::select! {
@@ -296,26 +304,26 @@ async fn subscriber(socket: WebSocket, shared: Arc<Shared>, mut stop: watch::Rec
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Binary(_))) => continue,
             Some(Err(error)) => {
-                shared.errors.add(format!("subscriber: {error}"));
+                deliveries.errors.add(format!("subscriber: {error}"));
                 return;
             }
             None => {
                 if !*stop.borrow() {
-                    shared.errors.add("subscriber: closed by the server");
+                    deliveries.errors.add("subscriber: closed by the server");
                 }
                 return;
             }
         };
         match parse(text.as_str()) {
             Marker::Data { seq, sent_ns } => {
-                let now = shared.now_ns();
+                let now = deliveries.now_ns();
                 recorder.record(Duration::from_nanos(now.saturating_sub(sent_ns)));
-                deliver(&shared, seq, now);
+                deliver(&deliveries, seq, now);
             }
             Marker::Probe if !probed => {
                 probed = true;
-                shared.reached.fetch_add(1, Ordering::AcqRel);
-                shared.probed.notify_one();
+                deliveries.reached.fetch_add(1, Ordering::AcqRel);
+                deliveries.probed.notify_one();
             }
             Marker::Probe | Marker::Other => {}
         }
@@ -324,17 +332,19 @@ async fn subscriber(socket: WebSocket, shared: Arc<Shared>, mut stop: watch::Rec
     echo::close(&mut reader, &writer).await;
 }
 
-fn deliver(shared: &Shared, seq: u64, now_ns: u64) {
-    let Some(count) = shared.counts.get(seq as usize) else {
+fn deliver(deliveries: &Deliveries, seq: u64, now_ns: u64) {
+    let Some(count) = deliveries.counts.get(seq as usize) else {
         return;
     };
-    let reached = shared.reached.load(Ordering::Acquire) as u32;
+    let reached = deliveries.reached.load(Ordering::Acquire) as u32;
     let mut wake = count.fetch_add(1, Ordering::AcqRel) + 1 == reached;
-    shared.last_delivery_ns.fetch_max(now_ns, Ordering::AcqRel);
-    let delivered = shared.delivered.fetch_add(1, Ordering::AcqRel) + 1;
-    wake |= delivered >= shared.expected.load(Ordering::Acquire);
+    deliveries
+        .last_delivery_ns
+        .fetch_max(now_ns, Ordering::AcqRel);
+    let delivered = deliveries.delivered.fetch_add(1, Ordering::AcqRel) + 1;
+    wake |= delivered >= deliveries.expected.load(Ordering::Acquire);
     if wake {
-        shared.progress.notify_one();
+        deliveries.progress.notify_one();
     }
 }
 
@@ -362,15 +372,17 @@ fn parse(text: &str) -> Marker {
 }
 
 /// Reads what the server sends the publisher, noting errors it reports.
-async fn drain_publisher(mut reader: Reader, shared: Arc<Shared>) {
+async fn drain_publisher(mut reader: Reader, deliveries: Arc<Deliveries>) {
     while let Some(message) = reader.recv().await {
         match message {
             Ok(Message::Text(text)) if text.contains("\"error\"") => {
-                shared.errors.add(format!("server to publisher: {text}"));
+                deliveries
+                    .errors
+                    .add(format!("server to publisher: {text}"));
             }
             Ok(_) => {}
             Err(error) => {
-                shared.errors.add(format!("publisher: {error}"));
+                deliveries.errors.add(format!("publisher: {error}"));
                 return;
             }
         }
@@ -380,7 +392,7 @@ async fn drain_publisher(mut reader: Reader, shared: Arc<Shared>) {
 struct Publisher<'a> {
     writer: Writer,
     args: &'a FanoutArgs,
-    shared: &'a Shared,
+    deliveries: &'a Deliveries,
     total: u64,
 }
 
@@ -390,14 +402,14 @@ impl Publisher<'_> {
     async fn probe(&self, ready: usize) -> anyhow::Result<usize> {
         let give_up = Instant::now() + Duration::from_secs(15);
         let probe = self.envelope("{\"probe\":1}");
-        while self.shared.reached.load(Ordering::Acquire) < ready && Instant::now() < give_up {
-            let probed = self.shared.probed.notified();
+        while self.deliveries.reached.load(Ordering::Acquire) < ready && Instant::now() < give_up {
+            let probed = self.deliveries.probed.notified();
             self.writer.send(Message::text(probe.clone())).await?;
             let _ = tokio::time::timeout(Duration::from_millis(200), probed).await;
             // Let the probe reach everyone before asking again.
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(self.shared.reached.load(Ordering::Acquire))
+        Ok(self.deliveries.reached.load(Ordering::Acquire))
     }
 
     /// Publishes the messages; returns how many, and how often the window
@@ -439,14 +451,14 @@ impl Publisher<'_> {
 
     /// Waits until message `seq` reached every subscriber; false after 5 s.
     async fn wait_for(&self, seq: u64, reached: usize) -> anyhow::Result<bool> {
-        let count = &self.shared.counts[seq as usize];
+        let count = &self.deliveries.counts[seq as usize];
         if count.load(Ordering::Acquire) as usize >= reached {
             return Ok(true);
         }
         self.writer.flush().await?;
         let give_up = Instant::now() + Duration::from_secs(5);
         loop {
-            let progressed = self.shared.progress.notified();
+            let progressed = self.deliveries.progress.notified();
             if count.load(Ordering::Acquire) as usize >= reached {
                 return Ok(true);
             }
@@ -458,7 +470,7 @@ impl Publisher<'_> {
 
     /// `{"s":SEQ,"t":NOW,"p":"xx…"}`, padded to the requested size.
     fn data(&self, seq: u64) -> String {
-        let head = format!("{{\"s\":{seq},\"t\":{},\"p\":\"", self.shared.now_ns());
+        let head = format!("{{\"s\":{seq},\"t\":{},\"p\":\"", self.deliveries.now_ns());
         let fill = self.args.size.saturating_sub(head.len() + 2);
         let mut data = String::with_capacity(head.len() + fill + 2);
         data.push_str(&head);

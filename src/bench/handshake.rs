@@ -11,8 +11,10 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::echo;
+use super::endpoint::{client_config, Endpoint};
+use super::flags::{seconds, TargetArgs};
 use super::stats::{self, Errors, Latencies};
-use super::{client_config, echo, seconds, Endpoint, TargetArgs};
 
 /// Flags of `switchboard bench handshake`.
 #[derive(Args, Debug)]

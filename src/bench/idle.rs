@@ -13,8 +13,10 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::echo;
+use super::endpoint::{client_config, Endpoint};
+use super::flags::{seconds, TargetArgs};
 use super::stats::{self, Errors};
-use super::{client_config, echo, seconds, Endpoint, TargetArgs};
 
 /// Flags of `switchboard bench idle`.
 #[derive(Args, Debug)]
@@ -88,7 +90,7 @@ pub async fn run(args: IdleArgs, nofile: u64) -> anyhow::Result<serde_json::Valu
     });
     let line = stats::merge(line, errors.json());
     let line = stats::merge(line, stats::cpu_json(cpu_before, cpu_after, connect_time));
-    stats::emit(&super::with_total_cpu(line));
+    stats::emit(&stats::with_total_cpu(line));
 
     tokio::time::sleep(args.hold).await;
     let alive = tasks.len();

@@ -208,6 +208,13 @@ pub fn merge(mut line: Value, extra: Value) -> Value {
     line
 }
 
+/// Adds the CPU time the whole process used so far (connecting and
+/// closing included), for a script that checks what else ran meanwhile.
+pub fn with_total_cpu(line: Value) -> Value {
+    let total = round3(cpu_time().as_secs_f64());
+    merge(line, json!({ "client_cpu_total_s": total }))
+}
+
 /// Prints one scenario's result as a single JSON line on stdout, at once.
 pub fn emit(line: &Value) {
     use std::io::Write as _;

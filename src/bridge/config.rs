@@ -1,5 +1,6 @@
-//! Which bridges `serve` opens: the `[bridge]` table of the config file and
-//! the `--zmq-*` / `--osc-*` flags.
+//! Which bridges `serve` opens: the `[bridge]` table of the config file,
+//! whose lists the `--zmq-*` / `--osc-*` flags replace (see
+//! `ServeSettings::resolve`).
 //!
 //! Every entry is an endpoint and, for outputs, an optional address pattern.
 //! On the command line both fit in one value, `ENDPOINT[=PATTERN]`; in the
@@ -10,8 +11,8 @@ use anyhow::Context as _;
 use serde::Deserialize;
 use switchboard_hub::pattern::Pattern;
 
-use super::Kind;
-use crate::settings::ServeArgs;
+use super::endpoint;
+use super::kind::Kind;
 
 /// One configured endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -104,26 +105,28 @@ impl BridgeSettings {
         .flat_map(|(kind, routes)| routes.iter().map(move |route| (kind, route)))
     }
 
-    /// Replaces each list that a flag (or its variable) gives.
-    pub fn apply_args(&mut self, args: &ServeArgs) -> anyhow::Result<()> {
-        let lists = [
-            (&mut self.zmq_push, &args.zmq_push, "--zmq-push"),
-            (&mut self.zmq_pub, &args.zmq_pub, "--zmq-pub"),
-            (&mut self.zmq_pull, &args.zmq_pull, "--zmq-pull"),
-            (&mut self.zmq_sub, &args.zmq_sub, "--zmq-sub"),
-            (&mut self.osc_listen, &args.osc_listen, "--osc-listen"),
-            (&mut self.osc_send, &args.osc_send, "--osc-send"),
-        ];
-        for (list, given, flag) in lists {
-            if let Some(given) = given {
-                *list = given
-                    .iter()
-                    .map(|text| Route::parse(text))
-                    .collect::<Result<_, _>>()
-                    .map_err(anyhow::Error::msg)
-                    .context(flag)?;
-            }
-        }
+    /// Replaces the list of one kind with the entries a flag (or its
+    /// variable) gives, each `ENDPOINT[=PATTERN]`; `flag` names it in errors.
+    pub fn replace(
+        &mut self,
+        kind: Kind,
+        given: &[String],
+        flag: &'static str,
+    ) -> anyhow::Result<()> {
+        let list = match kind {
+            Kind::ZmqPush => &mut self.zmq_push,
+            Kind::ZmqPub => &mut self.zmq_pub,
+            Kind::ZmqPull => &mut self.zmq_pull,
+            Kind::ZmqSub => &mut self.zmq_sub,
+            Kind::OscListen => &mut self.osc_listen,
+            Kind::OscSend => &mut self.osc_send,
+        };
+        *list = given
+            .iter()
+            .map(|text| Route::parse(text))
+            .collect::<Result<_, _>>()
+            .map_err(anyhow::Error::msg)
+            .context(flag)?;
         Ok(())
     }
 
@@ -131,7 +134,7 @@ impl BridgeSettings {
     pub fn validate(&self) -> anyhow::Result<()> {
         for (kind, route) in self.entries() {
             let what = || format!("bridge.{} {:?}", kind.name(), route.endpoint);
-            kind.check_endpoint(&route.endpoint)
+            endpoint::check(kind, &route.endpoint)
                 .map_err(anyhow::Error::msg)
                 .with_context(what)?;
             if route.pattern.is_some() && !kind.is_output() {
@@ -181,25 +184,6 @@ mod tests {
             toml::from_str::<BridgeSettings>("zmq_pull = [{ endpoint = \"x\", port = 1 }]")
                 .is_err()
         );
-    }
-
-    #[test]
-    fn a_flag_replaces_the_files_list_of_its_kind() {
-        let text = "osc_send = [\"127.0.0.1:1\"]\nosc_listen = [\"127.0.0.1:2\"]\n";
-        let mut settings: BridgeSettings = toml::from_str(text).unwrap();
-        let args = ServeArgs {
-            osc_send: Some(vec!["127.0.0.1:3=/a/**".into(), "127.0.0.1:4".into()]),
-            ..ServeArgs::default()
-        };
-        settings.apply_args(&args).unwrap();
-        let endpoints: Vec<_> = settings
-            .osc_send
-            .iter()
-            .map(|r| r.endpoint.as_str())
-            .collect();
-        assert_eq!(endpoints, ["127.0.0.1:3", "127.0.0.1:4"]);
-        assert_eq!(settings.osc_send[0].pattern.as_deref(), Some("/a/**"));
-        assert_eq!(settings.osc_listen[0].endpoint, "127.0.0.1:2");
     }
 
     #[test]

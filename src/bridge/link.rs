@@ -1,5 +1,7 @@
 //! One open endpoint ([`Link`]), its counters, its filter, and what its
-//! task is handed: the queue of an output, the [`Inbox`] of an input.
+//! task is handed: the queue of an output, the [`Inbox`] of an input; and
+//! [`Links`], the open endpoints, through which messages are routed to the
+//! outputs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
@@ -11,7 +13,8 @@ use switchboard_hub::Hub;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{osc, Kind, Links};
+use super::kind::{Family, Kind};
+use super::osc_codec;
 
 /// A bad input is logged at `warn` the first time and then once per this
 /// many; the others go to `debug`.
@@ -94,7 +97,7 @@ impl Outbound {
     /// One OSC message packet, or why it cannot be one.
     pub fn osc(&self) -> &Result<Bytes, String> {
         self.osc
-            .get_or_init(|| osc::encode(&self.path, &self.values).map(Bytes::from))
+            .get_or_init(|| osc_codec::encode(&self.path, &self.values).map(Bytes::from))
     }
 }
 
@@ -181,6 +184,48 @@ impl Link {
 
     pub(crate) fn dropped(&self) {
         Stats::bump(&self.stats.dropped);
+    }
+}
+
+/// The open endpoints, shared with the hub's address hook.
+#[derive(Default)]
+pub(super) struct Links {
+    open: RwLock<Vec<Arc<Link>>>,
+}
+
+impl Links {
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Link>>> {
+        self.open.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Link>>> {
+        self.open.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues a message to every matching output, except those of `origin`.
+    pub(super) fn route(&self, origin: Option<Family>, path: &str, values: &[Value]) {
+        let links = self.read();
+        let mut message: Option<Arc<Outbound>> = None;
+        for link in links.iter() {
+            let Some(queue) = &link.queue else { continue };
+            if Some(link.kind.family()) == origin {
+                continue;
+            }
+            let matches = link
+                .filter
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .matches(path);
+            if !matches {
+                continue;
+            }
+            let message = message
+                .get_or_insert_with(|| Arc::new(Outbound::new(path, values)))
+                .clone();
+            if queue.try_send(message).is_err() {
+                link.dropped();
+            }
+        }
     }
 }
 

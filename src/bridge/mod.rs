@@ -1,11 +1,17 @@
 //! Bridges: address messages (`{path, values}`) to and from ZeroMQ and OSC.
 //!
-//! - `config`: the `[bridge]` settings and the `--zmq-*` / `--osc-*` flags;
+//! - `kind`: the kinds of endpoint (ZeroMQ PUSH, ..., OSC send) and their
+//!   families;
+//! - `endpoint`: the syntax of endpoints, and the key an open one is known by;
+//! - `config`: the `[bridge]` settings (the `--zmq-*` / `--osc-*` flags
+//!   replace its lists);
+//! - `link`: one open endpoint, its counters and what its task is handed,
+//!   and the list of open endpoints that messages are routed through;
 //! - `zmq`: PUSH and PUB outputs, PULL and SUB inputs (JSON frames);
-//! - `osc`: OSC over UDP in both directions, and the value mapping;
-//! - `link`: one open endpoint, its counters and what its task is handed;
-//! - this module: [`Bridges`], the registry of open endpoints, and the
-//!   routing between them and the hub.
+//! - `osc`: OSC over UDP in both directions;
+//! - `osc_codec`: OSC packets to and from address messages (the value mapping);
+//! - this module: [`Bridges`], the registry of open endpoints: opening and
+//!   closing them, wiring them to the hub, their metrics.
 //!
 //! Every address message published in the hub (by a WebSocket client or
 //! `POST /api/publish`) goes to each output whose pattern matches it, through
@@ -21,8 +27,11 @@
 //! [`Bridges::close`] closes one, [`Bridges::close_all`] every one.
 
 mod config;
+mod endpoint;
+mod kind;
 mod link;
 mod osc;
+mod osc_codec;
 mod zmq;
 
 use std::fmt::Write as _;
@@ -30,123 +39,21 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde_json::Value;
 use switchboard_hub::pattern::Pattern;
 use switchboard_hub::Hub;
 use tokio::sync::{mpsc, watch};
 
 pub use config::BridgeSettings;
+pub use kind::Kind;
 pub use link::{Link, Stats};
 
-use link::{Filter, Inbox, Outbound, Task};
+use kind::Family;
+use link::{Filter, Inbox, Links, Task};
 
 /// Messages waiting for one output before new ones are dropped.
 const OUTPUT_QUEUE_LEN: usize = 1024;
 /// How long closing waits for an endpoint's task to finish.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The kind of an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    /// ZeroMQ PUSH: sends address messages, one JSON frame each.
-    ZmqPush,
-    /// ZeroMQ PUB: sends address messages as `[path, json]`.
-    ZmqPub,
-    /// ZeroMQ PULL: receives JSON `{path, values}`.
-    ZmqPull,
-    /// ZeroMQ SUB (subscribed to everything): receives JSON `{path, values}`.
-    ZmqSub,
-    /// OSC over UDP, received.
-    OscListen,
-    /// OSC over UDP, sent.
-    OscSend,
-}
-
-/// Where a message came from, for loop prevention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Family {
-    /// A ZeroMQ endpoint.
-    Zmq,
-    /// An OSC endpoint.
-    Osc,
-}
-
-impl Kind {
-    /// The name used in settings and metrics (`zmq_push`, `osc_listen`, ...).
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::ZmqPush => "zmq_push",
-            Kind::ZmqPub => "zmq_pub",
-            Kind::ZmqPull => "zmq_pull",
-            Kind::ZmqSub => "zmq_sub",
-            Kind::OscListen => "osc_listen",
-            Kind::OscSend => "osc_send",
-        }
-    }
-
-    /// ZeroMQ or OSC.
-    pub fn family(self) -> Family {
-        match self {
-            Kind::ZmqPush | Kind::ZmqPub | Kind::ZmqPull | Kind::ZmqSub => Family::Zmq,
-            Kind::OscListen | Kind::OscSend => Family::Osc,
-        }
-    }
-
-    /// Whether hub messages are sent out through it.
-    pub fn is_output(self) -> bool {
-        matches!(self, Kind::ZmqPush | Kind::ZmqPub | Kind::OscSend)
-    }
-
-    /// Checks the syntax of an endpoint of this kind.
-    pub fn check_endpoint(self, endpoint: &str) -> Result<(), String> {
-        match self.family() {
-            Family::Zmq => zmq::parse_endpoint(self, endpoint).map(|_| ()),
-            Family::Osc => osc::check_address(endpoint),
-        }
-    }
-}
-
-/// The open endpoints, shared with the hub's address hook.
-#[derive(Default)]
-struct Links {
-    open: RwLock<Vec<Arc<Link>>>,
-}
-
-impl Links {
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Link>>> {
-        self.open.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Arc<Link>>> {
-        self.open.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues a message to every matching output, except those of `origin`.
-    fn route(&self, origin: Option<Family>, path: &str, values: &[Value]) {
-        let links = self.read();
-        let mut message: Option<Arc<Outbound>> = None;
-        for link in links.iter() {
-            let Some(queue) = &link.queue else { continue };
-            if Some(link.kind.family()) == origin {
-                continue;
-            }
-            let matches = link
-                .filter
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .matches(path);
-            if !matches {
-                continue;
-            }
-            let message = message
-                .get_or_insert_with(|| Arc::new(Outbound::new(path, values)))
-                .clone();
-            if queue.try_send(message).is_err() {
-                link.dropped();
-            }
-        }
-    }
-}
 
 /// The registry of open bridge endpoints. Cheap to clone.
 #[derive(Clone)]
@@ -213,7 +120,7 @@ impl Bridges {
         pattern: Option<Pattern>,
     ) -> anyhow::Result<Arc<Link>> {
         let _opening = self.opening.lock().await;
-        let key = zmq::key(kind, endpoint);
+        let key = endpoint::key(kind, endpoint);
         if let Some(link) = self.find(kind, &key) {
             link.filter
                 .write()
@@ -221,7 +128,7 @@ impl Bridges {
                 .add(pattern);
             return Ok(link);
         }
-        kind.check_endpoint(endpoint).map_err(anyhow::Error::msg)?;
+        endpoint::check(kind, endpoint).map_err(anyhow::Error::msg)?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (queue_tx, queue_rx) = if kind.is_output() {
             let (tx, rx) = mpsc::channel(OUTPUT_QUEUE_LEN);
@@ -232,9 +139,9 @@ impl Bridges {
         let mut filter = Filter::default();
         filter.add(pattern);
         let opened = match kind.family() {
-            Family::Zmq => zmq::open(kind, endpoint).await,
-            Family::Osc => osc::open(kind, endpoint).await,
-        }?;
+            Family::Zmq => Opened::Zmq(zmq::open(kind, endpoint).await?),
+            Family::Osc => Opened::Osc(osc::open(kind, endpoint).await?),
+        };
         let link = Arc::new(Link {
             kind,
             endpoint: key,
@@ -276,7 +183,7 @@ impl Bridges {
     #[allow(dead_code)]
     pub async fn close(&self, kind: Kind, endpoint: &str) -> bool {
         let _opening = self.opening.lock().await;
-        let key = zmq::key(kind, endpoint);
+        let key = endpoint::key(kind, endpoint);
         let link = {
             let mut links = self.links.write();
             let index = links
@@ -379,7 +286,7 @@ fn label_value(text: &str) -> String {
 }
 
 /// An endpoint whose socket is open, ready to run.
-pub(crate) enum Opened {
+enum Opened {
     Zmq(zmq::Socket),
     Osc(osc::Socket),
 }

@@ -5,8 +5,9 @@ use rosc::{OscBundle, OscColor, OscMessage, OscMidiMessage, OscPacket, OscTime, 
 use serde_json::{json, Value};
 use switchboard_hub::{Hub, HubConfig};
 
-use super::osc::{decode, encode, to_json, to_osc};
-use super::zmq::{key, parse_endpoint, parse_message, Mode};
+use super::endpoint::{key, parse_endpoint, Mode};
+use super::osc_codec::{decode, encode, to_json, to_osc};
+use super::zmq::parse_message;
 use super::*;
 
 fn packet(addr: &str, args: Vec<OscType>) -> Vec<u8> {

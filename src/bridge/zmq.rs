@@ -22,54 +22,9 @@ use zeromq::{
     SubSocket, ZmqError, ZmqMessage,
 };
 
-use super::{Inbox, Kind, Link, Opened, Task};
-
-/// Whether a socket binds its endpoint or connects to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    Bind,
-    Connect,
-}
-
-fn default_mode(kind: Kind) -> Mode {
-    match kind {
-        Kind::ZmqSub => Mode::Connect,
-        _ => Mode::Bind,
-    }
-}
-
-/// Splits the `@`/`>` prefix off and checks the address.
-pub(crate) fn parse_endpoint(kind: Kind, endpoint: &str) -> Result<(Mode, &str), String> {
-    let endpoint = endpoint.trim();
-    let (mode, address) = match (endpoint.strip_prefix('@'), endpoint.strip_prefix('>')) {
-        (Some(address), _) => (Mode::Bind, address),
-        (_, Some(address)) => (Mode::Connect, address),
-        _ => (default_mode(kind), endpoint),
-    };
-    if !address.starts_with("tcp://") {
-        return Err(format!(
-            "a ZeroMQ endpoint is tcp://HOST:PORT, optionally after @ (bind) or > (connect), not {endpoint:?}"
-        ));
-    }
-    address
-        .parse::<zeromq::Endpoint>()
-        .map_err(|error| format!("{endpoint:?}: {error}"))?;
-    Ok((mode, address))
-}
-
-/// The registry key of an endpoint: the address, prefixed only when its
-/// mode is not the kind's default.
-pub(crate) fn key(kind: Kind, endpoint: &str) -> String {
-    if kind.family() != super::Family::Zmq {
-        return endpoint.trim().to_owned();
-    }
-    match parse_endpoint(kind, endpoint) {
-        Ok((mode, address)) if mode == default_mode(kind) => address.to_owned(),
-        Ok((Mode::Bind, address)) => format!("@{address}"),
-        Ok((Mode::Connect, address)) => format!(">{address}"),
-        Err(_) => endpoint.trim().to_owned(),
-    }
-}
+use super::endpoint::{parse_endpoint, Mode};
+use super::kind::Kind;
+use super::link::{Inbox, Link, Task};
 
 enum Inner {
     Push(PushSocket),
@@ -95,7 +50,7 @@ impl Socket {
 
 /// Creates the socket and binds it now (so a taken port is an error at
 /// startup); a connecting socket connects in its task.
-pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Opened> {
+pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Socket> {
     let (mode, address) = parse_endpoint(kind, endpoint).map_err(anyhow::Error::msg)?;
     let mut options = SocketOptions::default();
     options.no_connect_timeout();
@@ -131,7 +86,7 @@ pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Opened> {
             connect: Some(address.to_owned()),
         },
     };
-    Ok(Opened::Zmq(socket))
+    Ok(socket)
 }
 
 /// Runs an open socket until told to stop, then closes it (unbinding).

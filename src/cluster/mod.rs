@@ -1,73 +1,38 @@
 //! Clustering over Redis: many `switchboard serve` nodes act as one
 //! (docs/CLUSTERING.md).
 //!
+//! - `settings`: [`ClusterSettings`] and [`Channels`];
 //! - `wire`: key and channel names, the message envelope, presence events;
-//! - `redis`: the adapter the hub calls, and the writer task;
+//! - `redis`: this node's link to Redis, the adapter the hub calls, and the
+//!   writer task;
 //! - `sync`: the subscriber and heartbeat tasks, and the ordering of what
 //!   other nodes tell;
-//! - this module: the settings, and the [`Cluster`] handle `serve` keeps
-//!   (health, metrics, leaving).
+//! - this module: the [`Cluster`] handle `serve` keeps (health, metrics,
+//!   leaving).
 
 mod redis;
+mod settings;
 mod sync;
 mod wire;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
 use switchboard_hub::Hub;
 use tokio::task::JoinHandle;
 
-use self::redis::{Counters, RedisAdapter, Shared};
+use self::redis::{Counters, RedisAdapter, RedisLink};
+use self::sync::Peers;
 use self::wire::Keys;
 
-/// How messages for several nodes travel (`--cluster-channels`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channels {
-    /// One `PUBLISH` to the inbox of each node with recipients (the default).
-    Nodes,
-    /// One `PUBLISH` to a channel every node reads (direct messages still
-    /// go to the target's inbox).
-    Shared,
-}
-
-impl Channels {
-    pub fn parse(text: &str) -> Option<Channels> {
-        match text {
-            "nodes" => Some(Channels::Nodes),
-            "shared" => Some(Channels::Shared),
-            _ => None,
-        }
-    }
-}
-
-/// The settings of the cluster link.
-#[derive(Debug, Clone)]
-pub struct ClusterSettings {
-    /// `redis://[user:password@]host[:port][/db]`.
-    pub url: String,
-    /// Prefix of every key and channel; nodes with the same prefix (and
-    /// Redis) form one cluster.
-    pub prefix: String,
-    /// A node whose heartbeat is older than this is dead.
-    pub ttl: Duration,
-    /// How often a node refreshes its heartbeat and checks the others.
-    pub heartbeat: Duration,
-    pub channels: Channels,
-}
-
-impl ClusterSettings {
-    fn ttl_millis(&self) -> u64 {
-        self.ttl.as_millis().max(1) as u64
-    }
-}
+pub use self::settings::{Channels, ClusterSettings};
 
 /// The cluster link of a running server.
 pub struct Cluster {
-    shared: Arc<Shared>,
+    link: Arc<RedisLink>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -79,25 +44,24 @@ impl Cluster {
             .with_context(|| format!("invalid --redis URL {}", redact(&settings.url)))?;
         let node = switchboard_hub::ConnId::random().to_string();
         let keys = Keys::new(&settings.prefix, &node);
-        let (shared, queue) = Shared::new(keys, settings, client);
-        let adapter = RedisAdapter {
-            shared: shared.clone(),
-        };
+        let (link, queue) = RedisLink::new(keys, settings, client);
+        let adapter = RedisAdapter { link: link.clone() };
         anyhow::ensure!(
             hub.set_cluster(Arc::new(adapter)),
             "the hub is in a cluster already"
         );
         eprintln!(
             "switchboard: cluster node {node} (redis {}, prefix {})",
-            redact(&shared.settings.url),
-            shared.settings.prefix
+            redact(&link.settings().url),
+            link.settings().prefix
         );
+        let peers = Arc::new(Peers::new(link.clone()));
         let tasks = vec![
-            tokio::spawn(redis::write_loop(shared.clone(), queue)),
-            tokio::spawn(sync::subscribe_loop(shared.clone(), hub.clone())),
-            tokio::spawn(sync::heartbeat_loop(shared.clone(), hub.clone())),
+            tokio::spawn(redis::write_loop(link.clone(), queue)),
+            tokio::spawn(sync::subscribe_loop(peers.clone(), hub.clone())),
+            tokio::spawn(sync::heartbeat_loop(peers, hub.clone())),
         ];
-        Ok(Cluster { shared, tasks })
+        Ok(Cluster { link, tasks })
     }
 
     /// Waits up to `timeout` for the link to come up; returns whether it did.
@@ -114,12 +78,12 @@ impl Cluster {
 
     /// This node's id (random for each process).
     pub fn node(&self) -> &str {
-        self.shared.keys.node()
+        self.link.keys().node()
     }
 
     /// Whether cross-node delivery works right now.
     pub fn is_up(&self) -> bool {
-        self.shared.is_up()
+        self.link.is_up()
     }
 
     /// The fields `/healthz` adds: `cluster` is `ok` or `degraded`.
@@ -157,7 +121,7 @@ impl Cluster {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
-        let counters = &self.shared.counters;
+        let counters = self.link.counters();
         let counters = [
             (
                 "switchboard_cluster_messages_published_total",
@@ -197,7 +161,7 @@ impl Cluster {
     /// Leaves the cluster: what is queued is sent, the other nodes are told
     /// (they drop this node's users at once), and this node's keys removed.
     pub async fn leave(&self) {
-        self.shared.leave(Duration::from_secs(2)).await;
+        self.link.leave(Duration::from_secs(2)).await;
         for task in &self.tasks {
             task.abort();
         }
@@ -212,13 +176,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
-}
-
-/// Milliseconds since the Unix epoch (the value of heartbeat keys, for people).
-fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -1,4 +1,6 @@
-//! The Redis adapter: what the hub calls, and the writer that sends it.
+//! The Redis adapter: what the hub calls, and the writer that sends it;
+//! and [`RedisLink`], this node's link to Redis, which they and the tasks
+//! of `sync` use.
 //!
 //! [`RedisAdapter`] is the hub's [`ClusterAdapter`]. It never waits: a
 //! message becomes its envelope and goes into a queue bounded in items and
@@ -16,13 +18,13 @@
 //! whole mirror at once and announces `sync`; queued changes it covers are
 //! then skipped.
 //!
-//! While the link is down (see [`Shared::is_up`]) messages are refused at
+//! While the link is down (see [`RedisLink::is_up`]) messages are refused at
 //! once and counted as failed: local delivery never waits for Redis.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -30,9 +32,8 @@ use switchboard_hub::cluster::NodeId;
 use switchboard_hub::{ClusterAdapter, ClusterMessage, ConnId, PresenceChange, Route, User};
 use tokio::sync::{mpsc, oneshot, Notify, OnceCell};
 
-use super::sync::RemoteView;
-use super::wire::{Entry, Envelope, Event, Keys, SEQ_FIELD};
-use super::{Channels, ClusterSettings};
+use super::settings::{Channels, ClusterSettings};
+use super::wire::{self, Entry, Envelope, Event, Keys, SEQ_FIELD};
 
 /// Items waiting for the writer; past this, messages are dropped and
 /// presence is rewritten whole.
@@ -45,7 +46,7 @@ const BATCH: usize = 512;
 /// Pause between attempts to rewrite this node's state while Redis is away.
 const RETRY: Duration = Duration::from_millis(250);
 /// How long one connection attempt or one reply may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters of the cluster link, for `/metrics`.
@@ -96,37 +97,36 @@ pub enum Outbound {
     Leave(oneshot::Sender<()>),
 }
 
-/// State shared by the adapter and the tasks.
-pub struct Shared {
-    pub keys: Keys,
-    pub settings: ClusterSettings,
-    pub client: redis::Client,
+/// This node's link to Redis, used by the adapter, the writer, and the
+/// subscriber and heartbeat tasks: the key names, the connections, the
+/// writer's queue and the mirror of this node's connections, the counters,
+/// and whether the link is up.
+pub struct RedisLink {
+    keys: Keys,
+    settings: ClusterSettings,
+    client: redis::Client,
     commands: OnceCell<ConnectionManager>,
     queue: mpsc::Sender<Outbound>,
     /// Bytes of the messages in `queue`.
     queued_bytes: AtomicUsize,
     local: Mutex<Local>,
-    pub remote: Mutex<RemoteView>,
-    pub counters: Counters,
-    pub pubsub_up: AtomicBool,
+    counters: Counters,
+    pubsub_up: AtomicBool,
     commands_up: AtomicBool,
     /// This node's state in Redis must be written whole.
     rewrite: AtomicBool,
-    pub leaving: AtomicBool,
-    pub wake_writer: Notify,
-    pub wake_heartbeat: Notify,
-    /// When the pub/sub connection last came up.
-    pub connected_at: Mutex<Option<Instant>>,
+    leaving: AtomicBool,
+    wake_writer: Notify,
 }
 
-impl Shared {
+impl RedisLink {
     pub fn new(
         keys: Keys,
         settings: ClusterSettings,
         client: redis::Client,
-    ) -> (Arc<Shared>, mpsc::Receiver<Outbound>) {
+    ) -> (Arc<RedisLink>, mpsc::Receiver<Outbound>) {
         let (queue, rx) = mpsc::channel(QUEUE_LEN);
-        let shared = Shared {
+        let link = RedisLink {
             keys,
             settings,
             client,
@@ -134,17 +134,42 @@ impl Shared {
             queue,
             queued_bytes: AtomicUsize::new(0),
             local: Mutex::new(Local::default()),
-            remote: Mutex::new(RemoteView::default()),
             counters: Counters::default(),
             pubsub_up: AtomicBool::new(false),
             commands_up: AtomicBool::new(false),
             rewrite: AtomicBool::new(true),
             leaving: AtomicBool::new(false),
             wake_writer: Notify::new(),
-            wake_heartbeat: Notify::new(),
-            connected_at: Mutex::new(None),
         };
-        (Arc::new(shared), rx)
+        (Arc::new(link), rx)
+    }
+
+    /// The names of this cluster's keys and channels, and this node's id.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn settings(&self) -> &ClusterSettings {
+        &self.settings
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Whether the pub/sub connection is subscribed.
+    pub fn is_subscribed(&self) -> bool {
+        self.pubsub_up.load(Ordering::Acquire)
+    }
+
+    /// Notes that the pub/sub connection was subscribed, or lost.
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.pubsub_up.store(subscribed, Ordering::Release);
+    }
+
+    /// Whether this node is leaving the cluster (the tasks then stop).
+    pub fn is_leaving(&self) -> bool {
+        self.leaving.load(Ordering::Acquire)
     }
 
     /// Whether messages can go to the other nodes: subscribed, the last
@@ -168,6 +193,14 @@ impl Shared {
             ConnectionManager::new_with_config(self.client.clone(), config).await
         };
         self.commands.get_or_try_init(open).await.cloned()
+    }
+
+    /// A new pub/sub connection (within `CONNECT_TIMEOUT`).
+    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub());
+        connect.await.map_err(|_| {
+            redis::RedisError::from((redis::ErrorKind::IoError, "connection timed out"))
+        })?
     }
 
     /// Notes the outcome of a command; after a failure the writer rewrites
@@ -210,40 +243,40 @@ impl Shared {
 
 /// The hub's side of the link.
 pub struct RedisAdapter {
-    pub shared: Arc<Shared>,
+    pub link: Arc<RedisLink>,
 }
 
 impl ClusterAdapter for RedisAdapter {
     fn send(&self, message: &ClusterMessage<'_>) -> bool {
-        let shared = &self.shared;
-        if !shared.is_up() {
-            Counters::add(&shared.counters.failed, 1);
+        let link = &self.link;
+        if !link.is_up() {
+            Counters::add(&link.counters.failed, 1);
             return false;
         }
         let body = Envelope {
-            origin: shared.keys.node(),
+            origin: link.keys.node(),
             route: message.route,
             payload: message.payload,
         }
         .to_bytes();
         let len = body.len();
-        let room = shared.queued_bytes.fetch_add(len, Ordering::AcqRel) + len <= QUEUE_BYTES;
+        let room = link.queued_bytes.fetch_add(len, Ordering::AcqRel) + len <= QUEUE_BYTES;
         let item = Outbound::Message {
             nodes: message.nodes.to_vec(),
             direct: matches!(message.route, Route::Direct { .. }),
             body,
         };
-        let queued = room && shared.queue.try_send(item).is_ok();
+        let queued = room && link.queue.try_send(item).is_ok();
         if !queued {
-            shared.queued_bytes.fetch_sub(len, Ordering::AcqRel);
-            Counters::add(&shared.counters.failed, 1);
+            link.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            Counters::add(&link.counters.failed, 1);
         }
         queued
     }
 
     fn presence(&self, change: PresenceChange) {
-        let shared = &self.shared;
-        let mut local = shared.local();
+        let link = &self.link;
+        let mut local = link.local();
         match &change {
             PresenceChange::Update(user) => {
                 local.users.insert(user.id.clone(), user.clone());
@@ -255,41 +288,41 @@ impl ClusterAdapter for RedisAdapter {
         local.seq += 1;
         let seq = local.seq;
         // Queued under the lock, so that the queue is in sequence order.
-        let queued = shared.is_up()
-            && shared
+        let queued = link.is_up()
+            && link
                 .queue
                 .try_send(Outbound::Presence { seq, change })
                 .is_ok();
         drop(local);
         if !queued {
             // The rewrite, once Redis answers, carries this change.
-            shared.request_rewrite();
+            link.request_rewrite();
         }
     }
 }
 
 /// Sends what the adapter queued, in order; ends when the queue closes or
 /// after `Leave`.
-pub async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
+pub async fn write_loop(link: Arc<RedisLink>, mut rx: mpsc::Receiver<Outbound>) {
     let mut batch = Vec::with_capacity(BATCH);
     // The sequence number Redis has for this node: queued changes at or
     // below it are in a rewrite already.
     let mut written = 0;
     let mut inboxes: HashMap<NodeId, String> = HashMap::new();
     loop {
-        if shared.rewrite.load(Ordering::Acquire) {
-            match rewrite(&shared).await {
+        if link.rewrite.load(Ordering::Acquire) {
+            match rewrite(&link).await {
                 Ok(seq) => written = seq,
                 Err(()) => {
                     // Messages queued meanwhile are lost (at most once);
                     // presence is in the next rewrite.
-                    drop_queued(&shared, &mut rx, &mut batch);
-                    if shared.leaving.load(Ordering::Acquire) {
+                    drop_queued(&link, &mut rx, &mut batch);
+                    if link.leaving.load(Ordering::Acquire) {
                         return;
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(RETRY) => {}
-                        _ = shared.wake_writer.notified() => {}
+                        _ = link.wake_writer.notified() => {}
                     }
                     continue;
                 }
@@ -297,7 +330,7 @@ pub async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
         }
         tokio::select! {
             received = rx.recv_many(&mut batch, BATCH) => if received == 0 { return },
-            _ = shared.wake_writer.notified() => continue,
+            _ = link.wake_writer.notified() => continue,
         }
         let mut pipe = redis::pipe();
         let mut messages = 0;
@@ -310,10 +343,10 @@ pub async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
                     body,
                 } => {
                     messages += 1;
-                    shared.queued_bytes.fetch_sub(body.len(), Ordering::AcqRel);
-                    if shared.settings.channels == Channels::Shared && !direct {
+                    link.queued_bytes.fetch_sub(body.len(), Ordering::AcqRel);
+                    if link.settings.channels == Channels::Shared && !direct {
                         pipe.cmd("PUBLISH")
-                            .arg(shared.keys.all())
+                            .arg(link.keys.all())
                             .arg(&body[..])
                             .ignore();
                         continue;
@@ -321,45 +354,45 @@ pub async fn write_loop(shared: Arc<Shared>, mut rx: mpsc::Receiver<Outbound>) {
                     for node in nodes {
                         let inbox = inboxes
                             .entry(node)
-                            .or_insert_with_key(|node| shared.keys.inbox(node));
+                            .or_insert_with_key(|node| link.keys.inbox(node));
                         pipe.cmd("PUBLISH").arg(&*inbox).arg(&body[..]).ignore();
                     }
                 }
                 Outbound::Presence { seq, change } if seq > written => {
                     written = seq;
-                    write_presence(&shared, &mut pipe, seq, &change);
+                    write_presence(&link, &mut pipe, seq, &change);
                 }
                 Outbound::Presence { .. } => {}
                 Outbound::Leave(done) => leave = Some(done),
             }
         }
-        let result = match shared.connection().await {
+        let result = match link.connection().await {
             Ok(mut conn) => pipe.query_async::<()>(&mut conn).await,
             Err(error) => Err(error),
         };
-        shared.note(&result, "publishing");
+        link.note(&result, "publishing");
         let counter = match result {
-            Ok(()) => &shared.counters.published,
-            Err(_) => &shared.counters.failed,
+            Ok(()) => &link.counters.published,
+            Err(_) => &link.counters.failed,
         };
         Counters::add(counter, messages);
         if let Some(done) = leave {
-            say_bye(&shared).await;
+            say_bye(&link).await;
             let _ = done.send(());
             return;
         }
     }
 }
 
-fn drop_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outbound>, batch: &mut Vec<Outbound>) {
+fn drop_queued(link: &RedisLink, rx: &mut mpsc::Receiver<Outbound>, batch: &mut Vec<Outbound>) {
     while let Ok(item) = rx.try_recv() {
         batch.push(item);
     }
     for item in batch.drain(..) {
         match item {
             Outbound::Message { body, .. } => {
-                shared.queued_bytes.fetch_sub(body.len(), Ordering::AcqRel);
-                Counters::add(&shared.counters.failed, 1);
+                link.queued_bytes.fetch_sub(body.len(), Ordering::AcqRel);
+                Counters::add(&link.counters.failed, 1);
             }
             Outbound::Presence { .. } => {}
             Outbound::Leave(done) => {
@@ -372,8 +405,8 @@ fn drop_queued(shared: &Shared, rx: &mut mpsc::Receiver<Outbound>, batch: &mut V
 /// Adds one presence change to a pipeline: the entry and the sequence
 /// number (in one `HSET`, or after the `HDEL`, so that a snapshot never
 /// claims a number whose change it lacks), then the event.
-fn write_presence(shared: &Shared, pipe: &mut redis::Pipeline, seq: u64, change: &PresenceChange) {
-    let keys = &shared.keys;
+fn write_presence(link: &RedisLink, pipe: &mut redis::Pipeline, seq: u64, change: &PresenceChange) {
+    let keys = &link.keys;
     let users = keys.users(keys.node());
     let event = match change {
         PresenceChange::Update(user) => {
@@ -409,12 +442,12 @@ fn write_presence(shared: &Shared, pipe: &mut redis::Pipeline, seq: u64, change:
 /// Writes this node's whole state at once (MULTI/EXEC): its users with
 /// the current sequence number, its heartbeat, its membership of
 /// `P:nodes`; then announces `sync`. Returns the sequence number written.
-async fn rewrite(shared: &Shared) -> Result<u64, ()> {
-    shared.rewrite.store(false, Ordering::Release);
-    let keys = &shared.keys;
+async fn rewrite(link: &RedisLink) -> Result<u64, ()> {
+    link.rewrite.store(false, Ordering::Release);
+    let keys = &link.keys;
     let node = keys.node();
     let (seq, entries) = {
-        let local = shared.local();
+        let local = link.local();
         let entries: Vec<(String, String)> = local
             .users
             .values()
@@ -422,7 +455,7 @@ async fn rewrite(shared: &Shared) -> Result<u64, ()> {
             .collect();
         (local.seq, entries)
     };
-    let ttl = shared.settings.ttl_millis();
+    let ttl = link.settings.ttl_millis();
     let users = keys.users(node);
     let mut pipe = redis::pipe();
     pipe.atomic()
@@ -441,7 +474,7 @@ async fn rewrite(shared: &Shared) -> Result<u64, ()> {
         .ignore()
         .cmd("SET")
         .arg(keys.heartbeat(node))
-        .arg(super::now_millis())
+        .arg(wire::now_millis())
         .arg("PX")
         .arg(ttl)
         .ignore()
@@ -459,28 +492,28 @@ async fn rewrite(shared: &Shared) -> Result<u64, ()> {
             .to_json(),
         )
         .ignore();
-    let result = match shared.connection().await {
+    let result = match link.connection().await {
         Ok(mut conn) => pipe.query_async::<()>(&mut conn).await,
         Err(error) => Err(error),
     };
     match result {
         Ok(()) => {
-            if !shared.commands_up.swap(true, Ordering::AcqRel) {
+            if !link.commands_up.swap(true, Ordering::AcqRel) {
                 tracing::info!(node, users = entries.len(), "cluster: presence written");
             }
             Ok(seq)
         }
         Err(error) => {
             // Not `note`: the writer paces its own retries.
-            shared.mark_down(&error, "writing this node's presence");
+            link.mark_down(&error, "writing this node's presence");
             Err(())
         }
     }
 }
 
 /// Announces that this node leaves and removes its keys.
-async fn say_bye(shared: &Shared) {
-    let keys = &shared.keys;
+async fn say_bye(link: &RedisLink) {
+    let keys = &link.keys;
     let node = keys.node();
     let mut pipe = redis::pipe();
     pipe.cmd("PUBLISH")
@@ -500,7 +533,7 @@ async fn say_bye(shared: &Shared) {
         .arg(keys.nodes())
         .arg(node)
         .ignore();
-    if let Ok(mut conn) = shared.connection().await {
+    if let Ok(mut conn) = link.connection().await {
         let _ = pipe.query_async::<()>(&mut conn).await;
     }
 }

@@ -25,17 +25,17 @@
 //! `FULL_RESYNC_EVERY` beats).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use switchboard_hub::{ConnId, Hub, User};
+use tokio::sync::Notify;
 
-use super::redis::{Counters, Shared, CONNECT_TIMEOUT};
+use super::redis::{Counters, RedisLink};
+use super::settings::Channels;
 use super::wire::{self, Event};
-use super::Channels;
 
 /// Every this many heartbeats, every node is read again in full.
 const FULL_RESYNC_EVERY: u64 = 10;
@@ -44,7 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// What this node has applied of each other node.
 #[derive(Default)]
-pub struct RemoteView {
+struct RemoteView {
     nodes: HashMap<String, NodeView>,
     /// Nodes that said `bye` or were found dead: their late events are
     /// ignored until they register again (`sync`).
@@ -67,7 +67,27 @@ impl RemoteView {
     }
 }
 
-impl Shared {
+/// The other nodes as this node knows them, and the link it learns them
+/// through: what the subscriber and heartbeat tasks share.
+pub struct Peers {
+    link: Arc<RedisLink>,
+    remote: Mutex<RemoteView>,
+    /// Wakes the heartbeat early: a new node, a gap, a reconnection.
+    wake_heartbeat: Notify,
+    /// When the pub/sub connection last came up.
+    connected_at: Mutex<Option<Instant>>,
+}
+
+impl Peers {
+    pub fn new(link: Arc<RedisLink>) -> Peers {
+        Peers {
+            link,
+            remote: Mutex::new(RemoteView::default()),
+            wake_heartbeat: Notify::new(),
+            connected_at: Mutex::new(None),
+        }
+    }
+
     fn remote(&self) -> MutexGuard<'_, RemoteView> {
         self.remote.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -78,7 +98,7 @@ impl Shared {
         let (node, seq) = match &event {
             Event::Set { node, seq, .. } | Event::Del { node, seq, .. } => (node, *seq),
             Event::Sync { node, .. } => {
-                if node != self.keys.node() {
+                if node != self.link.keys().node() {
                     remote.departed.remove(node);
                     remote.view(node).synced = false;
                     self.wake_heartbeat.notify_one();
@@ -86,7 +106,7 @@ impl Shared {
                 return;
             }
             Event::Bye { node } => {
-                if node != self.keys.node() {
+                if node != self.link.keys().node() {
                     remote.nodes.remove(node);
                     remote.departed.insert(node.clone());
                     hub.remote_drop(node);
@@ -94,7 +114,7 @@ impl Shared {
                 return;
             }
         };
-        if node == self.keys.node() || remote.departed.contains(node) {
+        if node == self.link.keys().node() || remote.departed.contains(node) {
             return;
         }
         let view = remote.view(node);
@@ -106,7 +126,7 @@ impl Shared {
             self.wake_heartbeat.notify_one();
         }
         view.seq = seq;
-        Counters::add(&self.counters.presence_received, 1);
+        Counters::add(&self.link.counters().presence_received, 1);
         match event {
             Event::Set {
                 node,
@@ -147,7 +167,7 @@ impl Shared {
     /// Handles one pub/sub message.
     fn handle(&self, hub: &Hub, message: &redis::Msg) {
         let payload = message.get_payload_bytes();
-        if message.get_channel_name() == self.keys.presence() {
+        if message.get_channel_name() == self.link.keys().presence() {
             match serde_json::from_slice::<Event>(payload) {
                 Ok(event) => self.apply_event(hub, event),
                 Err(error) => tracing::debug!(%error, "cluster: unreadable presence event"),
@@ -158,24 +178,20 @@ impl Shared {
             tracing::debug!("cluster: unreadable message");
             return;
         };
-        if received.origin == self.keys.node() {
+        if received.origin == self.link.keys().node() {
             return; // our own, on the shared channel
         }
         match hub.deliver_remote(received.route, received.payload) {
-            Ok(_) => Counters::add(&self.counters.received, 1),
+            Ok(_) => Counters::add(&self.link.counters().received, 1),
             Err(error) => tracing::debug!(%error, "cluster: message dropped"),
         }
     }
 
     async fn subscribe(&self) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
-        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.client.get_async_pubsub());
-        let pubsub = connect.await.map_err(|_| {
-            redis::RedisError::from((redis::ErrorKind::IoError, "connection timed out"))
-        })??;
-        let (mut sink, stream) = pubsub.split();
-        let keys = &self.keys;
+        let (mut sink, stream) = self.link.pubsub().await?.split();
+        let keys = self.link.keys();
         let mut channels = vec![keys.inbox(keys.node()), keys.presence()];
-        if self.settings.channels == Channels::Shared {
+        if self.link.settings().channels == Channels::Shared {
             channels.push(keys.all());
         }
         sink.subscribe(&channels).await?;
@@ -189,15 +205,16 @@ impl Shared {
         for view in self.remote().nodes.values_mut() {
             view.synced = false;
         }
-        Counters::add(&self.counters.connects, 1);
-        self.pubsub_up.store(true, Ordering::Release);
-        self.request_rewrite();
+        Counters::add(&self.link.counters().connects, 1);
+        self.link.set_subscribed(true);
+        self.link.request_rewrite();
         self.wake_heartbeat.notify_one();
     }
 
     /// Reads messages until the connection fails (or stops answering pings).
     async fn listen(&self, hub: &Hub, mut sink: PubSubSink, mut stream: PubSubStream) {
-        let mut ping = tokio::time::interval(self.settings.heartbeat);
+        let heartbeat = self.link.settings().heartbeat;
+        let mut ping = tokio::time::interval(heartbeat);
         loop {
             tokio::select! {
                 message = stream.next() => match message {
@@ -206,7 +223,7 @@ impl Shared {
                 },
                 _ = ping.tick() => {
                     let pong = sink.ping::<redis::Value>();
-                    if !matches!(tokio::time::timeout(self.settings.heartbeat, pong).await, Ok(Ok(_))) {
+                    if !matches!(tokio::time::timeout(heartbeat, pong).await, Ok(Ok(_))) {
                         return;
                     }
                 }
@@ -216,14 +233,14 @@ impl Shared {
 
     /// One heartbeat: refresh, liveness, resync.
     async fn beat(&self, hub: &Hub, full: bool) -> redis::RedisResult<()> {
-        let mut conn = self.connection().await?;
-        let keys = &self.keys;
+        let mut conn = self.link.connection().await?;
+        let keys = self.link.keys();
         let node = keys.node();
-        let ttl = self.settings.ttl_millis();
+        let ttl = self.link.settings().ttl_millis();
         let (previous, members): (Option<String>, Vec<String>) = redis::pipe()
             .cmd("SET")
             .arg(keys.heartbeat(node))
-            .arg(super::now_millis())
+            .arg(wire::now_millis())
             .arg("PX")
             .arg(ttl)
             .arg("GET")
@@ -237,9 +254,9 @@ impl Shared {
             .await?;
         if previous.is_none() {
             // Expired, or Redis restarted empty: register again.
-            self.request_rewrite();
+            self.link.request_rewrite();
         }
-        if !self.pubsub_up.load(Ordering::Acquire) {
+        if !self.link.is_subscribed() {
             return Ok(());
         }
         let mut others: HashSet<String> = members.into_iter().collect();
@@ -269,7 +286,7 @@ impl Shared {
                 if needs {
                     wanted.push(other);
                 }
-            } else if connected_for >= self.settings.ttl {
+            } else if connected_for >= self.link.settings().ttl {
                 let _: redis::RedisResult<()> = redis::pipe()
                     .cmd("SREM")
                     .arg(keys.nodes())
@@ -304,21 +321,22 @@ impl Shared {
 }
 
 /// Holds the pub/sub connection, reconnecting after failures.
-pub async fn subscribe_loop(shared: Arc<Shared>, hub: Hub) {
+pub async fn subscribe_loop(peers: Arc<Peers>, hub: Hub) {
+    let link = &peers.link;
     let mut backoff = MIN_BACKOFF;
     let mut failures = 0u32;
-    while !shared.leaving.load(Ordering::Acquire) {
-        match shared.subscribe().await {
+    while !link.is_leaving() {
+        match peers.subscribe().await {
             Ok((sink, stream)) => {
                 backoff = MIN_BACKOFF;
-                if failures > 0 || Counters::get(&shared.counters.connects) > 0 {
+                if failures > 0 || Counters::get(&link.counters().connects) > 0 {
                     tracing::warn!("cluster: reconnected to Redis");
                 }
                 failures = 0;
-                shared.subscribed();
-                shared.listen(&hub, sink, stream).await;
-                shared.pubsub_up.store(false, Ordering::Release);
-                if !shared.leaving.load(Ordering::Acquire) {
+                peers.subscribed();
+                peers.listen(&hub, sink, stream).await;
+                link.set_subscribed(false);
+                if !link.is_leaving() {
                     tracing::warn!("cluster: lost the Redis pub/sub connection; reconnecting");
                 }
             }
@@ -335,14 +353,15 @@ pub async fn subscribe_loop(shared: Arc<Shared>, hub: Hub) {
 }
 
 /// Beats every `heartbeat`, or sooner when woken (a new node, a gap).
-pub async fn heartbeat_loop(shared: Arc<Shared>, hub: Hub) {
+pub async fn heartbeat_loop(peers: Arc<Peers>, hub: Hub) {
+    let link = &peers.link;
     let mut until_full = FULL_RESYNC_EVERY;
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(shared.settings.heartbeat) => {}
-            _ = shared.wake_heartbeat.notified() => {}
+            _ = tokio::time::sleep(link.settings().heartbeat) => {}
+            _ = peers.wake_heartbeat.notified() => {}
         }
-        if shared.leaving.load(Ordering::Acquire) {
+        if link.is_leaving() {
             return;
         }
         until_full -= 1;
@@ -350,7 +369,7 @@ pub async fn heartbeat_loop(shared: Arc<Shared>, hub: Hub) {
         if full {
             until_full = FULL_RESYNC_EVERY;
         }
-        let result = shared.beat(&hub, full).await;
-        shared.note(&result, "heartbeat");
+        let result = peers.beat(&hub, full).await;
+        link.note(&result, "heartbeat");
     }
 }

@@ -20,6 +20,7 @@
 //! the payload is never encoded again.
 
 use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,13 @@ impl Keys {
     pub fn users(&self, node: &str) -> String {
         format!("{}:users:{node}", self.prefix)
     }
+}
+
+/// Milliseconds since the Unix epoch: the value of heartbeat keys, for people.
+pub fn now_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A message as published.

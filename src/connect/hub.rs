@@ -5,8 +5,9 @@ use switchboard_client::{Client, ClientOptions, Incoming, Reconnect, Status, To}
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast::error::RecvError;
 
+use super::args::{parse_headers, ConnectArgs};
+use super::outcome::{Outcome, WaitCounter};
 use super::output::Output;
-use super::{parse_headers, ConnectArgs, Outcome, WaitCounter};
 
 const HELP: &str = "commands: /join ROOM, /leave [ROOM], /to ID TEXT, /all TEXT, /name NAME, /users, \
 /sub PATTERN, /unsub PATTERN, /pub PATH [VALUE…], /send JSON, /quit; other lines go to the current room";

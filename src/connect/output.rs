@@ -4,7 +4,7 @@ use std::io::Write;
 
 use base64::Engine;
 
-use super::BinaryFormat;
+use super::args::BinaryFormat;
 
 /// Where and how incoming messages and notes are printed.
 pub struct Output {

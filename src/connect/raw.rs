@@ -5,8 +5,9 @@ use std::time::Duration;
 use switchboard_net::{CloseCode, ConnectOptions, Event, Message, Reader};
 use tokio::io::AsyncBufReadExt;
 
+use super::args::{parse_headers, ConnectArgs};
+use super::outcome::{Outcome, WaitCounter};
 use super::output::Output;
-use super::{parse_headers, ConnectArgs, Outcome, WaitCounter};
 
 pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outcome {
     let mut options = ConnectOptions::default();

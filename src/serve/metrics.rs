@@ -1,11 +1,10 @@
 //! The Prometheus text exposition of `/metrics`.
 
 use std::fmt::Write as _;
-use std::sync::atomic::Ordering;
 
 use switchboard_hub::Metrics;
 
-use super::App;
+use super::app::App;
 
 /// Renders every gauge and counter of the server.
 pub fn render(app: &App) -> String {
@@ -20,8 +19,8 @@ pub fn render(app: &App) -> String {
         ),
         (
             "switchboard_websockets",
-            "WebSocket connections, hub and echo",
-            app.live.load(Ordering::Relaxed) as u64,
+            "WebSocket connections admitted, hub and echo",
+            app.websockets() as u64,
         ),
         (
             "switchboard_rooms",

@@ -1,42 +1,30 @@
 //! `switchboard serve`: the hub, the echo endpoint and the HTTP edges on one port.
 //!
+//! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
 //! - `metrics`: the Prometheus exposition;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
+mod app;
 mod metrics;
 mod routes;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use switchboard_hub::{Hub, HubConfig, SlowConsumerPolicy};
-use switchboard_net::{Accepted, CloseCode, Config};
+use switchboard_net::{Accepted, CloseCode, Config, Event};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::bridge::Bridges;
 use crate::cluster::Cluster;
 use crate::settings::{ServeArgs, ServeSettings};
 
-pub use routes::Router;
-
-/// Everything a connection task needs.
-pub struct App {
-    pub hub: Hub,
-    pub settings: ServeSettings,
-    pub net: Config,
-    /// Live WebSocket connections, hub and echo together (for `max_connections`).
-    pub live: AtomicUsize,
-    pub started: std::time::Instant,
-    /// ZeroMQ and OSC endpoints, opened by `run` from `settings.bridge`.
-    pub bridges: Bridges,
-    /// The link to the other nodes, with `--redis`.
-    pub cluster: Option<Cluster>,
-}
+use app::App;
+pub use routes::{Endpoint, Router};
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -112,6 +100,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     net.validate()?;
     let mut hub_config = HubConfig::default();
     hub_config
+        .max_connections(settings.max_connections)
         .queue_len(settings.queue_len)
         .slow_consumer(if settings.slow_consumer == "drop" {
             SlowConsumerPolicy::Drop
@@ -125,13 +114,16 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,
     };
+    let echo_permits = Arc::new(Semaphore::new(
+        settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
+    ));
     Ok(App {
         hub,
         bridges,
         cluster,
         settings,
         net,
-        live: AtomicUsize::new(0),
+        echo_permits,
         started: std::time::Instant::now(),
     })
 }
@@ -156,66 +148,58 @@ async fn accept_loop(
         let (app, router, shutdown, done) =
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
         tokio::spawn(async move {
-            // A connection still in its handshake at shutdown is simply dropped.
-            let mut stopping = shutdown.clone();
-            let handshake = switchboard_net::accept(stream, &app.net, router.as_ref());
-            let accepted = tokio::select! {
-                result = handshake => match result {
-                    Ok(Some(accepted)) => accepted,
-                    Ok(None) => return,
-                    Err(error) => {
-                        tracing::debug!(%remote, %error, "handshake failed");
-                        return;
-                    }
-                },
-                _ = stopping.wait_for(|stop| *stop) => return,
+            // A handshake is not cut short by a shutdown: the router refuses
+            // upgrades (503) from the moment it begins, and one admitted just
+            // before gets `end` and 1001 like every other connection. Only
+            // admitted connections hold up the shutdown (`done`); the others
+            // end with the process.
+            let accepted = match switchboard_net::accept(stream, &app.net, router.as_ref()).await {
+                Ok(Some(accepted)) => accepted,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::debug!(%remote, %error, "handshake failed");
+                    return;
+                }
             };
-            app.live.fetch_add(1, Ordering::AcqRel);
-            serve_connection(&app, accepted, remote, shutdown).await;
-            app.live.fetch_sub(1, Ordering::AcqRel);
+            let (accepted, endpoint) = accepted.replace_admission(());
+            match endpoint {
+                Endpoint::Hub(admission) => {
+                    let (accepted, ()) = accepted.replace_admission(admission);
+                    app.hub.serve(accepted, Some(remote)).await;
+                }
+                Endpoint::Echo(_permit) => echo(accepted, shutdown).await,
+            }
             drop(done);
         });
     }
 }
 
-async fn serve_connection(
-    app: &App,
-    accepted: Accepted,
-    remote: std::net::SocketAddr,
-    shutdown: watch::Receiver<bool>,
-) {
-    if accepted.request.path() == routes::ECHO_PATH {
-        return echo(accepted, shutdown).await;
-    }
-    let meta = match app.hub.authorize(&accepted.request) {
-        Ok(meta) => meta,
-        Err(_) => return,
-    };
-    app.hub.serve(accepted, meta, Some(remote)).await;
-}
-
-/// The raw echo endpoint: every message comes back unchanged.
+/// The raw echo endpoint: every message comes back unchanged, until the
+/// peer closes or the server shuts down (1001).
 async fn echo(accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
-    let mut socket = accepted.socket;
+    let (max_frames, max_bytes) = (1024, 4 << 20);
+    let (mut session, _) = accepted.into_session(max_frames, max_bytes);
     // Created once: building a watch future per message costs more than the echo.
-    let stopping = shutdown.changed();
+    let stopping = shutdown.wait_for(|stop| *stop);
     tokio::pin!(stopping);
     loop {
         tokio::select! {
-            message = socket.recv() => match message {
-                Some(Ok(message)) => {
-                    if socket.feed(message).await.is_err() {
-                        return;
+            event = session.next_event() => match event {
+                Ok(Event::Message(message)) => {
+                    if session.send(message).is_err() {
+                        break;
                     }
                 }
-                _ => return,
+                Ok(_) => {}
+                Err(_) => return,
             },
             _ = &mut stopping => {
-                let _ = socket.close(CloseCode::GOING_AWAY, "server shutting down").await;
-                return;
+                session.outbox().close(CloseCode::GOING_AWAY, "server shutting down");
+                break;
             }
         }
     }
+    while session.next_event().await.is_ok() {}
 }
 
 fn init_logging(filter: &str) {

@@ -1,17 +1,17 @@
 //! Which path does what: WebSocket endpoints, the page, the client script,
 //! health, metrics and the publish API.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use switchboard_hub::{envelope, pattern, Hub, RequestError};
+use switchboard_hub::{envelope, pattern, Admission, Hub, RequestError};
 use switchboard_net::{Decision, Handler, HttpResponse};
 use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::App;
+use super::app::App;
 
 /// The hub endpoint.
 pub const HUB_PATH: &str = "/ws";
@@ -22,6 +22,14 @@ const CHAT_PAGE: &str = include_str!("../../web/index.html");
 const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
 /// Live values of address messages (`/demo?pattern=/slider/**`).
 const DEMO_PAGE: &str = include_str!("../../web/demo.html");
+
+/// What an accepted upgrade is for, with its place under the endpoint's limit.
+pub enum Endpoint {
+    /// The hub, admitted by it.
+    Hub(Admission),
+    /// The raw echo endpoint.
+    Echo(OwnedSemaphorePermit),
+}
 
 /// Routes requests for `serve`.
 pub struct Router {
@@ -43,25 +51,23 @@ impl Router {
         }
     }
 
-    fn check_capacity(&self) -> Result<(), HandshakeError> {
+    fn echo_permit(&self) -> Result<OwnedSemaphorePermit, HandshakeError> {
         if self.app.hub.is_closing() {
             return Err(HandshakeError::new(503, "server shutting down"));
         }
-        let max = self.app.settings.max_connections;
-        if self.app.live.load(Ordering::Acquire) >= max {
-            return Err(HandshakeError::new(
-                503,
-                format!("connection limit of {max} reached"),
-            ));
-        }
-        Ok(())
+        Arc::clone(&self.app.echo_permits)
+            .try_acquire_owned()
+            .map_err(|_| {
+                let max = self.app.settings.max_echo_connections;
+                HandshakeError::new(503, format!("echo connection limit of {max} reached"))
+            })
     }
 
     fn check_token(&self, request: &Request) -> Result<(), HandshakeError> {
         let Some(expected) = &self.app.settings.ws_token else {
             return Ok(());
         };
-        let given = bearer(request).or_else(|| query_value(request.query(), "token"));
+        let given = bearer(request).or_else(|| request.query_param("token"));
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
             Some(_) => Err(HandshakeError::new(403, "invalid token")),
@@ -74,36 +80,29 @@ impl Router {
 }
 
 impl Handler for Router {
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
-        let checks = match request.path() {
+    type Admission = Endpoint;
+
+    /// The one decision on an upgrade: the router's own checks, then the
+    /// hub's (shutdown, authorizer, `max_connections`), which takes the
+    /// connection's place.
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Endpoint> {
+        let admitted = match request.path() {
             HUB_PATH => self
                 .check_origin(request)
                 .and_then(|()| self.check_token(request))
-                .and_then(|()| self.check_capacity())
-                .and_then(|()| {
-                    self.app
-                        .hub
-                        .authorize(request)
-                        .map(|_| ())
-                        .map_err(|(status, reason)| HandshakeError::new(status, reason))
-                }),
+                .and_then(|()| self.app.hub.admit(request))
+                .map(|admission| (Endpoint::Hub(admission), preferred)),
             ECHO_PATH => self
                 .check_origin(request)
-                .and_then(|()| self.check_capacity()),
+                .and_then(|()| self.echo_permit())
+                .map(|permit| (Endpoint::Echo(permit), None)),
             other => Err(HandshakeError::new(
                 404,
                 format!("no WebSocket endpoint at {other}"),
             )),
         };
-        match checks {
-            Ok(()) => Decision::Accept {
-                protocol: if request.path() == HUB_PATH {
-                    preferred.map(str::to_owned)
-                } else {
-                    None
-                },
-                headers: Vec::new(),
-            },
+        match admitted {
+            Ok((endpoint, protocol)) => Decision::accept(protocol, endpoint),
             Err(error) => Decision::Reject(error),
         }
     }
@@ -250,14 +249,6 @@ fn bearer(request: &Request) -> Option<String> {
     scheme
         .eq_ignore_ascii_case("bearer")
         .then(|| token.trim().to_owned())
-}
-
-fn query_value(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        pair.split_once('=')
-            .filter(|(k, _)| *k == key)
-            .map(|(_, v)| v.to_owned())
-    })
 }
 
 /// Compares secrets without revealing, through timing, how much matched.

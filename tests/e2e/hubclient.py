@@ -148,23 +148,43 @@ class Client:
         self.close()
 
 
+def upgrade_request(port: int, path: str = "/ws") -> bytes:
+    """The HTTP request that opens a WebSocket on `path` (a fresh key each time)."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+
+def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One client frame, masked as a client must (opcode 0x0 continues a message)."""
+    first = (0x80 if fin else 0) | opcode
+    mask = os.urandom(4)
+    length = len(payload)
+    if length < 126:
+        head = struct.pack("!BB", first, 0x80 | length)
+    elif length < 1 << 16:
+        head = struct.pack("!BBH", first, 0x80 | 126, length)
+    else:
+        head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + masked
+
+
 class RawClient:
     """A hub client on a bare socket, for what a library would not do: stop
     reading entirely (with a small receive buffer), then read later."""
 
-    def __init__(self, port: int, path: str = "/ws", rcvbuf: int = 4096):
+    def __init__(self, port: int, path: str = "/ws", rcvbuf: int = 4096, ready: bool = True):
+        """`ready=False` skips waiting for the hub's `ready` (for /echo,
+        which sends none); `id` is then None."""
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(TIMEOUT)
         self.sock.connect(("127.0.0.1", port))
-        key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
+        self.sock.sendall(upgrade_request(port, path))
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             chunk = self.sock.recv(4096)
@@ -177,10 +197,12 @@ class RawClient:
         self.close_code: int | None = None
         self.ended = False  # the stream ended (or stalled: see timed_out)
         self.timed_out = False
-        opcode, payload = self.read_frame()
-        ready = json.loads(payload)
-        assert ready["event"] == "ready", ready
-        self.id = ready["data"]["id"]
+        self.id: str | None = None
+        if ready:
+            opcode, payload = self.read_frame()
+            message = json.loads(payload)
+            assert message["event"] == "ready", message
+            self.id = message["data"]["id"]
 
     def send(self, message: dict) -> None:
         """Sends a JSON text frame."""
@@ -188,17 +210,7 @@ class RawClient:
 
     def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
         """Sends one frame, masked as a client must (0x0 continues a message)."""
-        first = (0x80 if fin else 0) | opcode
-        mask = os.urandom(4)
-        length = len(payload)
-        if length < 126:
-            head = struct.pack("!BB", first, 0x80 | length)
-        elif length < 1 << 16:
-            head = struct.pack("!BBH", first, 0x80 | 126, length)
-        else:
-            head = struct.pack("!BBQ", first, 0x80 | 127, length)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.sock.sendall(head + mask + masked)
+        self.sock.sendall(encode_frame(opcode, payload, fin))
 
     def _need(self, n: int) -> bool:
         while len(self.buffer) < n:

@@ -1,15 +1,20 @@
 //! The application's handle on a hub connection.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::driver::{self, Command};
 use crate::incoming::Incoming;
 use crate::options::ClientOptions;
+use crate::state::ClientState;
+
+// Defined in modules of their own (the driver uses them too); still
+// reachable here, where they were first.
+pub use crate::error::ClientError;
+pub use crate::state::Status;
 
 /// Where an event goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,89 +29,11 @@ pub enum To {
     Everyone,
 }
 
-/// The state of the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// The first connection is being opened.
-    Connecting,
-    /// Connected, and `ready` received.
-    Connected,
-    /// The connection was lost; attempts are under way.
-    Reconnecting,
-    /// Closed by the application, or every reconnection attempt failed.
-    Gone,
-}
-
-/// Why a request did not get its answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientError {
-    /// The server answered with an error.
-    Server {
-        /// The error code (see docs/PROTOCOL.md).
-        code: String,
-        /// The explanation.
-        message: String,
-    },
-    /// No reply within the ack timeout.
-    Timeout,
-    /// The connection was lost before the reply came.
-    Disconnected,
-    /// The message was dropped from a full reconnection buffer.
-    Dropped,
-    /// The client is closed.
-    Closed,
-}
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientError::Server { code, message } => write!(f, "server error {code}: {message}"),
-            ClientError::Timeout => f.write_str("no reply within the ack timeout"),
-            ClientError::Disconnected => f.write_str("disconnected before the reply"),
-            ClientError::Dropped => f.write_str("dropped from the reconnection buffer"),
-            ClientError::Closed => f.write_str("client closed"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-pub(crate) type AckResult = Result<Value, ClientError>;
-type Handler = Arc<dyn Fn(&Incoming) + Send + Sync>;
-
-/// State shared between the handles and the driver task.
-pub(crate) struct Shared {
-    handlers: RwLock<HashMap<String, Vec<Handler>>>,
-    events: broadcast::Sender<Incoming>,
-    status: watch::Sender<Status>,
-    pub id: Mutex<Option<String>>,
-    /// How many times a connection reached `ready`.
-    pub connections: AtomicU64,
-}
-
-impl Shared {
-    pub fn set_status(&self, status: Status) {
-        self.status.send_replace(status);
-    }
-
-    /// Runs the handlers of an event and publishes it to `events()` receivers.
-    pub fn dispatch(&self, incoming: Incoming) {
-        let handlers: Vec<Handler> = {
-            let handlers = self.handlers.read().unwrap_or_else(|p| p.into_inner());
-            handlers.get(&incoming.event).cloned().unwrap_or_default()
-        };
-        for handler in handlers {
-            handler(&incoming);
-        }
-        let _ = self.events.send(incoming);
-    }
-}
-
 /// A reconnecting client of the hub. Cheap to clone; the connection closes
 /// when [`Client::close`] is called or the last clone is dropped.
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    state: Arc<ClientState>,
     commands: mpsc::Sender<Command>,
     next_ack: Arc<AtomicU64>,
     ack_timeout: std::time::Duration,
@@ -128,7 +55,7 @@ impl Client {
     /// reconnection policy failed.
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         let client = Client::start(url, options);
-        let mut status = client.shared.status.subscribe();
+        let mut status = client.state.watch_status();
         loop {
             match *status.borrow_and_update() {
                 Status::Connected => return Ok(client),
@@ -148,19 +75,12 @@ impl Client {
             Some(name) => with_name(url, name),
             None => url.to_owned(),
         };
-        let (status, _) = watch::channel(Status::Connecting);
-        let shared = Arc::new(Shared {
-            handlers: RwLock::new(HashMap::new()),
-            events: broadcast::channel(1024).0,
-            status,
-            id: Mutex::new(None),
-            connections: AtomicU64::new(0),
-        });
+        let state = Arc::new(ClientState::new());
         let (commands, receiver) = mpsc::channel(1024);
         let ack_timeout = options.ack_timeout;
-        tokio::spawn(driver::run(Arc::clone(&shared), url, options, receiver));
+        tokio::spawn(driver::run(Arc::clone(&state), url, options, receiver));
         Client {
-            shared,
+            state,
             commands,
             next_ack: Arc::new(AtomicU64::new(1)),
             ack_timeout,
@@ -171,39 +91,29 @@ impl Client {
     /// client's own `reconnecting`, `reconnection_failed`; `address` for
     /// `{path, values}` messages.
     pub fn on<F: Fn(&Incoming) + Send + Sync + 'static>(&self, event: &str, handler: F) -> &Self {
-        self.shared
-            .handlers
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(event.to_owned())
-            .or_default()
-            .push(Arc::new(handler));
+        self.state.add_handler(event, Arc::new(handler));
         self
     }
 
     /// Every event from now on, as a stream (a receiver that falls more than
     /// 1024 events behind skips the oldest and is told how many).
     pub fn events(&self) -> broadcast::Receiver<Incoming> {
-        self.shared.events.subscribe()
+        self.state.events()
     }
 
     /// The connection id given by the server in the last `ready`.
     pub fn id(&self) -> Option<String> {
-        self.shared
-            .id
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.state.id()
     }
 
     /// The connection state.
     pub fn status(&self) -> Status {
-        *self.shared.status.borrow()
+        self.state.status()
     }
 
     /// How many times a connection was established (1 + reconnections).
     pub fn connection_count(&self) -> u64 {
-        self.shared.connections.load(Ordering::Relaxed)
+        self.state.connection_count()
     }
 
     /// Sends an event. While reconnecting it is buffered (see
@@ -266,7 +176,7 @@ impl Client {
     /// Closes the connection (1000) and stops reconnecting.
     pub async fn close(&self) {
         let _ = self.commands.send(Command::Close).await;
-        let mut status = self.shared.status.subscribe();
+        let mut status = self.state.watch_status();
         let gone = async {
             while *status.borrow_and_update() != Status::Gone {
                 if status.changed().await.is_err() {

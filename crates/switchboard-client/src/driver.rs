@@ -2,17 +2,19 @@
 //! subscriptions after a reconnect, sends, receives, and backs off.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 use switchboard_net::{CloseCode, ConnectOptions, Event, Message, Reader, Writer};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client::{AckResult, ClientError, Shared, Status};
+use crate::error::ClientError;
 use crate::incoming::Incoming;
 use crate::options::ClientOptions;
+use crate::state::{ClientState, Status};
 
+/// The answer to a request: the `ack`'s data, or why there is none.
+pub(crate) type AckResult = Result<Value, ClientError>;
 /// The ack id of a request and the channel its reply goes to.
 pub(crate) type AckWaiter = (u64, oneshot::Sender<AckResult>);
 
@@ -52,7 +54,7 @@ struct State {
 }
 
 pub(crate) async fn run(
-    shared: Arc<Shared>,
+    client: Arc<ClientState>,
     url: String,
     options: ClientOptions,
     mut commands: mpsc::Receiver<Command>,
@@ -71,7 +73,7 @@ pub(crate) async fn run(
         match open(&url, &options, &state).await {
             Ok((reader, writer)) => {
                 attempt = 0;
-                match session(&shared, reader, writer, &mut commands, &mut state).await {
+                match session(&client, reader, writer, &mut commands, &mut state).await {
                     Ended::ByUser => break,
                     Ended::Lost => fail_pending(&mut state, ClientError::Disconnected),
                 }
@@ -80,16 +82,16 @@ pub(crate) async fn run(
         }
         attempt += 1;
         if attempt > options.reconnect.attempts {
-            shared.set_status(Status::Gone);
-            shared.dispatch(Incoming::local(
+            client.set_status(Status::Gone);
+            client.dispatch(Incoming::local(
                 "reconnection_failed",
                 json!({ "attempts": options.reconnect.attempts, "error": error }),
             ));
             break;
         }
         let delay = options.reconnect.delay(attempt);
-        shared.set_status(Status::Reconnecting);
-        shared.dispatch(Incoming::local(
+        client.set_status(Status::Reconnecting);
+        client.dispatch(Incoming::local(
             "reconnecting",
             json!({ "attempt": attempt, "delay_ms": delay.as_millis() as u64, "error": error }),
         ));
@@ -97,7 +99,7 @@ pub(crate) async fn run(
             break;
         }
     }
-    shared.set_status(Status::Gone);
+    client.set_status(Status::Gone);
     fail_pending(&mut state, ClientError::Closed);
     for (_, ack) in state.buffer.drain(..) {
         if let Some((_, reply)) = ack {
@@ -149,7 +151,7 @@ async fn feed(writer: &Writer, value: &Value) -> Result<(), switchboard_net::Err
 
 /// Runs one connection until it is lost or the application closes it.
 async fn session(
-    shared: &Shared,
+    client: &ClientState,
     mut reader: Reader,
     writer: Writer,
     commands: &mut mpsc::Receiver<Command>,
@@ -182,7 +184,7 @@ async fn session(
             }
             event = reader.next_event() => match event {
                 Ok(Event::Message(Message::Text(text))) => {
-                    if on_message(shared, text.as_str(), state) {
+                    if on_message(client, text.as_str(), state) {
                         return Ended::Lost;
                     }
                 }
@@ -198,7 +200,7 @@ async fn drain(reader: &mut Reader) {
 }
 
 /// Handles one server message; returns true when the server said `end`.
-fn on_message(shared: &Shared, text: &str, state: &mut State) -> bool {
+fn on_message(client: &ClientState, text: &str, state: &mut State) -> bool {
     let Ok(value) = serde_json::from_str::<Value>(text) else {
         return false;
     };
@@ -226,18 +228,16 @@ fn on_message(shared: &Shared, text: &str, state: &mut State) -> bool {
                 .get("id")
                 .and_then(Value::as_str)
                 .map(str::to_owned);
-            *shared.id.lock().unwrap_or_else(|p| p.into_inner()) = id;
-            shared.connections.fetch_add(1, Ordering::Relaxed);
-            shared.set_status(Status::Connected);
-            shared.dispatch(incoming);
+            client.record_ready(id);
+            client.dispatch(incoming);
             false
         }
         "end" => {
-            shared.dispatch(incoming);
+            client.dispatch(incoming);
             true
         }
         _ => {
-            shared.dispatch(incoming);
+            client.dispatch(incoming);
             false
         }
     }

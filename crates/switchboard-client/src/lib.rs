@@ -8,6 +8,9 @@
 //! - `driver`: the task that owns the connection; reconnects with
 //!   exponential backoff and jitter, rejoins rooms, renews subscriptions and
 //!   replays buffered messages.
+//! - `state`: what the handles and the driver both see (handlers, the
+//!   event stream, [`Status`], the connection id).
+//! - `error`: [`ClientError`].
 //! - [`options`]: [`ClientOptions`] and the [`Reconnect`] policy.
 //! - [`incoming`]: the [`Incoming`] event type.
 //!
@@ -41,8 +44,10 @@
 
 pub mod client;
 mod driver;
+mod error;
 pub mod incoming;
 pub mod options;
+mod state;
 
 pub use client::{Client, ClientError, Status, To};
 pub use incoming::Incoming;

@@ -20,7 +20,9 @@ pub enum SlowConsumerPolicy {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct HubConfig {
+    pub(crate) max_connections: usize,
     pub(crate) queue_len: usize,
+    pub(crate) max_pending_send_bytes: usize,
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) max_rooms_per_connection: usize,
     pub(crate) max_subscriptions_per_connection: usize,
@@ -31,7 +33,9 @@ pub struct HubConfig {
 impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
+            max_connections: 10_000,
             queue_len: 1024,
+            max_pending_send_bytes: 4 << 20,
             slow_consumer: SlowConsumerPolicy::Close,
             max_rooms_per_connection: 100,
             max_subscriptions_per_connection: 100,
@@ -42,6 +46,23 @@ impl Default for HubConfig {
 }
 
 impl HubConfig {
+    /// The most connections in the hub at once; more upgrades are refused
+    /// with 503. Counted where the upgrade is decided, so concurrent
+    /// upgrades never exceed it. Default 10,000.
+    pub fn max_connections(&mut self, connections: usize) -> &mut Self {
+        self.max_connections = connections;
+        self
+    }
+
+    /// The most bytes waiting for one connection; past it the slow-consumer
+    /// policy applies (one message larger than this still goes out when
+    /// nothing else waits). Default 4 MiB: a burst of large messages, but
+    /// not a gigabyte behind a client that stopped reading.
+    pub fn max_pending_send_bytes(&mut self, bytes: usize) -> &mut Self {
+        self.max_pending_send_bytes = bytes;
+        self
+    }
+
     /// The most messages waiting for one connection; past it the slow-consumer
     /// policy applies. Default 1024: a second of a busy room, and with
     /// broadcast frames shared, little memory.
@@ -87,6 +108,11 @@ impl HubConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_len == 0 {
             return Err(ConfigError::new("queue_len must be > 0"));
+        }
+        if self.max_connections == 0 || self.max_pending_send_bytes == 0 {
+            return Err(ConfigError::new(
+                "max_connections and max_pending_send_bytes must be > 0",
+            ));
         }
         if self.max_rooms_per_connection == 0 {
             return Err(ConfigError::new("max_rooms_per_connection must be > 0"));

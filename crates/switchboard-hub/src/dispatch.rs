@@ -171,7 +171,7 @@ impl Hub {
         let mut message = Outgoing::new("ack", &data);
         message.ack = Some(ack);
         message.error = error.as_ref();
-        socket.push(socket.encoding().frame(&message));
+        socket.send(socket.encoding().frame(&message));
     }
 
     /// Answers bad input: as the ack's error if the client asked for an

@@ -8,14 +8,15 @@ use std::time::Duration;
 use serde_json::Value;
 use switchboard_net::CloseCode;
 use switchboard_proto::handshake::Request;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
-use crate::cluster::{ClusterAdapter, RemotePresence, Route};
+use crate::cluster::ClusterAdapter;
 use crate::config::HubConfig;
-use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
+use crate::envelope::{RequestError, Target};
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
+use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
 
 /// What an event handler sees.
@@ -59,6 +60,9 @@ pub(crate) struct HubInner {
     pub metrics: Arc<Metrics>,
     closing: AtomicBool,
     emptied: Notify,
+    /// One permit per connection admitted (`max_connections`), taken where
+    /// the upgrade is decided and held until the connection leaves.
+    pub permits: Arc<Semaphore>,
     pub dirty_rooms: Mutex<HashSet<String>>,
     pub presence_wake: Arc<Notify>,
     pub presence_started: AtomicBool,
@@ -107,8 +111,12 @@ pub struct Stats {
 impl Hub {
     /// A hub with the given settings.
     pub fn new(config: HubConfig) -> Hub {
+        let permits = Arc::new(Semaphore::new(
+            config.max_connections.min(Semaphore::MAX_PERMITS),
+        ));
         Hub {
             inner: Arc::new(HubInner {
+                permits,
                 config,
                 registry: RwLock::new(Registry::default()),
                 hooks: RwLock::new(Hooks::default()),
@@ -204,6 +212,10 @@ impl Hub {
         }
     }
 
+    pub(crate) fn address_hooks(&self) -> Vec<AddressHook> {
+        self.hooks().address.clone()
+    }
+
     fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
         self.inner.hooks.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -273,141 +285,35 @@ impl Hub {
         }
     }
 
-    // ---- sending ------------------------------------------------------------
-
-    /// Sends to the members of a room (the seeds' `hub.to(room).emit`).
-    pub fn to(&self, room: &str) -> RoomEmitter<'_> {
-        RoomEmitter {
-            hub: self,
-            room: room.to_owned(),
-            except: None,
-        }
-    }
-
-    /// Sends an event to every connection (the seeds' `replyAll`); returns
-    /// how many queued it, counting those on other nodes it was sent toward.
-    pub fn emit_all(&self, event: &str, data: &Value) -> usize {
-        let mut message = Outgoing::new(event, data);
-        message.broadcast = Some(true);
-        let prepared = Prepared::new(message);
-        let remote = self.forward(&prepared, Route::Everyone { except: None });
-        let registry = self.registry();
-        deliver(registry.conns.values(), &prepared, None) + remote.unwrap_or(0)
-    }
-
-    /// Sends an event to one connection, on this node or another; returns
-    /// whether it was queued (or handed to the cluster).
-    pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> bool {
-        let mut message = Outgoing::new(event, data);
-        message.to = Some(id);
-        let prepared = Prepared::new(message);
-        match self.socket(id) {
-            Some(socket) => socket.push(prepared.frame(socket.encoding())),
-            None => self.forward(&prepared, Route::Direct { to: id }) == Some(1),
-        }
-    }
-
-    /// Publishes an address-style message to every matching subscriber and
-    /// to the address hooks (bridges); returns how many connections queued it.
-    pub fn publish(&self, path: &str, values: &[Value]) -> usize {
-        let delivered = self.publish_local(path, values);
-        let hooks = self.hooks().address.clone();
-        for hook in hooks {
-            hook(path, values);
-        }
-        delivered
-    }
-
-    /// Publishes to the subscribers (on every node, when clustered) without
-    /// calling the address hooks: for messages that came in through a
-    /// bridge, which routes them to the other bridges itself. Returns how
-    /// many of this node's connections queued it.
-    pub fn publish_local(&self, path: &str, values: &[Value]) -> usize {
-        let prepared = Prepared::new(AddressMessage { path, values });
-        self.forward(&prepared, Route::Address { path });
-        let subscribers = self.registry().subscribers(path);
-        Metrics::add(&self.inner.metrics.published, 1);
-        deliver(subscribers.iter(), &prepared, None)
-    }
-
-    /// Relays a client event to its target; returns how many connections
-    /// queued it, counting those on other nodes it was sent toward.
-    pub(crate) fn relay(
-        &self,
-        from: &Socket,
-        event: &str,
-        data: &Value,
-        target: &Target,
-        echo: bool,
-    ) -> Result<usize, RequestError> {
-        let name = from.name();
-        let mut message = Outgoing::new(event, data);
-        message.from = Some(from.id().as_str());
-        message.from_name = name.as_deref();
-        let except = (!echo).then(|| from.id());
-        match target {
-            Target::Server => Ok(0),
-            Target::Room(room) => {
-                message.room = Some(room);
-                let prepared = Prepared::new(message);
-                let except_id = except.map(ConnId::as_str);
-                let remote = self.forward(
-                    &prepared,
-                    Route::Room {
-                        room,
-                        except: except_id,
-                    },
-                );
-                let registry = self.registry();
-                Ok(deliver(registry.members(room), &prepared, except) + remote.unwrap_or(0))
-            }
-            Target::Everyone => {
-                message.broadcast = Some(true);
-                let prepared = Prepared::new(message);
-                let except_id = except.map(ConnId::as_str);
-                let remote = self.forward(&prepared, Route::Everyone { except: except_id });
-                let registry = self.registry();
-                Ok(deliver(registry.conns.values(), &prepared, except) + remote.unwrap_or(0))
-            }
-            Target::Direct(id) => {
-                message.to = Some(id.as_str());
-                let prepared = Prepared::new(message);
-                let Some(socket) = self.registry().conns.get(id).cloned() else {
-                    // On another node, if the cluster knows the id.
-                    return self
-                        .forward(&prepared, Route::Direct { to: id.as_str() })
-                        .ok_or_else(|| {
-                            RequestError::new(
-                                "unknown_target",
-                                format!("no connection with id {id}"),
-                            )
-                        });
-                };
-                Ok(deliver(std::iter::once(&socket), &prepared, None))
-            }
-        }
-    }
-
     // ---- shutdown -----------------------------------------------------------
 
     /// Whether the hub is shutting down (new connections are refused).
     pub fn is_closing(&self) -> bool {
-        self.inner.closing.load(Ordering::Acquire)
+        self.inner.closing.load(Ordering::SeqCst)
     }
 
-    /// Graceful shutdown: refuses new connections, sends `end` and then a
-    /// 1001 close to every connection, and waits up to `timeout` for them to
+    /// Graceful shutdown: refuses new connections (503), sends `end` and then
+    /// a 1001 close to every connection, and waits up to `timeout` for them to
     /// leave. Returns whether every connection left in time.
+    ///
+    /// A connection admitted just before (its 101 already on the way) gets
+    /// the same `end` and 1001 as soon as it joins.
     pub async fn shutdown(&self, timeout: Duration) -> bool {
-        self.inner.closing.store(true, Ordering::Release);
-        let end = Prepared::new(Outgoing::new("end", &Value::Null));
+        self.inner.closing.store(true, Ordering::SeqCst);
         for socket in self.sockets() {
-            socket.push(end.frame(socket.encoding()));
-            socket.close(CloseCode::GOING_AWAY, "server shutting down");
+            self.send_end(&socket);
         }
         tokio::time::timeout(timeout, self.wait_empty())
             .await
             .is_ok()
+    }
+
+    /// Sends `end` and a 1001 close to one connection, once.
+    pub(crate) fn send_end(&self, socket: &Socket) {
+        if socket.mark_ended() {
+            socket.emit("end", &Value::Null);
+            socket.close(CloseCode::GOING_AWAY, "server shutting down");
+        }
     }
 
     async fn wait_empty(&self) {
@@ -424,51 +330,5 @@ impl Hub {
         if self.connection_count() == 0 {
             self.inner.emptied.notify_waiters();
         }
-    }
-}
-
-/// Queues a prepared message to each socket (in its codec), skipping `except`.
-pub(crate) fn deliver<'a, T: serde::Serialize>(
-    sockets: impl Iterator<Item = &'a Socket>,
-    prepared: &Prepared<T>,
-    except: Option<&ConnId>,
-) -> usize {
-    sockets
-        .filter(|socket| Some(socket.id()) != except)
-        .filter(|socket| socket.push(prepared.frame(socket.encoding())))
-        .count()
-}
-
-/// Sends to a room, optionally leaving one connection out.
-pub struct RoomEmitter<'a> {
-    hub: &'a Hub,
-    room: String,
-    except: Option<ConnId>,
-}
-
-impl RoomEmitter<'_> {
-    /// Leaves this connection out (typically the sender).
-    pub fn except(mut self, id: &ConnId) -> Self {
-        self.except = Some(id.clone());
-        self
-    }
-
-    /// Sends the event; returns how many connections queued it, counting
-    /// those on other nodes it was sent toward.
-    pub fn emit(self, event: &str, data: &Value) -> usize {
-        let mut message = Outgoing::new(event, data);
-        message.room = Some(&self.room);
-        let prepared = Prepared::new(message);
-        let route = Route::Room {
-            room: &self.room,
-            except: self.except.as_ref().map(ConnId::as_str),
-        };
-        let remote = self.hub.forward(&prepared, route);
-        let registry = self.hub.registry();
-        deliver(
-            registry.members(&self.room),
-            &prepared,
-            self.except.as_ref(),
-        ) + remote.unwrap_or(0)
     }
 }

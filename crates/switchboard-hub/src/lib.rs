@@ -8,52 +8,72 @@
 //! # Modules
 //!
 //! - [`hub`]: the [`Hub`] — hooks (`on`, `on_connect`, authorization),
-//!   lookups, sending (`to(room).emit`, `emit_all`, `publish`), shutdown.
-//! - `session`: one connection's life: `ready`, reading and dispatching,
-//!   leaving ([`Hub::serve`]).
+//!   lookups, shutdown.
+//! - `admission`: the one decision on an upgrade ([`Hub::admit`], and the
+//!   hub as a [`switchboard_net::Handler`]), carried to [`Hub::serve`] as an
+//!   [`Admission`].
+//! - `session`: one connection's life in one task: `ready`, reading and
+//!   dispatching, leaving ([`Hub::serve`]).
 //! - `dispatch`: what each client message does.
+//! - `routing`: the one way out for every message (`to(room).emit`,
+//!   `emit_all`, `emit_to`, `publish`, client relays, other nodes' messages).
 //! - `presence`: coalesced room user lists.
-//! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes,
-//!   and the view of the other nodes' connections.
+//! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
+//!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
 //! - [`envelope`]: the wire format, JSON and MessagePack.
 //! - [`pattern`]: address patterns with wildcards.
-//! - `registry`, `outbox`: the indexes, and the bounded per-connection
-//!   queues with their slow-consumer policy.
+//! - `registry`: who is where (connections, rooms, subscriptions).
 //! - [`socket`], [`id`], [`config`], [`metrics`].
 //!
 //! # Use
 //!
 //! ```no_run
-//! # async fn run(accepted: switchboard_net::Accepted) {
+//! # async fn run(listener: tokio::net::TcpListener) -> std::io::Result<()> {
 //! use switchboard_hub::{Hub, HubConfig};
 //! let hub = Hub::new(HubConfig::default());
 //! hub.on("sum", |cx| {
 //!     let sum: f64 = cx.data.as_array().into_iter().flatten().filter_map(|v| v.as_f64()).sum();
 //!     Ok(serde_json::json!(sum))
 //! });
-//! hub.serve(accepted, Default::default(), None).await;
+//! let config = switchboard_net::Config::default();
+//! loop {
+//!     let (stream, remote) = listener.accept().await?;
+//!     let (hub, config) = (hub.clone(), config.clone());
+//!     tokio::spawn(async move {
+//!         // The hub decides on the upgrade (shutdown, authorizer, limit) ...
+//!         if let Ok(Some(accepted)) = switchboard_net::accept(stream, &config, &hub).await {
+//!             // ... and runs the connection in this one task.
+//!             hub.serve(accepted, Some(remote)).await;
+//!         }
+//!     });
+//! }
 //! # }
 //! ```
 #![deny(missing_docs)]
 
+mod admission;
 pub mod cluster;
+mod clustered;
 pub mod config;
 mod dispatch;
 pub mod envelope;
 pub mod hub;
 pub mod id;
 pub mod metrics;
-mod outbox;
 pub mod pattern;
 mod presence;
 mod registry;
+mod remote;
+mod routing;
 mod session;
 pub mod socket;
 
+pub use admission::Admission;
 pub use cluster::{ClusterAdapter, ClusterMessage, PresenceChange, Route, User};
 pub use config::{HubConfig, SlowConsumerPolicy};
 pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
-pub use hub::{Context, Hub, RoomEmitter, Stats};
+pub use hub::{Context, Hub, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
+pub use routing::RoomEmitter;
 pub use socket::{Meta, Socket};

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
+use crate::cluster::Route;
 use crate::envelope::{Outgoing, Prepared};
 use crate::hub::Hub;
 
@@ -63,11 +64,12 @@ impl Hub {
             let list = Value::Array(self.users(Some(&room), limit));
             let mut message = Outgoing::new("userlist", &list);
             message.room = Some(&room);
-            let prepared = Prepared::new(message);
-            let registry = self.registry();
-            for socket in registry.members(&room) {
-                socket.push(prepared.frame(socket.encoding()));
-            }
+            // Each node sends the list to its own members.
+            let route = Route::Room {
+                room: &room,
+                except: None,
+            };
+            self.deliver_local(route, &Prepared::new(message));
         }
     }
 }

@@ -1,50 +1,70 @@
-//! One connection's life in the hub: join, read and dispatch, leave.
+//! One connection's life in the hub: join, read and dispatch, leave. One
+//! task does all of it: it owns the connection's [`Session`], which reads,
+//! keeps the timers and writes what other tasks could not write at once.
 
 use std::net::SocketAddr;
 
 use serde_json::json;
-use switchboard_net::{Accepted, Event};
+use switchboard_net::{Accepted, Event, Session};
 
+use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
-use crate::outbox::{write_loop, Outbox};
-use crate::socket::{Meta, Socket};
+use crate::socket::{Socket, SocketParts};
 
 impl Hub {
     /// Runs an accepted connection in the hub until it closes: sends `ready`,
     /// dispatches its messages, and removes it from its rooms at the end.
+    /// The task that awaits this is the connection's only task.
     ///
     /// The name may come from the `name` query parameter of the upgrade
-    /// request (`/ws?name=alice`).
-    pub async fn serve(&self, accepted: Accepted, meta: Meta, remote: Option<SocketAddr>) {
-        let codec = Codec::from_protocol(accepted.protocol.as_deref());
-        let name =
-            query_param(accepted.request.query(), "name").map(|name| envelope::user_name(&name));
-        let (name, name_error) = match name {
-            Some(Ok(name)) => (Some(name), None),
-            Some(Err(error)) => (None, Some(error)),
+    /// request (`/ws?name=alice`). The connect hooks run after `ready` is
+    /// queued, before any message of the client is read; the disconnect
+    /// hooks once the connection has left every room.
+    pub async fn serve(&self, accepted: Accepted<Admission>, remote: Option<SocketAddr>) {
+        let config = &self.inner.config;
+        let (mut session, parts) =
+            accepted.into_session(config.queue_len, config.max_pending_send_bytes);
+        let (name, name_error) = match parts.request.query_param("name") {
+            Some(name) => match envelope::user_name(&name) {
+                Ok(name) => (Some(name), None),
+                Err(error) => (None, Some(error)),
+            },
             None => (None, None),
         };
-        let (mut reader, writer) = accepted.socket.split();
-        let config = &self.inner.config;
-        let (outbox, rx, kill) = Outbox::new(
-            config.queue_len,
-            config.slow_consumer,
-            self.inner.metrics.clone(),
-        );
         let encoding = Encoding {
-            codec,
-            deflate: accepted.deflate,
+            codec: Codec::from_protocol(parts.protocol.as_deref()),
+            deflate: parts.deflate,
         };
-        let socket = Socket::new(ConnId::random(), encoding, outbox, meta, remote, name);
-        let mut writer_task = tokio::spawn(write_loop(writer, rx, kill));
+        // Held until the end of this function: the connection's place.
+        let admission = parts.admission;
+        let socket = Socket::new(SocketParts {
+            id: ConnId::random(),
+            encoding,
+            outbox: session.outbox().clone(),
+            policy: config.slow_consumer,
+            metrics: self.inner.metrics.clone(),
+            meta: admission.meta().clone(),
+            remote,
+            name,
+        });
+        self.join_hub(&socket, name_error);
+        self.run(&mut session, &socket).await;
+        self.remove(&socket);
+        drop(socket);
+        // The close reply (or our close frame) is written and the stream
+        // shut down, within the close timeout.
+        while session.next_event().await.is_ok() {}
+        drop(admission);
+    }
 
+    fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
         self.registry_mut().insert(socket.clone());
-        self.presence_changed(&socket);
+        self.presence_changed(socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
-        tracing::debug!(id = %socket.id(), ?remote, "connected");
+        tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
         socket.emit(
             "ready",
             &json!({ "id": socket.id().as_str(), "name": socket.name() }),
@@ -55,37 +75,29 @@ impl Hub {
                 &json!({ "code": error.code, "message": error.message }),
             );
         }
-        self.run_connect_hooks(&socket);
+        self.run_connect_hooks(socket);
+        // A shutdown that began while this connection was being admitted
+        // did not see it in the registry; it gets its `end` here.
+        if self.is_closing() {
+            self.send_end(socket);
+        }
+    }
 
-        // Whether the writer ended first (a close it was asked to send, a
-        // slow-consumer abort, a failed write): its handle is then spent.
-        let writer_ended = loop {
-            tokio::select! {
-                event = reader.next_event() => match event {
-                    Ok(Event::Message(message)) => self.dispatch(&socket, message),
-                    Ok(Event::Ping(_) | Event::Pong(_) | Event::Fragment(_)) => {}
-                    Ok(Event::Closed(info)) => {
-                        tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
-                        break false;
-                    }
-                    Err(error) => {
-                        tracing::debug!(id = %socket.id(), %error, "read failed");
-                        break false;
-                    }
-                },
-                _ = &mut writer_task => {
-                    tracing::debug!(id = %socket.id(), "writer ended");
-                    break true;
+    /// Reads and dispatches until the connection closes.
+    async fn run(&self, session: &mut Session, socket: &Socket) {
+        loop {
+            match session.next_event().await {
+                Ok(Event::Message(message)) => self.dispatch(socket, message),
+                Ok(Event::Closed(info)) => {
+                    tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
+                    return;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(id = %socket.id(), %error, "connection ended");
+                    return;
                 }
             }
-        };
-        self.remove(&socket);
-        drop(socket);
-        // The queue closes once the registry's handles are gone; the writer
-        // then finishes what was queued, bounded by the socket's close timeout.
-        // (A finished JoinHandle must not be polled again: tokio panics.)
-        if !writer_ended {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer_task).await;
         }
     }
 
@@ -98,58 +110,5 @@ impl Hub {
         Metrics::add(&self.inner.metrics.connections_closed, 1);
         self.run_disconnect_hooks(socket);
         self.notify_if_empty();
-    }
-}
-
-/// The decoded value of one query parameter.
-fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=')?;
-        (k == key).then(|| percent_decode(v))
-    })
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => match bytes.get(i + 1..i + 3).and_then(hex_byte) {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_byte(pair: &[u8]) -> Option<u8> {
-    let digit = |c: u8| (c as char).to_digit(16);
-    Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_params_decode() {
-        assert_eq!(
-            query_param(Some("a=1&name=Al%C3%AFce+B"), "name").as_deref(),
-            Some("Alïce B")
-        );
-        assert_eq!(
-            query_param(Some("name=%zz%4"), "name").as_deref(),
-            Some("%zz%4")
-        );
-        assert_eq!(query_param(None, "name"), None);
-        assert_eq!(query_param(Some("x=1"), "name"), None);
     }
 }

@@ -3,14 +3,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
+use bytes::Bytes;
 use serde_json::Value;
-use switchboard_net::CloseCode;
+use switchboard_net::{CloseCode, Outbox, PushError};
 
+use crate::config::SlowConsumerPolicy;
 use crate::envelope::{Codec, Encoding, Outgoing};
 use crate::id::ConnId;
-use crate::outbox::Outbox;
+use crate::metrics::Metrics;
 use crate::pattern::Pattern;
 
 /// Metadata attached to a connection when it is accepted (e.g. the user an
@@ -27,8 +31,12 @@ struct SocketInner {
     id: ConnId,
     encoding: Encoding,
     outbox: Outbox,
+    policy: SlowConsumerPolicy,
+    metrics: Arc<Metrics>,
     meta: Meta,
     remote: Option<SocketAddr>,
+    /// `end` was sent (shutdown): it is sent once.
+    ended: AtomicBool,
     state: Mutex<SocketState>,
 }
 
@@ -48,24 +56,32 @@ impl std::fmt::Debug for Socket {
     }
 }
 
+/// What a new [`Socket`] is made of.
+pub(crate) struct SocketParts {
+    pub id: ConnId,
+    pub encoding: Encoding,
+    pub outbox: Outbox,
+    pub policy: SlowConsumerPolicy,
+    pub metrics: Arc<Metrics>,
+    pub meta: Meta,
+    pub remote: Option<SocketAddr>,
+    pub name: Option<String>,
+}
+
 impl Socket {
-    pub(crate) fn new(
-        id: ConnId,
-        encoding: Encoding,
-        outbox: Outbox,
-        meta: Meta,
-        remote: Option<SocketAddr>,
-        name: Option<String>,
-    ) -> Socket {
+    pub(crate) fn new(parts: SocketParts) -> Socket {
         Socket {
             inner: Arc::new(SocketInner {
-                id,
-                encoding,
-                outbox,
-                meta,
-                remote,
+                id: parts.id,
+                encoding: parts.encoding,
+                outbox: parts.outbox,
+                policy: parts.policy,
+                metrics: parts.metrics,
+                meta: parts.meta,
+                remote: parts.remote,
+                ended: AtomicBool::new(false),
                 state: Mutex::new(SocketState {
-                    name,
+                    name: parts.name,
                     ..SocketState::default()
                 }),
             }),
@@ -110,7 +126,18 @@ impl Socket {
     /// Sends an event to this connection only (the seeds' `replyOne`).
     /// Returns whether it was queued.
     pub fn emit(&self, event: &str, data: &Value) -> bool {
-        self.push(self.encoding().frame(&Outgoing::new(event, data)))
+        self.send(self.encoding().frame(&Outgoing::new(event, data)))
+    }
+
+    /// Pushes a frame for this connection alone, counting it.
+    pub(crate) fn send(&self, frame: Bytes) -> bool {
+        let len = frame.len() as u64;
+        let sent = self.push(frame, Instant::now());
+        if sent {
+            Metrics::add(&self.inner.metrics.messages_out, 1);
+            Metrics::add(&self.inner.metrics.bytes_out, len);
+        }
+        sent
     }
 
     /// Closes the connection after the messages already queued for it.
@@ -120,11 +147,43 @@ impl Socket {
 
     /// Messages waiting to be written to this connection.
     pub fn queued(&self) -> usize {
-        self.inner.outbox.queued()
+        self.inner.outbox.queued_frames()
     }
 
-    pub(crate) fn push(&self, frame: bytes::Bytes) -> bool {
-        self.inner.outbox.push(frame)
+    /// Bytes waiting to be written to this connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.outbox.queued_bytes()
+    }
+
+    /// Pushes a finished frame; a full queue applies the slow-consumer
+    /// policy. Returns whether the frame was taken. Counted by the caller.
+    pub(crate) fn push(&self, frame: Bytes, now: Instant) -> bool {
+        match self.inner.outbox.push(frame, now) {
+            Ok(()) => true,
+            Err(PushError::Full { frames, bytes }) => {
+                let metrics = &self.inner.metrics;
+                match self.inner.policy {
+                    SlowConsumerPolicy::Drop => Metrics::add(&metrics.dropped, 1),
+                    SlowConsumerPolicy::Close => {
+                        // The abort stops the outbox from taking more, so
+                        // this runs once per connection.
+                        Metrics::add(&metrics.slow_consumers, 1);
+                        let reason =
+                            format!("slow consumer: {frames} messages ({bytes} bytes) queued");
+                        self.inner
+                            .outbox
+                            .abort(CloseCode::POLICY_VIOLATION, &reason);
+                    }
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Marks `end` as sent; returns false if it was already.
+    pub(crate) fn mark_ended(&self) -> bool {
+        !self.inner.ended.swap(true, Ordering::AcqRel)
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, SocketState> {

@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_hub::{ClusterAdapter, ClusterMessage, Hub, HubConfig, PresenceChange, Route};
-use switchboard_net::{
-    accept, connect_with, AcceptAll, Config, ConnectOptions, Message, Reader, Writer,
-};
+use switchboard_net::{accept, connect_with, Config, ConnectOptions, Message, Reader, Writer};
 use tokio::net::TcpListener;
 
 const WITHIN: Duration = Duration::from_secs(5);
@@ -89,8 +87,8 @@ async fn serve(hub: Hub) -> String {
                     switchboard_hub::JSON_PROTOCOL,
                     switchboard_hub::MSGPACK_PROTOCOL,
                 ]);
-                if let Ok(Some(accepted)) = accept(stream, &config, &AcceptAll).await {
-                    hub.serve(accepted, Default::default(), Some(remote)).await;
+                if let Ok(Some(accepted)) = accept(stream, &config, &hub).await {
+                    hub.serve(accepted, Some(remote)).await;
                 }
             });
         }

@@ -1,11 +1,11 @@
 //! `Hub::serve` and `Hub::shutdown` over a real loopback connection: the
 //! client gets `end` and a 1001 close, and the connection's task ends
-//! cleanly, also when its writer finished first.
+//! cleanly once the client answered the close.
 
 use std::time::Duration;
 
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{accept, connect, AcceptAll, Config, Event};
+use switchboard_net::{accept, connect, Config, Event};
 use tokio::net::TcpListener;
 
 const WITHIN: Duration = Duration::from_secs(5);
@@ -19,11 +19,11 @@ async fn shutdown_sends_end_and_1001_and_the_session_task_ends_cleanly() {
         let hub = hub.clone();
         async move {
             let (stream, remote) = listener.accept().await.unwrap();
-            let accepted = accept(stream, &Config::default(), &AcceptAll)
+            let accepted = accept(stream, &Config::default(), &hub)
                 .await
                 .unwrap()
                 .unwrap();
-            hub.serve(accepted, Default::default(), Some(remote)).await;
+            hub.serve(accepted, Some(remote)).await;
         }
     });
     let (mut client, _) = tokio::time::timeout(WITHIN, connect(&url))
@@ -35,7 +35,11 @@ async fn shutdown_sends_end_and_1001_and_the_session_task_ends_cleanly() {
         .unwrap()
         .contains(r#""event":"ready""#));
 
-    assert!(hub.shutdown(WITHIN).await, "the connection left in time");
+    // The hub waits for the client's close reply: the client reads meanwhile.
+    let shutdown = tokio::spawn({
+        let hub = hub.clone();
+        async move { hub.shutdown(WITHIN).await }
+    });
     let end = client.recv().await.unwrap().unwrap();
     assert_eq!(end.payload(), br#"{"event":"end"}"#);
     let closed = tokio::time::timeout(WITHIN, async {
@@ -51,8 +55,7 @@ async fn shutdown_sends_end_and_1001_and_the_session_task_ends_cleanly() {
         closed.received.and_then(|f| f.code).map(|c| c.0),
         Some(1001)
     );
-    // The session's writer ended before its reader; the task must still
-    // finish without panicking.
+    assert!(shutdown.await.unwrap(), "the connection left in time");
     let result = tokio::time::timeout(WITHIN, served).await.unwrap();
     assert!(result.is_ok(), "the session task panicked: {result:?}");
     assert_eq!(hub.connection_count(), 0);

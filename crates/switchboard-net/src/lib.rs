@@ -9,6 +9,10 @@
 //! - [`upgrade`]: upgrade a request that came through a `hyper` 1.x server.
 //! - [`socket`]: the [`WebSocket`], its [`Reader`] and [`Writer`] halves,
 //!   keepalive, streaming and backpressure.
+//! - [`session`], [`outbox`]: a server connection driven by one task
+//!   ([`Session`]), and the handle any task sends on ([`Outbox`]): frames
+//!   encoded once for many connections are written by the sender itself when
+//!   the socket can take them, queued (bounded) when it cannot.
 //! - [`config`], [`error`]: settings and the error type.
 //!
 //! # Use
@@ -22,15 +26,21 @@
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod outbox;
 mod read_half;
 pub mod server;
+pub mod session;
 pub mod socket;
 pub mod upgrade;
 
 pub use client::{connect, connect_with, ConnectOptions};
 pub use config::Config;
 pub use error::Error;
-pub use server::{accept, accept_stream, AcceptAll, Accepted, Decision, Handler, HttpResponse};
+pub use outbox::{Outbox, PushError};
+pub use server::{
+    accept, accept_stream, AcceptAll, Accepted, Decision, Handler, HttpResponse, Parts,
+};
+pub use session::Session;
 pub use socket::{Reader, WebSocket, Writer};
 pub use switchboard_proto::{
     CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, Message, MessageKind, Utf8Bytes,

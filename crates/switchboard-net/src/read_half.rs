@@ -6,10 +6,12 @@
 //! (TLS, hyper's upgraded connections) are read through `AsyncRead`.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 use tokio::net::tcp::OwnedReadHalf;
 
 /// How long a dropped reader keeps draining the peer's bytes. Closing a TCP
@@ -27,8 +29,21 @@ pub(crate) enum ReadHalf {
 impl ReadHalf {
     /// Reads once, appending to `buf`; 0 means end of stream.
     pub async fn read_into(&mut self, buf: &mut BytesMut, size: usize) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read_into(cx, buf, size)).await
+    }
+
+    /// Reads once if bytes are there, appending to `buf`; 0 means end of
+    /// stream. A TCP socket reserves `size` bytes only once it is readable,
+    /// and an empty buffer is given back while the socket is idle.
+    pub fn poll_read_into(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut BytesMut,
+        size: usize,
+    ) -> Poll<io::Result<usize>> {
         match self {
             ReadHalf::Tcp(tcp) => loop {
+                std::task::ready!(tcp.as_ref().poll_read_ready(cx))?;
                 reserve(buf, size);
                 match tcp.try_read_buf(buf) {
                     Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
@@ -36,16 +51,15 @@ impl ReadHalf {
                             // Nothing pending: give the buffer back while idle.
                             *buf = BytesMut::new();
                         }
-                        tcp.readable().await?;
                     }
-                    result => return result,
+                    result => return Poll::Ready(result),
                 }
             },
             ReadHalf::Other(io) => {
                 reserve(buf, size);
-                io.read_buf(buf).await
+                tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
             }
-            ReadHalf::Gone => Ok(0),
+            ReadHalf::Gone => Poll::Ready(Ok(0)),
         }
     }
 

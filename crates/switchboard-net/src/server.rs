@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::session::Session;
 use crate::socket::WebSocket;
 
 /// A plain HTTP response, for requests that are not upgrades.
@@ -64,36 +65,49 @@ impl HttpResponse {
 }
 
 /// What to do with a valid upgrade request.
+///
+/// An accepted upgrade carries an `admission`: whatever the handler decided
+/// with (the user it authenticated, a connection permit it took) reaches the
+/// [`Accepted`] connection unchanged, so the decision is made once, at the
+/// point where the 101 is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub enum Decision<A = ()> {
     /// Accept, with the chosen subprotocol and extra response headers.
     Accept {
         /// The subprotocol to answer with; must be one the client offered.
         protocol: Option<String>,
         /// Extra headers for the 101 response.
         headers: Vec<(String, String)>,
+        /// Handed to the accepted connection.
+        admission: A,
     },
     /// Refuse with an HTTP status (401, 403, 503, …) and a reason.
     Reject(HandshakeError),
 }
 
+impl<A> Decision<A> {
+    /// Accepts with `protocol` (usually the `preferred` one handed to
+    /// [`Handler::upgrade`]) and no extra headers.
+    pub fn accept(protocol: Option<&str>, admission: A) -> Self {
+        Decision::Accept {
+            protocol: protocol.map(str::to_owned),
+            headers: Vec::new(),
+            admission,
+        }
+    }
+}
+
 /// The application's say in accepting connections.
-///
-/// Both methods have defaults: accept every valid upgrade with the server's
-/// preferred subprotocol, and answer plain HTTP with 426.
 pub trait Handler: Send + Sync {
+    /// What an accepted upgrade carries to its connection (`()` for nothing).
+    type Admission: Send + 'static;
+
     /// Decides on a valid upgrade request: authentication, origin checks,
     /// connection limits. `preferred` is the subprotocol the configuration
     /// would pick.
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
-        let _ = request;
-        Decision::Accept {
-            protocol: preferred.map(str::to_owned),
-            headers: Vec::new(),
-        }
-    }
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Self::Admission>;
 
-    /// Answers a request that is not a WebSocket upgrade.
+    /// Answers a request that is not a WebSocket upgrade. Default: 426.
     fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
         let _ = (request, body);
         HttpResponse::text(426, "this endpoint speaks WebSocket only\n")
@@ -102,15 +116,22 @@ pub trait Handler: Send + Sync {
     }
 }
 
-/// The default handler: accepts every upgrade, answers HTTP with 426.
+/// The default handler: accepts every upgrade with the preferred
+/// subprotocol, answers HTTP with 426.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AcceptAll;
 
-impl Handler for AcceptAll {}
+impl Handler for AcceptAll {
+    type Admission = ();
+
+    fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
+        Decision::accept(preferred, ())
+    }
+}
 
 /// An upgraded connection with the request that opened it.
 #[derive(Debug)]
-pub struct Accepted {
+pub struct Accepted<A = ()> {
     /// The WebSocket.
     pub socket: WebSocket,
     /// The upgrade request (path, query, headers).
@@ -121,6 +142,50 @@ pub struct Accepted {
     /// with others (set when permessage-deflate was agreed without server
     /// context takeover); frames encoded plainly are always valid too.
     pub deflate: Option<SharedDeflate>,
+    /// What the handler accepted the upgrade with.
+    pub admission: A,
+}
+
+impl<A> Accepted<A> {
+    /// Swaps the admission for another value: for a handler whose admission
+    /// says which of several services takes the connection.
+    pub fn replace_admission<B>(self, admission: B) -> (Accepted<B>, A) {
+        let accepted = Accepted {
+            socket: self.socket,
+            request: self.request,
+            protocol: self.protocol,
+            deflate: self.deflate,
+            admission,
+        };
+        (accepted, self.admission)
+    }
+
+    /// Turns the connection into a [`Session`] for one task to drive, with
+    /// an [`Outbox`] of at most `max_frames` frames and `max_bytes` bytes
+    /// (see [`crate::Config::max_pending_send_bytes`]) that other tasks send on.
+    pub fn into_session(self, max_frames: usize, max_bytes: usize) -> (Session, Parts<A>) {
+        let session = self.socket.into_session(max_frames, max_bytes);
+        let parts = Parts {
+            request: self.request,
+            protocol: self.protocol,
+            deflate: self.deflate,
+            admission: self.admission,
+        };
+        (session, parts)
+    }
+}
+
+/// What comes with an [`Accepted`] connection besides its socket.
+#[derive(Debug)]
+pub struct Parts<A = ()> {
+    /// The upgrade request (path, query, headers).
+    pub request: Request,
+    /// The subprotocol agreed on.
+    pub protocol: Option<String>,
+    /// See [`Accepted::deflate`].
+    pub deflate: Option<SharedDeflate>,
+    /// What the handler accepted the upgrade with.
+    pub admission: A,
 }
 
 /// Serves one TCP connection: upgrades it, or answers it as HTTP.
@@ -132,16 +197,15 @@ pub async fn accept<H: Handler + ?Sized>(
     stream: TcpStream,
     config: &Config,
     handler: &H,
-) -> Result<Option<Accepted>, Error> {
+) -> Result<Option<Accepted<H::Admission>>, Error> {
     let _ = stream.set_nodelay(true);
     let mut stream = stream;
-    let Some((request, protocol, deflate, rest)) =
-        Box::pin(respond(&mut stream, config, handler)).await?
-    else {
+    let Some(mut upgraded) = Box::pin(respond(&mut stream, config, handler)).await? else {
         return Ok(None);
     };
-    let socket = WebSocket::from_tcp(stream, Role::Server, config, rest);
-    Ok(Some(finish(socket, request, protocol, deflate, config)))
+    let leftover = std::mem::take(&mut upgraded.rest);
+    let socket = WebSocket::from_tcp(stream, Role::Server, config, leftover);
+    Ok(Some(finish(socket, upgraded, config)))
 }
 
 /// Like [`accept`], over any stream (TLS, a Unix socket, an in-memory pipe).
@@ -149,29 +213,22 @@ pub async fn accept_stream<S, H>(
     mut stream: S,
     config: &Config,
     handler: &H,
-) -> Result<Option<Accepted>, Error>
+) -> Result<Option<Accepted<H::Admission>>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler + ?Sized,
 {
-    let Some((request, protocol, deflate, rest)) =
-        Box::pin(respond(&mut stream, config, handler)).await?
-    else {
+    let Some(mut upgraded) = Box::pin(respond(&mut stream, config, handler)).await? else {
         return Ok(None);
     };
-    let socket = WebSocket::from_stream(stream, Role::Server, config, rest);
-    Ok(Some(finish(socket, request, protocol, deflate, config)))
+    let leftover = std::mem::take(&mut upgraded.rest);
+    let socket = WebSocket::from_stream(stream, Role::Server, config, leftover);
+    Ok(Some(finish(socket, upgraded, config)))
 }
 
 /// Turns on the compression that was negotiated and describes the result.
-fn finish(
-    socket: WebSocket,
-    request: Request,
-    protocol: Option<String>,
-    deflate: Option<Negotiated>,
-    config: &Config,
-) -> Accepted {
-    let shared = match (&deflate, &config.deflate) {
+fn finish<A>(socket: WebSocket, upgraded: Upgraded<A>, config: &Config) -> Accepted<A> {
+    let shared = match (&upgraded.deflate, &config.deflate) {
         (Some(negotiated), Some(settings)) => {
             socket.enable_deflate(negotiated, settings);
             negotiated.shared(settings)
@@ -180,9 +237,10 @@ fn finish(
     };
     Accepted {
         socket,
-        request,
-        protocol,
+        request: upgraded.request,
+        protocol: upgraded.protocol,
         deflate: shared,
+        admission: upgraded.admission,
     }
 }
 
@@ -190,15 +248,21 @@ fn finish(
 // short-lived, and would otherwise size every connection's task for its
 // whole life.
 
-/// The request, the chosen subprotocol, the compression agreed on and the
-/// bytes read past the head.
-type Upgraded = (Request, Option<String>, Option<Negotiated>, BytesMut);
+/// An upgrade that was answered with 101.
+struct Upgraded<A> {
+    request: Request,
+    protocol: Option<String>,
+    deflate: Option<Negotiated>,
+    /// Bytes read past the head; they belong to the WebSocket.
+    rest: BytesMut,
+    admission: A,
+}
 
 async fn respond<S, H>(
     stream: &mut S,
     config: &Config,
     handler: &H,
-) -> Result<Option<Upgraded>, Error>
+) -> Result<Option<Upgraded<H::Admission>>, Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler + ?Sized,
@@ -238,7 +302,14 @@ where
         (upgrade, decision)
     });
     match decision {
-        Ok((upgrade, Decision::Accept { protocol, headers })) => {
+        Ok((
+            upgrade,
+            Decision::Accept {
+                protocol,
+                headers,
+                admission,
+            },
+        )) => {
             if let Some(chosen) = &protocol {
                 if !upgrade.protocols().iter().any(|offered| offered == chosen) {
                     let error = HandshakeError::new(
@@ -253,7 +324,13 @@ where
             let response =
                 upgrade.accept_response(protocol.as_deref(), extensions.as_deref(), &headers);
             stream.write_all(&response).await?;
-            Ok(Some((request, protocol, deflate, rest)))
+            Ok(Some(Upgraded {
+                request,
+                protocol,
+                deflate,
+                rest,
+                admission,
+            }))
         }
         Ok((_, Decision::Reject(error))) | Err(error) => {
             refuse(stream, &error).await;

@@ -27,9 +27,9 @@ use switchboard_proto::deflate::{DeflateConfig, Negotiated};
 
 use crate::config::Config;
 use crate::error::Error;
+use crate::outbox::{BoxWrite, Outbox};
 use crate::read_half::ReadHalf;
-
-type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+use crate::session::Session;
 
 /// The most chunks handed to one vectored write.
 const MAX_IOVECS: usize = 64;
@@ -294,6 +294,28 @@ impl WebSocket {
         self.writer.buffered_amount()
     }
 
+    /// Takes the connection apart into a [`Session`] driven by one task.
+    pub(crate) fn into_session(self, max_frames: usize, max_bytes: usize) -> Session {
+        let WebSocket { mut reader, writer } = self;
+        drop(writer);
+        let read = std::mem::replace(&mut reader.io, ReadHalf::Gone);
+        let leftover = std::mem::take(&mut reader.buf);
+        let read_size = reader.read_size;
+        let shared = Arc::clone(&reader.shared);
+        drop(reader);
+        // Both halves were just dropped, so this is the only handle left.
+        let Ok(shared) = Arc::try_unwrap(shared) else {
+            unreachable!("a WebSocket's halves are its only handles on its state")
+        };
+        let conn = shared
+            .conn
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let output = shared.output.into_inner();
+        let outbox = Outbox::new(output.io, max_frames, max_bytes);
+        Session::new(conn, read, outbox, leftover, read_size)
+    }
+
     /// Turns on permessage-deflate as negotiated in the handshake.
     pub(crate) fn enable_deflate(&self, negotiated: &Negotiated, config: &DeflateConfig) {
         self.writer.shared.conn().set_deflate(negotiated, config);
@@ -499,7 +521,11 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     /// Sends a message and waits until it is written.
     pub async fn send(&self, message: Message) -> Result<(), Error> {
-        self.shared.conn().send_message(message)?;
+        {
+            let mut conn = self.shared.conn();
+            conn.send_message(message)?;
+            conn.handle_data_sent(Instant::now());
+        }
         self.shared.flush().await
     }
 
@@ -509,6 +535,7 @@ impl Writer {
         let pending = {
             let mut conn = self.shared.conn();
             conn.send_message(message)?;
+            conn.handle_data_sent(Instant::now());
             conn.pending_send_bytes()
         };
         self.backpressure(pending).await
@@ -520,6 +547,7 @@ impl Writer {
         let pending = {
             let mut conn = self.shared.conn();
             conn.send_encoded(frame)?;
+            conn.handle_data_sent(Instant::now());
             conn.pending_send_bytes()
         };
         self.backpressure(pending).await

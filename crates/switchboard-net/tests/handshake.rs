@@ -170,6 +170,12 @@ async fn a_head_not_sent_in_time_gets_408() {
 struct Greeter;
 
 impl Handler for Greeter {
+    type Admission = ();
+
+    fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
+        Decision::accept(preferred, ())
+    }
+
     fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
         if request.path() != "/hello" {
             return HttpResponse::text(404, "not here\n");
@@ -242,12 +248,15 @@ async fn the_default_handler_answers_plain_http_with_426() {
 struct Gatekeeper;
 
 impl Handler for Gatekeeper {
+    type Admission = ();
+
     fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
         match request.header("authorization") {
             None => Decision::Reject(HandshakeError::new(401, "credentials required")),
             Some("Bearer good") => Decision::Accept {
                 protocol: preferred.map(str::to_owned),
                 headers: vec![("X-Welcome".into(), "yes".into())],
+                admission: (),
             },
             Some(_) => Decision::Reject(HandshakeError::new(403, "credentials refused")),
         }
@@ -359,6 +368,8 @@ async fn the_server_picks_the_subprotocol_by_its_own_preference() {
 struct Overloaded;
 
 impl Handler for Overloaded {
+    type Admission = ();
+
     fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
         Decision::Reject(HandshakeError::new(503, "try again later"))
     }

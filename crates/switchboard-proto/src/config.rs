@@ -134,4 +134,9 @@ impl Config {
     pub fn get_max_frame_size(&self) -> usize {
         self.max_frame_size
     }
+
+    /// The configured `close_timeout`.
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::fmt;
 
-use crate::close::CloseCode;
+use crate::close_code::CloseCode;
 
 /// The peer violated the protocol; the connection is failed with [`ProtocolError::close_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]

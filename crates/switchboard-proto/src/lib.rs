@@ -27,6 +27,7 @@
 #![deny(missing_docs)]
 
 pub mod close;
+mod close_code;
 pub mod config;
 pub mod connection;
 pub mod deflate;

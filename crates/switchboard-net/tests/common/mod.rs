@@ -34,7 +34,7 @@ pub async fn within<F: Future>(limit: Duration, what: &str, future: F) -> F::Out
 /// in its own task. Connections refused or answered as HTTP end there.
 pub async fn serve<H, F, Fut>(config: Config, handler: H, on_socket: F) -> SocketAddr
 where
-    H: Handler + 'static,
+    H: Handler<Admission = ()> + 'static,
     F: Fn(Accepted) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
@@ -50,7 +50,7 @@ pub fn serve_on<H, F, Fut>(
     on_socket: F,
 ) -> SocketAddr
 where
-    H: Handler + 'static,
+    H: Handler<Admission = ()> + 'static,
     F: Fn(Accepted) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {

@@ -18,6 +18,7 @@
 //! called at any time; their bytes come out of `poll_transmit`.
 mod receive;
 mod send;
+mod state;
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -32,7 +33,7 @@ use crate::frame::OpCode;
 use crate::message::{Fragment, Message, MessageKind};
 use crate::timer::{Timer, TimerTable};
 
-use receive::{Compression, Inbound, PartialFrame};
+use state::{Compression, Inbound, PartialFrame};
 
 /// Which end of the connection this is; it decides the masking rules (RFC 6455 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,14 +308,35 @@ impl Connection {
         self.transport_done = true;
     }
 
-    /// Lets timers fire; call it when the instant from `poll_timeout` has come.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        let Some((deadline, timer)) = self.next_timer() else {
-            return;
-        };
-        if now < deadline {
-            return;
+    /// A data message that did not pass through this connection (a frame
+    /// encoded once for many connections, written by the driver) went out at
+    /// `at`. The idle timer counts from the last data message in either
+    /// direction, so a driver that writes such frames reports each one (or
+    /// the latest of a batch) here, before it next asks for `poll_timeout`.
+    /// Messages sent through `send_*` may be reported too, for precision.
+    pub fn handle_data_sent(&mut self, at: Instant) {
+        if at > self.timers.last_data {
+            self.timers.last_data = at;
         }
+        self.timers.data_sent = false;
+    }
+
+    /// Lets timers fire; call it when the instant from `poll_timeout` has come.
+    ///
+    /// Every timer whose deadline is at or before `now` fires, in deadline
+    /// order (a keepalive ping and an idle close due together both happen).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        // Each firing moves its timer's deadline past `now` or ends the
+        // connection, so this runs at most once per timer kind.
+        for _ in 0..4 {
+            match self.next_timer() {
+                Some((deadline, timer)) if deadline <= now => self.fire(timer, now),
+                _ => return,
+            }
+        }
+    }
+
+    fn fire(&mut self, timer: Timer, now: Instant) {
         match timer {
             Timer::KeepAlive => {
                 self.keepalive_counter = self.keepalive_counter.wrapping_add(1);
@@ -328,6 +350,8 @@ impl Connection {
             }
             Timer::Idle => {
                 if self.timers.data_sent {
+                    // Sent through `send_*` at an instant not reported with
+                    // `handle_data_sent`: counted from now, at the latest.
                     self.timers.data_sent = false;
                     self.timers.last_data = now;
                 } else {

@@ -6,48 +6,17 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::state::{Inbound, PartialFrame};
 use super::{CloseCause, Connection, Event, Role, State};
 use crate::close::CloseFrame;
 use crate::config::Config;
 use crate::deflate::codec::InflateError;
-use crate::deflate::{Deflater, Inflater};
+use crate::deflate::Inflater;
 use crate::error::ProtocolError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::message::{Fragment, Message, MessageKind, Utf8Bytes};
 use crate::utf8::Utf8Validator;
-
-/// The message being received.
-#[derive(Debug)]
-pub(super) struct Inbound {
-    pub(super) kind: MessageKind,
-    /// Assembled fragments; unused for single-frame messages and when streaming.
-    pub(super) buf: BytesMut,
-    pub(super) size: u64,
-    pub(super) fragments: usize,
-    pub(super) streaming: bool,
-    pub(super) validator: Utf8Validator,
-    /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
-    pub(super) compressed: bool,
-    /// Bytes inflated so far, bounded by `max_message_size`.
-    pub(super) inflated: usize,
-}
-
-/// The negotiated permessage-deflate state of a connection.
-#[derive(Debug)]
-pub(super) struct Compression {
-    pub(super) deflater: Deflater,
-    pub(super) inflater: Inflater,
-    pub(super) threshold: usize,
-}
-
-/// The frame being received: its header, and how much of its payload is
-/// already unmasked (and validated, for text) in the input buffer.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct PartialFrame {
-    pub(super) header: FrameHeader,
-    pub(super) done: usize,
-}
 
 impl Connection {
     /// Reads at most one frame from `buf`; `Ok(false)` means more bytes are needed.

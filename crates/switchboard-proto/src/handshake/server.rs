@@ -92,6 +92,14 @@ impl Request {
         self.target.split_once('?').map(|(_, query)| query)
     }
 
+    /// The value of one query parameter (`?name=Al%C3%AFce+B` gives
+    /// `Alïce B`), percent-decoded as HTML forms encode it (`+` is a space;
+    /// invalid escapes are kept as they are, invalid UTF-8 is replaced).
+    /// The first occurrence wins.
+    pub fn query_param(&self, key: &str) -> Option<String> {
+        query_param(self.query(), key)
+    }
+
     /// All headers, in order.
     pub fn headers(&self) -> &[Header] {
         &self.headers
@@ -300,6 +308,40 @@ pub fn status_text(status: u16) -> &'static str {
     }
 }
 
+/// The decoded value of `key` in a query string (see [`Request::query_param`]).
+pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(k) == key).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => match bytes.get(i + 1..i + 3).and_then(hex_byte) {
+                Some(byte) => {
+                    out.push(byte);
+                    i += 2;
+                }
+                None => out.push(b'%'),
+            },
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let digit = |c: u8| (c as char).to_digit(16);
+    Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,5 +440,19 @@ mod tests {
         assert!(text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(text.contains("Sec-WebSocket-Version: 13\r\n"));
         assert!(text.ends_with("unsupported\n"));
+    }
+
+    #[test]
+    fn query_params_are_percent_decoded() {
+        let decode = |q: &str, k: &str| query_param(Some(q), k);
+        assert_eq!(
+            decode("a=1&name=Al%C3%AFce+B", "name").as_deref(),
+            Some("Alïce B")
+        );
+        assert_eq!(decode("name=%zz%4", "name").as_deref(), Some("%zz%4"));
+        assert_eq!(decode("tok%65n=a%2Bb", "token").as_deref(), Some("a+b"));
+        assert_eq!(decode("x=1&flag", "flag").as_deref(), Some(""));
+        assert_eq!(decode("x=1", "name"), None);
+        assert_eq!(query_param(None, "name"), None);
     }
 }

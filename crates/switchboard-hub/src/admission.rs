@@ -1,0 +1,85 @@
+//! Deciding on an upgrade, once: the hub refuses while shutting down, runs
+//! the authorizer and takes a connection permit at the point where the 101
+//! is written, and hands the result to [`Hub::serve`] as an [`Admission`].
+
+use std::sync::Arc;
+
+use switchboard_net::{Decision, Handler};
+use switchboard_proto::handshake::Request;
+use switchboard_proto::HandshakeError;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::hub::Hub;
+use crate::socket::Meta;
+
+/// An upgrade the hub accepted: the metadata its authorizer gave and the
+/// connection's place under `max_connections`, held until it leaves.
+#[derive(Debug)]
+pub struct Admission {
+    meta: Meta,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// The metadata the authorizer gave the connection.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl Hub {
+    /// Decides on an upgrade request: 503 while shutting down, the
+    /// authorizer's status (401, 403, …) if it refuses, 503 when
+    /// `max_connections` are in the hub. An [`Admission`] otherwise.
+    ///
+    /// Hand it, with the connection, to [`Hub::serve`]; dropping it gives
+    /// the place back. [`accept`](switchboard_net::accept) with the hub as
+    /// its [`Handler`] does both.
+    pub fn admit(&self, request: &Request) -> Result<Admission, HandshakeError> {
+        if self.is_closing() {
+            return Err(HandshakeError::new(503, "server shutting down"));
+        }
+        let meta = self
+            .authorize(request)
+            .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
+        let permit = Arc::clone(&self.inner.permits)
+            .try_acquire_owned()
+            .map_err(|_| {
+                HandshakeError::new(
+                    503,
+                    format!(
+                        "connection limit of {} reached",
+                        self.inner.config.max_connections
+                    ),
+                )
+            })?;
+        Ok(Admission {
+            meta,
+            _permit: permit,
+        })
+    }
+
+    /// Connections admitted and not yet gone (including those between their
+    /// 101 and joining the hub).
+    pub fn admitted(&self) -> usize {
+        let max = self
+            .inner
+            .config
+            .max_connections
+            .min(Semaphore::MAX_PERMITS);
+        max - self.inner.permits.available_permits()
+    }
+}
+
+/// The hub decides on upgrades itself: `accept(stream, &config, &hub)`
+/// then `hub.serve(accepted, remote)`.
+impl Handler for Hub {
+    type Admission = Admission;
+
+    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Admission> {
+        match self.admit(request) {
+            Ok(admission) => Decision::accept(preferred, admission),
+            Err(error) => Decision::Reject(error),
+        }
+    }
+}

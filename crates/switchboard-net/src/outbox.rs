@@ -1,0 +1,388 @@
+//! One connection's outgoing bytes, shared by every task that sends to it.
+//!
+//! An [`Outbox`] is the write side of a connection driven by a
+//! [`Session`](crate::Session). Any task may [`Outbox::push`] a frame encoded
+//! beforehand (a broadcast shares one frame among all its recipients). When
+//! nothing is waiting, the pushing task writes the frame to the socket itself,
+//! at once, without waking the connection's task; only what the socket cannot
+//! take now is queued, and the session's task is woken to write it when the
+//! socket becomes writable. A frame is queued at most once, and a connection
+//! that keeps up costs its senders one lock and one write each.
+//!
+//! The queue is bounded by frames and by bytes; a push past either bound is
+//! refused with [`PushError::Full`] and the caller applies its policy (drop
+//! the message, or [`Outbox::abort`] the connection).
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use bytes::{Buf, Bytes};
+use switchboard_proto::CloseCode;
+use tokio::io::AsyncWrite;
+
+/// The write side of a stream.
+pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// The most chunks handed to one vectored write.
+const MAX_IOVECS: usize = 64;
+
+/// Why a frame was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PushError {
+    /// The queue is at one of its bounds; the connection is not keeping up.
+    Full {
+        /// Frames waiting.
+        frames: usize,
+        /// Bytes waiting.
+        bytes: usize,
+    },
+    /// The connection is closing or closed; nothing more is sent on it.
+    Closed,
+}
+
+impl std::fmt::Display for PushError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PushError::Full { frames, bytes } => {
+                write!(
+                    f,
+                    "outbound queue full: {frames} frames, {bytes} bytes waiting"
+                )
+            }
+            PushError::Closed => f.write_str("connection closed"),
+        }
+    }
+}
+
+impl std::error::Error for PushError {}
+
+/// What the session's task is asked to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Close after the frames already queued.
+    Close(CloseCode, String),
+    /// Close now: drop what is queued (but a frame already half written).
+    Abort(CloseCode, String),
+}
+
+/// A handle for sending on one connection. Cheap to clone; every clone
+/// sends on the same connection, in the order the pushes happen.
+#[derive(Clone)]
+pub struct Outbox {
+    shared: Arc<Outgoing>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let queue = self.lock();
+        f.debug_struct("Outbox")
+            .field("frames", &queue.chunks.len())
+            .field("bytes", &queue.bytes)
+            .finish()
+    }
+}
+
+struct Outgoing {
+    queue: Mutex<Queue>,
+    max_frames: usize,
+    max_bytes: usize,
+}
+
+/// Everything behind the outbox's lock.
+pub(crate) struct Queue {
+    io: BoxWrite,
+    /// Bytes waiting, in order; the front one may be partly written.
+    chunks: VecDeque<Bytes>,
+    bytes: usize,
+    /// The front chunk is partly written: it must go out whole, even on abort.
+    front_started: bool,
+    /// The session's task, to wake when it has work the pushers cannot do.
+    task: Option<Waker>,
+    /// When the latest data frame was pushed (for the idle timer).
+    last_data: Option<Instant>,
+    request: Option<Request>,
+    /// Whether data frames are still taken.
+    accepting: bool,
+    /// The stream failed on write; the session ends.
+    failed: Option<io::Error>,
+    /// A write went out that the stream may still buffer (TLS): flush it.
+    unflushed: bool,
+    shut_down: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new(io: BoxWrite, max_frames: usize, max_bytes: usize) -> Outbox {
+        Outbox {
+            shared: Arc::new(Outgoing {
+                queue: Mutex::new(Queue {
+                    io,
+                    chunks: VecDeque::new(),
+                    bytes: 0,
+                    front_started: false,
+                    task: None,
+                    last_data: None,
+                    request: None,
+                    accepting: true,
+                    failed: None,
+                    unflushed: false,
+                    shut_down: false,
+                }),
+                max_frames: max_frames.max(1),
+                max_bytes: max_bytes.max(1),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Queue> {
+        // A panic while holding the lock leaves at worst a half-written
+        // queue on a connection that is then closed; keep going.
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The bounds: (frames, bytes).
+    pub(crate) fn limits(&self) -> (usize, usize) {
+        (self.shared.max_frames, self.shared.max_bytes)
+    }
+
+    /// Sends a whole frame encoded beforehand (see
+    /// [`switchboard_proto::frame::encode_server_frame`]), as a data message
+    /// sent at `now` (the idle timer counts from it).
+    ///
+    /// Written at once if nothing is waiting and the socket takes it; queued
+    /// otherwise. Refused when the queue is at its bounds (a frame larger
+    /// than the byte bound is still taken when nothing waits) or the
+    /// connection is closing.
+    pub fn push(&self, frame: Bytes, now: Instant) -> Result<(), PushError> {
+        let mut queue = self.lock();
+        if !queue.accepting || queue.failed.is_some() {
+            return Err(PushError::Closed);
+        }
+        if !queue.chunks.is_empty()
+            && (queue.chunks.len() >= self.shared.max_frames
+                || queue.bytes + frame.len() > self.shared.max_bytes)
+        {
+            return Err(PushError::Full {
+                frames: queue.chunks.len(),
+                bytes: queue.bytes,
+            });
+        }
+        queue.last_data = Some(now);
+        queue.send(frame);
+        Ok(())
+    }
+
+    /// Closes the connection after the frames already queued: the session
+    /// sends a close frame and waits for the peer's (up to `close_timeout`).
+    /// Nothing pushed after this is sent.
+    pub fn close(&self, code: CloseCode, reason: &str) {
+        self.request(Request::Close(code, reason.to_owned()));
+    }
+
+    /// Closes the connection now, dropping what is queued (a frame already
+    /// partly written is finished first, so the stream stays well-formed).
+    /// For a peer that does not read: its close frame is tried, then the
+    /// close timeout ends the connection.
+    pub fn abort(&self, code: CloseCode, reason: &str) {
+        self.request(Request::Abort(code, reason.to_owned()));
+    }
+
+    fn request(&self, request: Request) {
+        let mut queue = self.lock();
+        if !queue.accepting {
+            return;
+        }
+        // An abort overrides a pending close; a close never overrides an abort.
+        if !matches!(queue.request, Some(Request::Abort(..))) {
+            queue.request = Some(request);
+        }
+        queue.accepting = false;
+        queue.wake_task();
+    }
+
+    /// Frames waiting to be written.
+    pub fn queued_frames(&self) -> usize {
+        self.lock().chunks.len()
+    }
+
+    /// Bytes waiting to be written (the seeds' `bufferSize`).
+    pub fn queued_bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    /// Whether frames are still taken (the connection is not closing).
+    pub fn is_open(&self) -> bool {
+        let queue = self.lock();
+        queue.accepting && queue.failed.is_none()
+    }
+}
+
+impl Queue {
+    /// Writes `chunk` now if nothing waits before it, and queues what the
+    /// socket does not take (waking the session's task to finish it).
+    pub(crate) fn send(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
+        if !self.chunks.is_empty() || self.failed.is_some() {
+            // The session's task is already waiting for the socket.
+            self.enqueue(chunk);
+            return;
+        }
+        // Nobody waits on this socket's writability now (the queue is
+        // empty), so a throwaway waker registers nothing anyone needs.
+        let mut cx = Context::from_waker(Waker::noop());
+        match Pin::new(&mut self.io).poll_write(&mut cx, &chunk) {
+            Poll::Ready(Ok(written)) if written == chunk.len() => {
+                self.unflushed = true;
+                if Pin::new(&mut self.io).poll_flush(&mut cx).is_ready() {
+                    self.unflushed = false;
+                } else {
+                    self.wake_task();
+                }
+            }
+            Poll::Ready(Ok(written)) => {
+                self.unflushed = true;
+                self.front_started = written > 0;
+                self.enqueue(chunk.slice(written..));
+                self.wake_task();
+            }
+            Poll::Pending => {
+                self.enqueue(chunk);
+                self.wake_task();
+            }
+            Poll::Ready(Err(error)) => {
+                self.failed = Some(error);
+                self.wake_task();
+            }
+        }
+    }
+
+    fn enqueue(&mut self, chunk: Bytes) {
+        self.bytes += chunk.len();
+        self.chunks.push_back(chunk);
+    }
+
+    fn wake_task(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.wake();
+        }
+    }
+
+    /// Remembers the session's task, to wake it when there is work for it.
+    pub(crate) fn register(&mut self, waker: &Waker) {
+        match &self.task {
+            Some(task) if task.will_wake(waker) => {}
+            _ => self.task = Some(waker.clone()),
+        }
+    }
+
+    pub(crate) fn take_request(&mut self) -> Option<Request> {
+        self.request.take()
+    }
+
+    pub(crate) fn take_last_data(&mut self) -> Option<Instant> {
+        self.last_data.take()
+    }
+
+    pub(crate) fn take_failure(&mut self) -> Option<io::Error> {
+        self.failed.take()
+    }
+
+    /// No more data frames are taken (the connection is closing).
+    pub(crate) fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Drops every queued chunk but a partly written front one.
+    pub(crate) fn discard(&mut self) {
+        let keep = if self.front_started {
+            self.chunks.pop_front()
+        } else {
+            None
+        };
+        self.chunks.clear();
+        self.bytes = 0;
+        if let Some(front) = keep {
+            self.enqueue(front);
+        }
+    }
+
+    pub(crate) fn frames(&self) -> usize {
+        self.chunks.len()
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Writes what is queued until done or the socket is full (the task's
+    /// waker is then registered with the socket), and flushes.
+    pub(crate) fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.chunks.is_empty() {
+            let written = {
+                let (io, chunks) = (&mut self.io, &self.chunks);
+                let poll = if chunks.len() == 1 {
+                    Pin::new(&mut *io).poll_write(cx, &chunks[0])
+                } else {
+                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+                    let count = chunks.len().min(MAX_IOVECS);
+                    for (slice, chunk) in slices.iter_mut().zip(chunks.iter()) {
+                        *slice = IoSlice::new(chunk);
+                    }
+                    Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+                };
+                match poll {
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                    Poll::Ready(Ok(written)) => written,
+                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            };
+            self.unflushed = true;
+            self.advance(written);
+        }
+        if self.unflushed {
+            std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn advance(&mut self, written: usize) {
+        self.bytes -= written;
+        let mut left = written;
+        while left > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= left {
+                left -= front.len();
+                self.chunks.pop_front();
+                self.front_started = false;
+            } else {
+                front.advance(left);
+                left = 0;
+                self.front_started = true;
+            }
+        }
+    }
+
+    /// Shuts the write side down once (the connection is over).
+    pub(crate) fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.shut_down {
+            return Poll::Ready(Ok(()));
+        }
+        let result = std::task::ready!(Pin::new(&mut self.io).poll_shutdown(cx));
+        self.shut_down = true;
+        self.accepting = false;
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,303 @@
+//! A server connection driven by one task: the socket, the protocol core
+//! and the timers in one place, with an [`Outbox`] that any task may send on.
+//!
+//! The task that owns a [`Session`] loops on [`Session::next_event`]; that
+//! one call reads and hands bytes to the core, fires its timers, answers
+//! pings and closes, writes what other tasks queued on the outbox and could
+//! not write themselves, and carries out [`Outbox::close`] and
+//! [`Outbox::abort`]. No lock is taken on the read path; a send takes the
+//! outbox's lock once.
+//!
+//! While more than half of the outbox's bounds are waiting to be written,
+//! the session stops reading: a peer that does not read cannot make the
+//! server queue replies (pongs, acknowledgements) without bound.
+
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::BytesMut;
+use switchboard_proto::{CloseFrame, CloseInfo, Connection, Event, Message};
+use tokio::time::Sleep;
+
+use crate::error::Error;
+use crate::outbox::{Outbox, Queue, Request};
+use crate::read_half::ReadHalf;
+
+/// Reads grow up to this size while the peer keeps the socket full.
+const MAX_READ_SIZE: usize = 256 * 1024;
+
+/// One server connection, owned by the task that drives it.
+pub struct Session {
+    conn: Connection,
+    read: ReadHalf,
+    buf: BytesMut,
+    /// The read size when data starts flowing; reads double from it while
+    /// each one fills up, and fall back to it when the socket runs dry.
+    base_read_size: usize,
+    read_size: usize,
+    outbox: Outbox,
+    timer: Option<Pin<Box<Sleep>>>,
+    /// The deadline `timer` is set to; `None` once it fired.
+    armed: Option<Instant>,
+    /// Bytes read with the handshake wait to be handed to the core.
+    primed: bool,
+    close_info: Option<CloseInfo>,
+    /// The stream is written out and shut down: only `Err(closed)` follows.
+    done: bool,
+    /// When the last bytes of a finished connection stop being waited for.
+    finish_by: Option<Instant>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("outbox", &self.outbox)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.read.linger();
+    }
+}
+
+impl Session {
+    pub(crate) fn new(
+        conn: Connection,
+        read: ReadHalf,
+        outbox: Outbox,
+        leftover: BytesMut,
+        read_size: usize,
+    ) -> Session {
+        Session {
+            conn,
+            read,
+            buf: leftover,
+            base_read_size: read_size,
+            read_size,
+            outbox,
+            timer: None,
+            armed: None,
+            primed: false,
+            close_info: None,
+            done: false,
+            finish_by: None,
+        }
+    }
+
+    /// The handle other tasks send on.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Delivers messages as [`Event::Fragment`]s as their frames arrive,
+    /// without assembling them, from the next message on.
+    pub fn set_streaming(&mut self, streaming: bool) {
+        self.conn.set_streaming(streaming);
+    }
+
+    /// How the connection closed, once it has.
+    pub fn close_info(&self) -> Option<&CloseInfo> {
+        self.close_info.as_ref()
+    }
+
+    /// Sends a message through the core (compressed if that was agreed),
+    /// after everything already queued on the outbox.
+    pub fn send(&mut self, message: Message) -> Result<(), Error> {
+        self.conn.send_message(message)?;
+        self.conn.handle_data_sent(Instant::now());
+        let mut queue = self.outbox.lock();
+        while let Some(chunk) = self.conn.poll_transmit() {
+            queue.send(chunk);
+        }
+        Ok(())
+    }
+
+    /// The next event: a message or fragment, a ping or pong, or the close.
+    ///
+    /// After [`Event::Closed`] the remaining output (the close frame) is
+    /// written and the stream shut down before this returns again; every
+    /// later call returns an error for which [`Error::is_closed`] holds.
+    /// Cancel-safe: dropping the future loses no data.
+    pub async fn next_event(&mut self) -> Result<Event, Error> {
+        poll_fn(|cx| self.poll_next_event(cx)).await
+    }
+
+    /// Polls for the next event (see [`Session::next_event`]).
+    pub fn poll_next_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<Event, Error>> {
+        if !self.primed {
+            self.primed = true;
+            if !self.buf.is_empty() {
+                self.conn.handle_bytes(&mut self.buf, Instant::now());
+            }
+        }
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                if let Event::Closed(info) = &event {
+                    self.close_info = Some(info.clone());
+                }
+                return Poll::Ready(Ok(event));
+            }
+            let backlogged = self.poll_output(cx);
+            if self.conn.is_finished() {
+                if self.poll_finish(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.done = true;
+                return Poll::Ready(Err(Error::closed()));
+            }
+            if self.poll_timer(cx) {
+                continue;
+            }
+            if !backlogged && self.poll_read(cx) {
+                continue;
+            }
+            return Poll::Pending;
+        }
+    }
+
+    /// Writes what waits, carries out close requests, and tells the core
+    /// when data last went out. Returns whether the outbox is backlogged.
+    fn poll_output(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut queue = self.outbox.lock();
+        queue.register(cx.waker());
+        if let Some(request) = queue.take_request() {
+            start_close(&mut self.conn, &mut queue, request);
+        }
+        while let Some(chunk) = self.conn.poll_transmit() {
+            queue.send(chunk);
+        }
+        if let Some(at) = queue.take_last_data() {
+            self.conn.handle_data_sent(at);
+        }
+        if !self.conn.is_open() {
+            queue.stop_accepting();
+        }
+        let failure = match queue.poll_write_queued(cx) {
+            Poll::Ready(Err(error)) => Some(error),
+            _ => queue.take_failure(),
+        };
+        if let Some(error) = failure {
+            tracing::debug!(%error, "write failed");
+            queue.stop_accepting();
+            queue.discard();
+            drop(queue);
+            self.conn.handle_eof();
+            return true;
+        }
+        let (max_frames, max_bytes) = self.outbox.limits();
+        queue.frames() > max_frames / 2 || queue.bytes() > max_bytes / 2
+    }
+
+    /// Writes the rest and shuts the stream down, once the core is finished;
+    /// a peer that does not take the last bytes within `close_timeout` is
+    /// left.
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.done {
+            return Poll::Ready(());
+        }
+        let mut queue = self.outbox.lock();
+        while let Some(chunk) = self.conn.poll_transmit() {
+            queue.send(chunk);
+        }
+        queue.stop_accepting();
+        if let Poll::Ready(Err(_)) = queue.poll_write_queued(cx) {
+            queue.discard();
+        }
+        if queue.frames() > 0 {
+            let give_up = *self
+                .finish_by
+                .get_or_insert_with(|| Instant::now() + self.conn.config().get_close_timeout());
+            let timer = self
+                .timer
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(give_up.into())));
+            if self.armed != Some(give_up) {
+                timer.as_mut().reset(give_up.into());
+                self.armed = Some(give_up);
+            }
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            queue.discard();
+        }
+        // The peer may be gone already; the connection is over either way.
+        queue.poll_shutdown(cx).map(|_| ())
+    }
+
+    /// Fires the core's timers when their instant has come; returns whether
+    /// one did.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(deadline) = self.conn.poll_timeout() else {
+            return false;
+        };
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+        // A later deadline leaves the timer as it is: it fires early, finds
+        // nothing due, and is set again then. That saves re-arming the timer
+        // on every message.
+        if self.armed.is_none_or(|armed| deadline < armed) {
+            timer.as_mut().reset(deadline.into());
+            self.armed = Some(deadline);
+        }
+        if timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.armed = None;
+        // Data pushed since the output was last looked at counts for the idle timer.
+        if let Some(at) = self.outbox.lock().take_last_data() {
+            self.conn.handle_data_sent(at);
+        }
+        self.conn.handle_timeout(Instant::now());
+        true
+    }
+
+    /// Reads once if bytes are there; returns whether anything happened.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        let missing = self.conn.frame_in_progress().saturating_sub(self.buf.len());
+        // A large frame under way is read in as few reads as possible, but
+        // the buffer grows at most by what it holds already, so a peer that
+        // announces a huge frame and sends nothing gets no large allocation.
+        let size = self.read_size.max(missing.min(self.buf.len()));
+        match self.read.poll_read_into(cx, &mut self.buf, size) {
+            Poll::Pending => {
+                self.read_size = self.base_read_size;
+                false
+            }
+            Poll::Ready(Ok(0)) => {
+                self.conn.handle_eof();
+                true
+            }
+            Poll::Ready(Ok(read)) => {
+                if read >= size {
+                    self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                }
+                self.conn.handle_bytes(&mut self.buf, Instant::now());
+                true
+            }
+            Poll::Ready(Err(error)) => {
+                tracing::debug!(%error, "read failed");
+                self.conn.handle_eof();
+                true
+            }
+        }
+    }
+}
+
+/// Carries out [`Outbox::close`] or [`Outbox::abort`]: the close frame goes
+/// after what is queued, or, for an abort, in place of it.
+fn start_close(conn: &mut Connection, queue: &mut Queue, request: Request) {
+    let (code, reason) = match request {
+        Request::Close(code, reason) => (code, reason),
+        Request::Abort(code, reason) => {
+            queue.discard();
+            (code, reason)
+        }
+    };
+    if conn.is_open() {
+        let _ = conn.close(Instant::now(), CloseFrame::new(code, &reason));
+    }
+}

@@ -1,0 +1,84 @@
+//! The flags of `switchboard connect`, and the parsing of `--header`.
+
+use clap::{Args, ValueEnum};
+
+/// Flags of `switchboard connect`.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// The server, e.g. ws://127.0.0.1:9080/ws.
+    pub url: String,
+    /// Hub mode (commands like /join); the default for URLs ending in /ws.
+    #[arg(long, conflicts_with = "raw")]
+    pub hub: bool,
+    /// Raw mode (lines are messages); the default for other URLs.
+    #[arg(long)]
+    pub raw: bool,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header")]
+    pub headers: Vec<String>,
+    /// Subprotocol to offer (repeatable; raw mode only, hub mode speaks JSON).
+    #[arg(short = 's', long = "subprotocol")]
+    pub protocols: Vec<String>,
+    /// Exit after this many incoming messages (in hub mode, `ready` and
+    /// `userlist` do not count).
+    #[arg(short = 'w', long)]
+    pub wait: Option<u64>,
+    /// Give up after this many seconds (exit status 2).
+    #[arg(short = 't', long)]
+    pub timeout: Option<f64>,
+    /// How binary messages are shown.
+    #[arg(long, value_enum, default_value_t = BinaryFormat::Hex)]
+    pub binary: BinaryFormat,
+    /// Send each input line as a binary message (raw mode).
+    #[arg(long)]
+    pub send_binary: bool,
+    /// Print every incoming message as JSON / as received, without formatting.
+    #[arg(long)]
+    pub json: bool,
+    /// Your name (hub mode).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The room plain lines go to (hub mode); joined on connect.
+    #[arg(long)]
+    pub room: Option<String>,
+}
+
+/// How binary payloads are printed.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BinaryFormat {
+    /// Lowercase hexadecimal.
+    Hex,
+    /// Standard base64.
+    Base64,
+}
+
+/// Splits `Name: value` header flags.
+pub fn parse_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    headers
+        .iter()
+        .map(|header| {
+            let (name, value) = header
+                .split_once(':')
+                .ok_or_else(|| anyhow::anyhow!("header {header:?} is not `Name: value`"))?;
+            Ok((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_parse() {
+        let parsed = parse_headers(&["Origin: http://x".into(), "A:b".into()]).unwrap();
+        assert_eq!(
+            parsed,
+            vec![
+                ("Origin".into(), "http://x".into()),
+                ("A".into(), "b".into())
+            ]
+        );
+        assert!(parse_headers(&["nocolon".into()]).is_err());
+    }
+}

@@ -1,0 +1,37 @@
+//! [`App`]: what the connection tasks, the routes and the metrics read.
+
+use std::sync::Arc;
+
+use switchboard_hub::Hub;
+use switchboard_net::Config;
+use tokio::sync::Semaphore;
+
+use crate::bridge::Bridges;
+use crate::cluster::Cluster;
+use crate::settings::ServeSettings;
+
+/// Everything a connection task needs.
+pub struct App {
+    pub hub: Hub,
+    pub settings: ServeSettings,
+    pub net: Config,
+    /// Places for `/echo` connections (`max_echo_connections`); the hub
+    /// counts its own (`max_connections`).
+    pub echo_permits: Arc<Semaphore>,
+    pub started: std::time::Instant,
+    /// ZeroMQ and OSC endpoints, opened by `run` from `settings.bridge`.
+    pub bridges: Bridges,
+    /// The link to the other nodes, with `--redis`.
+    pub cluster: Option<Cluster>,
+}
+
+impl App {
+    /// WebSocket connections admitted and not yet gone, hub and echo.
+    pub fn websockets(&self) -> usize {
+        let echo_max = self
+            .settings
+            .max_echo_connections
+            .min(Semaphore::MAX_PERMITS);
+        self.hub.admitted() + echo_max - self.echo_permits.available_permits()
+    }
+}
