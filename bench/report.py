@@ -30,7 +30,7 @@ COLORS = {
     "node-ws": "#5a9e4b",
 }
 # Order of the groups of points (scripts/bench runs them in this order).
-GROUPS = ["echo", "echo-1m", "fanout", "fanout-rate", "idle", "handshake"]
+GROUPS = ["echo", "echo-16k", "echo-1m", "fanout", "fanout-rate", "idle", "handshake"]
 GENERATOR_BOUND = 0.9
 # Cores used by other processes during a point above which it is flagged.
 BUSY = 0.25
@@ -289,6 +289,7 @@ def chart_data(points):
         categories.append((name, {s: (v / best if higher else best / v) for s, v in values.items()}))
 
     add("echo 64 B", points.get("echo-64", []), lambda l: l.get("messages_per_s"))
+    add("echo 16 KiB", points.get("echo-16k", []), lambda l: l.get("messages_per_s"))
     add("echo 1 MiB", points.get("echo-1m", []), lambda l: l.get("messages_per_s"))
     for key in sorted(k for k in points if k.startswith("fanout-raw-")):
         n = key.rsplit("-", 1)[1]
@@ -402,6 +403,9 @@ def section(points, commands, svg_path, markdown_path, quick):
     if "echo-64" in points:
         parts.append(echo_section("Echo: 64 B messages, 64 connections × 16 in flight",
                                   points["echo-64"], big=False))
+    if "echo-16k" in points:
+        parts.append(echo_section("Echo: 16 KiB binary messages, 16 connections × 4 in flight",
+                                  points["echo-16k"], big=False))
     if "echo-1m" in points:
         parts.append(echo_section("Echo: 1 MiB binary messages, 4 connections × 2 in flight",
                                   points["echo-1m"], big=True))

@@ -7,9 +7,10 @@
 //!
 //! Each message is encoded into a frame once
 //! ([`switchboard_proto::frame::encode_server_frame`]) and that one buffer is
-//! pushed to every recipient's [`Outbox`]. The broadcasting task writes it to
-//! each socket itself when the socket can take it, so a fan-out wakes no task
-//! for a recipient that keeps up; what a socket cannot take waits in its
+//! pushed to every recipient's [`Outbox`] through a [`Cork`]: once the
+//! messages at hand are pushed, the broadcasting task writes each socket
+//! itself, all its new frames in one write, so a fan-out wakes no task for a
+//! recipient that keeps up; what a socket cannot take waits in its
 //! bounded outbox ([`QUEUE_LEN`] frames) for the client's own task, and a
 //! client whose outbox is full misses the message. One task per client.
 //! This is the server `switchboard bench fanout --protocol raw` measures, and
@@ -22,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use switchboard_net::{accept, AcceptAll, Config, Event, MessageKind, Outbox};
+use switchboard_net::{accept, AcceptAll, Config, Cork, Event, MessageKind, Outbox};
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 use tokio::net::TcpStream;
 
@@ -53,12 +54,13 @@ impl Registry {
         self.clients().remove(&id);
     }
 
-    /// Sends one encoded frame to every client but `from`.
-    fn broadcast(&self, from: u64, frame: &Bytes) {
+    /// Pushes one encoded frame to every client but `from`, written when
+    /// `cork` is flushed.
+    fn broadcast(&self, from: u64, frame: &Bytes, cork: &mut Cork) {
         let now = Instant::now();
         for (id, outbox) in self.clients().iter() {
             if *id != from {
-                let _ = outbox.push(frame.clone(), now);
+                let _ = outbox.push_corked(frame.clone(), now, cork);
             }
         }
     }
@@ -89,7 +91,25 @@ async fn serve(stream: TcpStream, config: &Config, registry: &Registry) {
     };
     let (mut session, _) = accepted.into_session(QUEUE_LEN, QUEUE_BYTES);
     let id = registry.join(session.outbox().clone());
-    while let Ok(event) = session.next_event().await {
+    // What the messages of a few reads fan out is written together: one
+    // write per recipient per batch.
+    let mut cork = Cork::default();
+    let mut reads_corked = 0;
+    loop {
+        let mut ready = session.next_buffered_event().map(Ok);
+        if ready.is_none() && !cork.is_empty() && reads_corked < 8 {
+            reads_corked += 1;
+            ready = session.try_next_event();
+        }
+        let event = match ready {
+            Some(event) => event,
+            None => {
+                cork.flush();
+                reads_corked = 0;
+                session.next_event().await
+            }
+        };
+        let Ok(event) = event else { break };
         let Event::Message(message) = event else {
             continue;
         };
@@ -98,7 +118,7 @@ async fn serve(stream: TcpStream, config: &Config, registry: &Registry) {
             MessageKind::Binary => OpCode::Binary,
         };
         let frame = encode_server_frame(opcode, false, message.payload());
-        registry.broadcast(id, &frame);
+        registry.broadcast(id, &frame, &mut cork);
     }
     registry.leave(id);
 }

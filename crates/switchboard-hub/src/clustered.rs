@@ -43,7 +43,7 @@ impl Hub {
         let raw: &RawValue =
             serde_json::from_str(text).map_err(|e| InvalidPayload(e.to_string()))?;
         let prepared = Prepared::new(RawJson(raw));
-        Ok(self.deliver_local(route, &prepared))
+        Ok(self.deliver_local(route, &prepared, None))
     }
 
     /// Sets the state of a connection on another node (it connected,

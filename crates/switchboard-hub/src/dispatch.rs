@@ -1,7 +1,7 @@
 //! What the hub does with each message a client sends.
 
 use serde_json::{json, Value};
-use switchboard_net::Message;
+use switchboard_net::{Cork, Message};
 
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
@@ -11,7 +11,8 @@ use crate::socket::Socket;
 impl Hub {
     /// Handles one message from a client. Every failure is answered with an
     /// `error` event (or the ack's `error`); the connection stays open.
-    pub(crate) fn dispatch(&self, socket: &Socket, message: Message) {
+    /// Relayed messages are written when `cork` is flushed.
+    pub(crate) fn dispatch(&self, socket: &Socket, message: Message, cork: &mut Cork) {
         let metrics = &self.inner.metrics;
         Metrics::add(&metrics.messages_in, 1);
         Metrics::add(&metrics.bytes_in, message.len() as u64);
@@ -31,23 +32,28 @@ impl Hub {
                 } else {
                     "invalid_json"
                 };
-                return self.reply_error(socket, None, &RequestError::new(code, why));
+                return self.reply_error(socket, None, &RequestError::new(code, why), cork);
             }
         };
         match envelope::parse(value) {
             Ok(parsed) => {
-                let result = self.handle(socket, parsed.request);
+                let result = self.handle(socket, parsed.request, cork);
                 match (result, parsed.ack) {
-                    (Ok(data), Some(ack)) => self.reply_ack(socket, &ack, Ok(data)),
-                    (Err(error), ack) => self.reply_error(socket, ack.as_ref(), &error),
+                    (Ok(data), Some(ack)) => self.reply_ack(socket, &ack, Ok(data), cork),
+                    (Err(error), ack) => self.reply_error(socket, ack.as_ref(), &error, cork),
                     (Ok(_), None) => {}
                 }
             }
-            Err((error, ack)) => self.reply_error(socket, ack.as_ref(), &error),
+            Err((error, ack)) => self.reply_error(socket, ack.as_ref(), &error, cork),
         }
     }
 
-    fn handle(&self, socket: &Socket, request: Request) -> Result<Value, RequestError> {
+    fn handle(
+        &self,
+        socket: &Socket,
+        request: Request,
+        cork: &mut Cork,
+    ) -> Result<Value, RequestError> {
         match request {
             Request::Join(room) => self.join(socket, &room),
             Request::Leave(room) => self.leave(socket, &room),
@@ -83,7 +89,7 @@ impl Hub {
                 data,
                 target,
                 echo,
-            } => self.handle_event(socket, &event, &data, &target, echo),
+            } => self.handle_event(socket, &event, &data, &target, echo, cork),
             Request::Address { path, values } => {
                 let delivered = self.publish(&path, &values);
                 Ok(json!({ "delivered": delivered }))
@@ -133,6 +139,7 @@ impl Hub {
         data: &Value,
         target: &Target,
         echo: bool,
+        cork: &mut Cork,
     ) -> Result<Value, RequestError> {
         let handlers = self.event_handlers(event);
         if handlers.is_empty() && *target == Target::Server {
@@ -152,7 +159,7 @@ impl Hub {
         for handler in &handlers {
             reply = handler(&context)?;
         }
-        let delivered = self.relay(socket, event, data, target, echo)?;
+        let delivered = self.relay(socket, event, data, target, echo, cork)?;
         if handlers.is_empty() {
             Ok(json!({ "delivered": delivered }))
         } else {
@@ -160,7 +167,15 @@ impl Hub {
         }
     }
 
-    fn reply_ack(&self, socket: &Socket, ack: &Value, result: Result<Value, &RequestError>) {
+    /// Answers a request's ack, after what the request relayed (through the
+    /// same cork, so in order).
+    fn reply_ack(
+        &self,
+        socket: &Socket,
+        ack: &Value,
+        result: Result<Value, &RequestError>,
+        cork: &mut Cork,
+    ) {
         let (data, error) = match result {
             Ok(data) => (data, None),
             Err(error) => (
@@ -171,18 +186,25 @@ impl Hub {
         let mut message = Outgoing::new("ack", &data);
         message.ack = Some(ack);
         message.error = error.as_ref();
-        socket.send(socket.encoding().frame(&message));
+        socket.send(socket.encoding().frame(&message), Some(cork));
     }
 
     /// Answers bad input: as the ack's error if the client asked for an
     /// ack (exactly one reply), else as an `error` event.
-    fn reply_error(&self, socket: &Socket, ack: Option<&Value>, error: &RequestError) {
+    fn reply_error(
+        &self,
+        socket: &Socket,
+        ack: Option<&Value>,
+        error: &RequestError,
+        cork: &mut Cork,
+    ) {
         Metrics::add(&self.inner.metrics.errors, 1);
         match ack {
-            Some(ack) => self.reply_ack(socket, ack, Err(error)),
+            Some(ack) => self.reply_ack(socket, ack, Err(error), cork),
             None => {
                 let data = json!({ "code": error.code, "message": error.message });
-                socket.emit("error", &data);
+                let frame = socket.encoding().frame(&Outgoing::new("error", &data));
+                socket.send(frame, Some(cork));
             }
         }
     }

@@ -69,7 +69,7 @@ impl Hub {
                 room: &room,
                 except: None,
             };
-            self.deliver_local(route, &Prepared::new(message));
+            self.deliver_local(route, &Prepared::new(message), None);
         }
     }
 }

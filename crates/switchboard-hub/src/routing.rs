@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 use serde_json::Value;
+use switchboard_net::Cork;
 
 use crate::cluster::Route;
 use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
@@ -74,6 +75,7 @@ impl Hub {
         data: &Value,
         target: &Target,
         echo: bool,
+        cork: &mut Cork,
     ) -> Result<usize, RequestError> {
         let name = from.name();
         let mut message = Outgoing::new(event, data);
@@ -95,7 +97,9 @@ impl Hub {
                 Route::Direct { to: id.as_str() }
             }
         };
-        let delivered = self.route(route, &Prepared::new(message));
+        let prepared = Prepared::new(message);
+        let remote = self.forward(&prepared, route).unwrap_or(0);
+        let delivered = self.deliver_local(route, &prepared, Some(cork)) + remote;
         if delivered == 0 && matches!(target, Target::Direct(_)) && !self.knows(route) {
             return Err(RequestError::new(
                 "unknown_target",
@@ -110,32 +114,36 @@ impl Hub {
     /// many connections queued it, counting remote ones it was sent toward.
     pub(crate) fn route<T: Serialize>(&self, route: Route<'_>, prepared: &Prepared<T>) -> usize {
         let remote = self.forward(prepared, route).unwrap_or(0);
-        self.deliver_local(route, prepared) + remote
+        self.deliver_local(route, prepared, None) + remote
     }
 
-    /// Delivers a message to this node's recipients on `route`.
+    /// Delivers a message to this node's recipients on `route`, written at
+    /// once or when `cork` is flushed.
     pub(crate) fn deliver_local<T: Serialize>(
         &self,
         route: Route<'_>,
         prepared: &Prepared<T>,
+        mut cork: Option<&mut Cork>,
     ) -> usize {
         let now = Instant::now();
         let metrics = &self.inner.metrics;
         let registry = self.registry();
         match route {
             Route::Room { room, except } => {
-                deliver(registry.members(room), prepared, except, now, metrics)
+                let members = registry.members(room);
+                deliver(members, prepared, except, now, &mut cork, metrics)
             }
             Route::Everyone { except } => {
-                deliver(registry.conns.values(), prepared, except, now, metrics)
+                let everyone = registry.conns.values();
+                deliver(everyone, prepared, except, now, &mut cork, metrics)
             }
             Route::Direct { to } => {
                 let socket = registry.conns.get(&ConnId::from_string(to));
-                deliver(socket.into_iter(), prepared, None, now, metrics)
+                deliver(socket.into_iter(), prepared, None, now, &mut cork, metrics)
             }
             Route::Address { path } => {
                 let subscribers = registry.subscribers(path);
-                deliver(subscribers.iter(), prepared, None, now, metrics)
+                deliver(subscribers.iter(), prepared, None, now, &mut cork, metrics)
             }
         }
     }
@@ -165,6 +173,7 @@ fn deliver<'a, T: Serialize>(
     prepared: &Prepared<T>,
     except: Option<&str>,
     now: Instant,
+    cork: &mut Option<&mut Cork>,
     metrics: &Metrics,
 ) -> usize {
     let (mut delivered, mut bytes) = (0, 0);
@@ -174,7 +183,7 @@ fn deliver<'a, T: Serialize>(
         }
         let frame = prepared.frame(socket.encoding());
         let len = frame.len();
-        if socket.push(frame, now) {
+        if socket.push(frame, now, cork.as_deref_mut()) {
             delivered += 1;
             bytes += len;
         }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use serde_json::json;
-use switchboard_net::{Accepted, Event, Session};
+use switchboard_net::{Accepted, Cork, Event, Session};
 
 use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
@@ -13,6 +13,11 @@ use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::socket::{Socket, SocketParts};
+
+/// How many reads a connection's task makes before it writes what their
+/// messages fanned out: more share a write under load, and a busy sender
+/// cannot hold its recipients' messages back for long.
+const MAX_READS_PER_FLUSH: usize = 8;
 
 impl Hub {
     /// Runs an accepted connection in the hub until it closes: sends `ready`,
@@ -27,19 +32,21 @@ impl Hub {
         let config = &self.inner.config;
         let (mut session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
-        let (name, name_error) = match parts.request.query_param("name") {
-            Some(name) => match envelope::user_name(&name) {
-                Ok(name) => (Some(name), None),
-                Err(error) => (None, Some(error)),
-            },
+        let name = parts.request.query_param("name");
+        let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
+            Some(Ok(name)) => (Some(name), None),
+            Some(Err(error)) => (None, Some(error)),
             None => (None, None),
         };
         let encoding = Encoding {
             codec: Codec::from_protocol(parts.protocol.as_deref()),
             deflate: parts.deflate,
         };
-        // Held until the end of this function: the connection's place.
+        // Held until the end of this function: the connection's place. The
+        // request (its headers) is not kept for the connection's life.
         let admission = parts.admission;
+        drop(parts.request);
+        drop(parts.protocol);
         let socket = Socket::new(SocketParts {
             id: ConnId::random(),
             encoding,
@@ -83,11 +90,33 @@ impl Hub {
         }
     }
 
-    /// Reads and dispatches until the connection closes.
+    /// Reads and dispatches until the connection closes. What the messages
+    /// of one read fan out is written once they are all dispatched: one
+    /// write per recipient per batch.
     async fn run(&self, session: &mut Session, socket: &Socket) {
+        let mut cork = Cork::default();
+        let mut reads_corked = 0;
         loop {
-            match session.next_event().await {
-                Ok(Event::Message(message)) => self.dispatch(socket, message),
+            let buffered = session.next_buffered_event().map(Ok);
+            // While the client keeps sending, read on before flushing (a
+            // bounded number of times), so that more messages share a write.
+            let ready = match buffered {
+                None if !cork.is_empty() && reads_corked < MAX_READS_PER_FLUSH => {
+                    reads_corked += 1;
+                    session.try_next_event()
+                }
+                other => other,
+            };
+            let event = match ready {
+                Some(event) => event,
+                None => {
+                    cork.flush();
+                    reads_corked = 0;
+                    session.next_event().await
+                }
+            };
+            match event {
+                Ok(Event::Message(message)) => self.dispatch(socket, message, &mut cork),
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
                     return;

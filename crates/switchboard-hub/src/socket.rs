@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use serde_json::Value;
-use switchboard_net::{CloseCode, Outbox, PushError};
+use switchboard_net::{CloseCode, Cork, Outbox, PushError};
 
 use crate::config::SlowConsumerPolicy;
 use crate::envelope::{Codec, Encoding, Outgoing};
@@ -126,13 +126,14 @@ impl Socket {
     /// Sends an event to this connection only (the seeds' `replyOne`).
     /// Returns whether it was queued.
     pub fn emit(&self, event: &str, data: &Value) -> bool {
-        self.send(self.encoding().frame(&Outgoing::new(event, data)))
+        self.send(self.encoding().frame(&Outgoing::new(event, data)), None)
     }
 
-    /// Pushes a frame for this connection alone, counting it.
-    pub(crate) fn send(&self, frame: Bytes) -> bool {
+    /// Pushes a frame for this connection alone (through `cork`, if given),
+    /// counting it.
+    pub(crate) fn send(&self, frame: Bytes, cork: Option<&mut Cork>) -> bool {
         let len = frame.len() as u64;
-        let sent = self.push(frame, Instant::now());
+        let sent = self.push(frame, Instant::now(), cork);
         if sent {
             Metrics::add(&self.inner.metrics.messages_out, 1);
             Metrics::add(&self.inner.metrics.bytes_out, len);
@@ -155,10 +156,15 @@ impl Socket {
         self.inner.outbox.queued_bytes()
     }
 
-    /// Pushes a finished frame; a full queue applies the slow-consumer
-    /// policy. Returns whether the frame was taken. Counted by the caller.
-    pub(crate) fn push(&self, frame: Bytes, now: Instant) -> bool {
-        match self.inner.outbox.push(frame, now) {
+    /// Pushes a finished frame, written now or when `cork` is flushed; a
+    /// full queue applies the slow-consumer policy. Returns whether the
+    /// frame was taken. Counted by the caller.
+    pub(crate) fn push(&self, frame: Bytes, now: Instant, cork: Option<&mut Cork>) -> bool {
+        let pushed = match cork {
+            Some(cork) => self.inner.outbox.push_corked(frame, now, cork),
+            None => self.inner.outbox.push(frame, now),
+        };
+        match pushed {
             Ok(()) => true,
             Err(PushError::Full { frames, bytes }) => {
                 let metrics = &self.inner.metrics;

@@ -162,20 +162,45 @@ impl Outbox {
     /// connection is closing.
     pub fn push(&self, frame: Bytes, now: Instant) -> Result<(), PushError> {
         let mut queue = self.lock();
+        self.check_room(&queue, frame.len())?;
+        queue.last_data = Some(now);
+        queue.send(frame);
+        Ok(())
+    }
+
+    /// Like [`Outbox::push`], but leaves the write to `cork`'s next flush:
+    /// frames pushed to the same connection within one batch go out in one
+    /// write.
+    pub fn push_corked(
+        &self,
+        frame: Bytes,
+        now: Instant,
+        cork: &mut Cork,
+    ) -> Result<(), PushError> {
+        let mut queue = self.lock();
+        self.check_room(&queue, frame.len())?;
+        queue.last_data = Some(now);
+        if queue.chunks.is_empty() {
+            // Not corked yet (a non-empty queue is already someone's to write).
+            cork.held.push(self.clone());
+        }
+        queue.enqueue(frame);
+        Ok(())
+    }
+
+    fn check_room(&self, queue: &Queue, len: usize) -> Result<(), PushError> {
         if !queue.accepting || queue.failed.is_some() {
             return Err(PushError::Closed);
         }
         if !queue.chunks.is_empty()
             && (queue.chunks.len() >= self.shared.max_frames
-                || queue.bytes + frame.len() > self.shared.max_bytes)
+                || queue.bytes + len > self.shared.max_bytes)
         {
             return Err(PushError::Full {
                 frames: queue.chunks.len(),
                 bytes: queue.bytes,
             });
         }
-        queue.last_data = Some(now);
-        queue.send(frame);
         Ok(())
     }
 
@@ -224,7 +249,62 @@ impl Outbox {
     }
 }
 
+/// Frames pushed within one batch (the messages one read brought in, fanned
+/// out), written when the batch ends: one write per connection per batch
+/// instead of one per frame. Dropping a cork flushes it.
+#[derive(Default)]
+pub struct Cork {
+    held: Vec<Outbox>,
+}
+
+impl std::fmt::Debug for Cork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cork")
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
+
+impl Cork {
+    /// Whether no write waits for this cork.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Writes what was pushed through this cork, as far as each socket takes
+    /// it now; the rest is left to each connection's task.
+    pub fn flush(&mut self) {
+        for outbox in self.held.drain(..) {
+            outbox.lock().write_now();
+        }
+    }
+}
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl Queue {
+    /// Writes what waits without waiting for the socket, and wakes the
+    /// session's task for whatever is left: it registers its own interest in
+    /// the socket, which a throwaway waker here has just replaced.
+    fn write_now(&mut self) {
+        if self.chunks.is_empty() {
+            return;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.poll_write_queued(&mut cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => {
+                self.failed = Some(error);
+                self.wake_task();
+            }
+            Poll::Pending => self.wake_task(),
+        }
+    }
+
     /// Writes `chunk` now if nothing waits before it, and queues what the
     /// socket does not take (waking the session's task to finish it).
     pub(crate) fn send(&mut self, chunk: Bytes) {
@@ -265,7 +345,12 @@ impl Queue {
         }
     }
 
-    fn enqueue(&mut self, chunk: Bytes) {
+    /// Queues `chunk` behind what waits, without writing (the session's
+    /// task writes the queue itself right after).
+    pub(crate) fn enqueue(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
         self.bytes += chunk.len();
         self.chunks.push_back(chunk);
     }

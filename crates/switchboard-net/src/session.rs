@@ -104,16 +104,40 @@ impl Session {
         self.close_info.as_ref()
     }
 
-    /// Sends a message through the core (compressed if that was agreed),
-    /// after everything already queued on the outbox.
+    /// Sends a message through the core (compressed if that was agreed).
+    ///
+    /// It goes out when the task next waits in [`Session::next_event`] for
+    /// more input: the replies to everything one read brought in leave in
+    /// one write. Frames other tasks push meanwhile may go first.
     pub fn send(&mut self, message: Message) -> Result<(), Error> {
         self.conn.send_message(message)?;
         self.conn.handle_data_sent(Instant::now());
-        let mut queue = self.outbox.lock();
-        while let Some(chunk) = self.conn.poll_transmit() {
-            queue.send(chunk);
-        }
         Ok(())
+    }
+
+    /// The next event if one is already in (from the last read), without
+    /// reading: a task that corks its fan-out flushes when this is `None`,
+    /// before it waits in [`Session::next_event`].
+    pub fn next_buffered_event(&mut self) -> Option<Event> {
+        let event = self.conn.poll_event()?;
+        if let Event::Closed(info) = &event {
+            self.close_info = Some(info.clone());
+        }
+        Some(event)
+    }
+
+    /// The next event if one can be had without waiting: already in, or
+    /// in the socket now. A task that corks its fan-out reads on with this
+    /// while the peer keeps sending, so that more messages share each
+    /// flush, and waits in [`Session::next_event`] only after flushing.
+    pub fn try_next_event(&mut self) -> Option<Result<Event, Error>> {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Whatever this registers is registered again by the next real poll,
+        // which looks at the state again before it sleeps.
+        match self.poll_next_event(&mut cx) {
+            Poll::Ready(result) => Some(result),
+            Poll::Pending => None,
+        }
     }
 
     /// The next event: a message or fragment, a ping or pong, or the close.
@@ -135,10 +159,7 @@ impl Session {
             }
         }
         loop {
-            if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(info) = &event {
-                    self.close_info = Some(info.clone());
-                }
+            if let Some(event) = self.next_buffered_event() {
                 return Poll::Ready(Ok(event));
             }
             let backlogged = self.poll_output(cx);
@@ -167,8 +188,9 @@ impl Session {
         if let Some(request) = queue.take_request() {
             start_close(&mut self.conn, &mut queue, request);
         }
+        // Queued, then written below in one vectored write.
         while let Some(chunk) = self.conn.poll_transmit() {
-            queue.send(chunk);
+            queue.enqueue(chunk);
         }
         if let Some(at) = queue.take_last_data() {
             self.conn.handle_data_sent(at);
@@ -201,7 +223,7 @@ impl Session {
         }
         let mut queue = self.outbox.lock();
         while let Some(chunk) = self.conn.poll_transmit() {
-            queue.send(chunk);
+            queue.enqueue(chunk);
         }
         queue.stop_accepting();
         if let Poll::Ready(Err(_)) = queue.poll_write_queued(cx) {

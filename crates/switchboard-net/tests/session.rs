@@ -165,3 +165,36 @@ async fn a_peer_that_does_not_read_gets_no_unbounded_queue() {
     .await;
     assert!(!outbox.is_open());
 }
+
+#[tokio::test]
+async fn corked_pushes_wait_for_the_flush_and_then_go_out_together() {
+    let (url, outbox) = serve_session(Config::default(), 1024, 1 << 20).await;
+    let (mut client, _) = within(WAIT, "connect", connect(&url)).await.unwrap();
+    let outbox = within(WAIT, "outbox", outbox).await.unwrap();
+    let mut cork = switchboard_net::Cork::default();
+    for i in 0..10 {
+        outbox
+            .push_corked(text_frame(&i.to_string()), Instant::now(), &mut cork)
+            .unwrap();
+    }
+    assert!(!cork.is_empty());
+    assert_eq!(
+        outbox.queued_frames(),
+        10,
+        "nothing written before the flush"
+    );
+    cork.flush();
+    assert!(cork.is_empty());
+    assert_eq!(
+        outbox.queued_frames(),
+        0,
+        "a fresh socket takes them at once"
+    );
+    for i in 0..10 {
+        let message = within(WAIT, "message", client.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(message, Message::text(i.to_string()));
+    }
+}
