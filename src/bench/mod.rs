@@ -3,7 +3,9 @@
 //! - `echo`: round trips on pipelined connections (messages/s, MB/s, latency);
 //! - `fanout`: one publisher, many subscribers (deliveries/s, latency);
 //! - `idle`: many idle connections held open (for the server's memory);
-//! - `handshake`: connections opened and closed per second.
+//! - `handshake`: connections opened and closed per second;
+//! - `scale`: many hub connections in one room, waiting for stamped
+//!   messages (for `scripts/bench_scale`, over many nodes).
 //!
 //! Each scenario prints one JSON line on stdout, with the CPU time the
 //! generator itself used (`client_cpu_util`, where 1.0 is one core busy):
@@ -22,6 +24,7 @@ mod fanout;
 mod flags;
 mod handshake;
 mod idle;
+mod scale;
 mod stats;
 
 use std::process::ExitCode;
@@ -54,6 +57,8 @@ enum Scenario {
     Idle(idle::IdleArgs),
     /// Open and close connections as fast as possible.
     Handshake(handshake::HandshakeArgs),
+    /// N hub connections in one room, waiting for stamped messages.
+    Scale(scale::ScaleArgs),
 }
 
 /// Runs a scenario on its own runtime and prints its JSON line.
@@ -82,6 +87,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
             Scenario::Fanout(args) => fanout::run(args).await,
             Scenario::Idle(args) => idle::run(args, limit).await,
             Scenario::Handshake(args) => handshake::run(args).await,
+            Scenario::Scale(args) => scale::run(args).await,
         }
     });
     // Connections still closing must not hold the process.

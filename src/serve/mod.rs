@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use switchboard_hub::{Hub, HubConfig, SlowConsumerPolicy};
-use switchboard_net::{Accepted, CloseCode, Config, Event};
+use switchboard_net::{CloseCode, Config, Event, Session};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -167,18 +167,23 @@ async fn accept_loop(
                     let (accepted, ()) = accepted.replace_admission(admission);
                     app.hub.serve(accepted, Some(remote)).await;
                 }
-                Endpoint::Echo(_permit) => echo(accepted, shutdown).await,
+                Endpoint::Echo(permit) => {
+                    let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
+                    echo(session, shutdown).await;
+                    drop(permit);
+                }
             }
             drop(done);
         });
     }
 }
 
+/// The bounds of an echo connection's outbox: frames, bytes.
+const ECHO_QUEUE: (usize, usize) = (1024, 4 << 20);
+
 /// The raw echo endpoint: every message comes back unchanged, until the
 /// peer closes or the server shuts down (1001).
-async fn echo(accepted: Accepted, mut shutdown: watch::Receiver<bool>) {
-    let (max_frames, max_bytes) = (1024, 4 << 20);
-    let (mut session, _) = accepted.into_session(max_frames, max_bytes);
+async fn echo(mut session: Session, mut shutdown: watch::Receiver<bool>) {
     // Created once: building a watch future per message costs more than the echo.
     let stopping = shutdown.wait_for(|stop| *stop);
     tokio::pin!(stopping);

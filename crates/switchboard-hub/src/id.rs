@@ -1,6 +1,7 @@
 //! Connection ids: short, random, unique across nodes without coordination.
 
 use std::fmt;
+use std::sync::Arc;
 
 use rand::Rng;
 
@@ -10,9 +11,10 @@ const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// across a cluster with millions of connections.
 const LEN: usize = 12;
 
-/// The unique id of a connection (the seeds' `socket.id`).
+/// The unique id of a connection (the seeds' `socket.id`). Cheap to
+/// clone: the registry's indexes share the one copy of the text.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(Box<str>);
+pub struct ConnId(Arc<str>);
 
 impl ConnId {
     /// A fresh random id.
@@ -21,12 +23,12 @@ impl ConnId {
         let id: String = (0..LEN)
             .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
             .collect();
-        ConnId(id.into_boxed_str())
+        ConnId(Arc::from(id))
     }
 
     /// An id received from elsewhere (a client's `to`, another node).
     pub fn from_string(id: impl Into<String>) -> Self {
-        ConnId(id.into().into_boxed_str())
+        ConnId(Arc::from(id.into()))
     }
 
     /// The id as text.

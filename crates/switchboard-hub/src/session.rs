@@ -2,6 +2,7 @@
 //! task does all of it: it owns the connection's [`Session`], which reads,
 //! keeps the timers and writes what other tasks could not write at once.
 
+use std::future::Future;
 use std::net::SocketAddr;
 
 use serde_json::json;
@@ -28,10 +29,40 @@ impl Hub {
     /// request (`/ws?name=alice`). The connect hooks run after `ready` is
     /// queued, before any message of the client is read; the disconnect
     /// hooks once the connection has left every room.
-    pub async fn serve(&self, accepted: Accepted<Admission>, remote: Option<SocketAddr>) {
+    ///
+    /// The setup runs before the returned future is first polled, so that
+    /// the future holds only what the connection needs for its life (an
+    /// idle connection costs a few KiB).
+    pub fn serve(
+        &self,
+        accepted: Accepted<Admission>,
+        remote: Option<SocketAddr>,
+    ) -> impl Future<Output = ()> + Send + '_ {
+        let (mut session, socket, admission) = self.open(accepted, remote);
+        // Used in place, not moved into a local: a move would hold the
+        // session twice in the future.
+        async move {
+            self.run(&mut session, &socket).await;
+            self.remove(&socket);
+            drop(socket);
+            // The close reply (or our close frame) is written and the stream
+            // shut down, within the close timeout.
+            while session.next_event().await.is_ok() {}
+            // The connection's place under `max_connections`, given back last.
+            drop(admission);
+        }
+    }
+
+    /// Turns an accepted connection into a session and a socket in the hub.
+    fn open(
+        &self,
+        accepted: Accepted<Admission>,
+        remote: Option<SocketAddr>,
+    ) -> (Session, Socket, Admission) {
         let config = &self.inner.config;
-        let (mut session, parts) =
+        let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
+        // The request (its headers) is not kept for the connection's life.
         let name = parts.request.query_param("name");
         let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
             Some(Ok(name)) => (Some(name), None),
@@ -42,29 +73,18 @@ impl Hub {
             codec: Codec::from_protocol(parts.protocol.as_deref()),
             deflate: parts.deflate,
         };
-        // Held until the end of this function: the connection's place. The
-        // request (its headers) is not kept for the connection's life.
-        let admission = parts.admission;
-        drop(parts.request);
-        drop(parts.protocol);
         let socket = Socket::new(SocketParts {
             id: ConnId::random(),
             encoding,
             outbox: session.outbox().clone(),
             policy: config.slow_consumer,
             metrics: self.inner.metrics.clone(),
-            meta: admission.meta().clone(),
+            meta: parts.admission.meta().clone(),
             remote,
             name,
         });
         self.join_hub(&socket, name_error);
-        self.run(&mut session, &socket).await;
-        self.remove(&socket);
-        drop(socket);
-        // The close reply (or our close frame) is written and the stream
-        // shut down, within the close timeout.
-        while session.next_event().await.is_ok() {}
-        drop(admission);
+        (session, socket, parts.admission)
     }
 
     fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {

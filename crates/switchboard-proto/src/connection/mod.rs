@@ -137,13 +137,14 @@ pub struct Connection {
     out: BytesMut,
     chunks: VecDeque<Bytes>,
     pending: usize,
-    sent_close: Option<CloseFrame>,
+    /// Boxed, as the two below: rare, and a connection's size is its idle cost.
+    sent_close: Option<Box<CloseFrame>>,
     /// A protocol error found behind messages not yet polled; applied once
     /// they have been, so that replies to them go out before the close.
-    pending_failure: Option<ProtocolError>,
+    pending_failure: Option<Box<ProtocolError>>,
     /// The peer's close frame, found behind messages not yet polled (and when
     /// it arrived); answered once they have been, like `pending_failure`.
-    pending_close: Option<(CloseFrame, Instant)>,
+    pending_close: Option<Box<(CloseFrame, Instant)>>,
     compression: Option<Box<Compression>>,
     timers: TimerTable,
     keepalive_counter: u32,
@@ -279,7 +280,7 @@ impl Connection {
                     if self.events.is_empty() {
                         self.fail(error);
                     } else {
-                        self.pending_failure = Some(error);
+                        self.pending_failure = Some(Box::new(error));
                     }
                     buf.clear();
                     break;
@@ -299,7 +300,7 @@ impl Connection {
 
     /// The transport will deliver no more bytes.
     pub fn handle_eof(&mut self) {
-        if let Some((received, at)) = self.pending_close.take() {
+        if let Some((received, at)) = self.pending_close.take().map(|pending| *pending) {
             self.accept_close(received, at);
         }
         if self.state != State::Closed {
@@ -380,11 +381,11 @@ impl Connection {
         if let Some(event) = self.events.pop_front() {
             return Some(event);
         }
-        if let Some((received, at)) = self.pending_close.take() {
+        if let Some((received, at)) = self.pending_close.take().map(|pending| *pending) {
             self.accept_close(received, at);
             return self.events.pop_front();
         }
-        let error = self.pending_failure.take()?;
+        let error = *self.pending_failure.take()?;
         self.fail(error);
         self.events.pop_front()
     }
@@ -433,7 +434,7 @@ impl Connection {
         if self.sent_close.is_none() {
             let frame = CloseFrame::new(error.close_code(), error.to_string());
             self.queue_control(OpCode::Close, &frame.encode());
-            self.sent_close = Some(frame);
+            self.sent_close = Some(Box::new(frame));
         }
         self.finish(None, CloseCause::Protocol(error));
         self.transport_done = true;
@@ -450,7 +451,7 @@ impl Connection {
         self.pending_close = None;
         self.events.push_back(Event::Closed(CloseInfo {
             received,
-            sent: self.sent_close.clone(),
+            sent: self.sent_close.as_deref().cloned(),
             cause,
         }));
     }

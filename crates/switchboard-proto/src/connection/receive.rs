@@ -223,7 +223,7 @@ impl Connection {
             // polled, so the application's replies to them still go out, before
             // our close frame (RFC 6455 §5.5.1 lets an endpoint delay its close
             // until its current message is sent).
-            self.pending_close = Some((received, now));
+            self.pending_close = Some(Box::new((received, now)));
             return Ok(());
         }
         self.accept_close(received, now);
@@ -237,7 +237,7 @@ impl Connection {
             // (and the reason, so the peer sees its own words come back).
             let reply = received.clone();
             self.queue_control(OpCode::Close, &reply.encode());
-            self.sent_close = Some(reply);
+            self.sent_close = Some(Box::new(reply));
         }
         self.finish(Some(received), CloseCause::Handshake);
         self.close_transport_after_handshake(now);

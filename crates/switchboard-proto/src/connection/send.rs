@@ -108,7 +108,7 @@ impl Connection {
             }
         }
         self.queue_control(OpCode::Close, &frame.encode());
-        self.sent_close = Some(frame);
+        self.sent_close = Some(Box::new(frame));
         self.state = State::CloseSent;
         self.timers.close_started = Some(now);
         Ok(())
