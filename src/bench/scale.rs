@@ -8,6 +8,8 @@
 //! `--expect` stamped messages (or `--wait` has passed), with each stamped
 //! event's receive count and every latency in microseconds (publish to
 //! receipt, by the wall clock: every process runs on this one machine).
+//! The connections then stay open until the process is ended (closing them
+//! while other processes still receive would slow the servers down).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -55,11 +57,13 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<Value> {
     let permits = Arc::new(Semaphore::new(args.concurrency.max(1)));
     let received: Received = Arc::default();
     let (joined_tx, mut joined_rx) = mpsc::channel::<bool>(args.connections.max(1));
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(args.connections.max(1));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
     for _ in 0..args.connections {
         let (endpoint, errors, permits) = (endpoint.clone(), errors.clone(), permits.clone());
         let (joined_tx, received, room) = (joined_tx.clone(), received.clone(), args.room.clone());
+        let done_tx = done_tx.clone();
         let expect = args.expect;
         tasks.spawn(async move {
             let permit = permits.acquire_owned().await;
@@ -76,19 +80,25 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<Value> {
             let _ = joined_tx.send(true).await;
             drop(joined_tx);
             let mut stamped = 0;
-            while stamped < expect {
-                let Some(Ok(message)) = socket.recv().await else {
-                    return;
-                };
+            while let Some(Ok(message)) = socket.recv().await {
                 if let Some((event, latency)) = stamp(&message) {
-                    let mut received = received.lock().unwrap_or_else(|p| p.into_inner());
-                    received.entry(event).or_default().push(latency);
+                    received
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .entry(event)
+                        .or_default()
+                        .push(latency);
                     stamped += 1;
+                    if stamped == expect {
+                        // Held open after: connections closing while others
+                        // still receive would slow the servers down.
+                        let _ = done_tx.send(()).await;
+                    }
                 }
             }
         });
     }
-    drop(joined_tx);
+    drop((joined_tx, done_tx));
     let mut connected = 0usize;
     while let Some(ok) = joined_rx.recv().await {
         connected += usize::from(ok);
@@ -104,20 +114,26 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<Value> {
     stats::emit(&stats::merge(line, errors.json()));
 
     let waited = Instant::now();
+    let mut done = 0usize;
     let _ = tokio::time::timeout(args.wait, async {
-        while tasks.join_next().await.is_some() {}
+        while done < connected && done_rx.recv().await.is_some() {
+            done += 1;
+        }
     })
     .await;
-    let complete = tasks.is_empty();
-    tasks.abort_all();
+    let complete = done == connected;
     let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
-    Ok(json!({
+    let line = json!({
         "scenario": "scale",
         "connected": connected,
         "complete": complete,
         "waited_s": stats::round3(waited.elapsed().as_secs_f64()),
         "latencies_us": received,
-    }))
+    });
+    stats::emit(&line);
+    // The connections stay open until the process is ended.
+    std::future::pending::<()>().await;
+    Ok(Value::Null)
 }
 
 /// Connects, reads `ready`, joins the room and waits for the join's ack.
