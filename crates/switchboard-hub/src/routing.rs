@@ -35,7 +35,11 @@ impl Hub {
     pub fn emit_all(&self, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);
         message.broadcast = Some(true);
-        self.route(Route::Everyone { except: None }, &Prepared::new(message))
+        self.route(
+            Route::Everyone { except: None },
+            &Prepared::new(message),
+            None,
+        )
     }
 
     /// Sends an event to one connection, on this node or another; returns
@@ -43,7 +47,7 @@ impl Hub {
     pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> bool {
         let mut message = Outgoing::new(event, data);
         message.to = Some(id);
-        self.route(Route::Direct { to: id }, &Prepared::new(message)) == 1
+        self.route(Route::Direct { to: id }, &Prepared::new(message), None) == 1
     }
 
     /// Publishes an address-style message to every matching subscriber and
@@ -63,7 +67,7 @@ impl Hub {
     pub fn publish_local(&self, path: &str, values: &[Value]) -> usize {
         Metrics::add(&self.inner.metrics.published, 1);
         let prepared = Prepared::new(AddressMessage { path, values });
-        self.route(Route::Address { path }, &prepared)
+        self.route(Route::Address { path }, &prepared, None)
     }
 
     /// Relays a client event to its target; returns how many connections
@@ -97,9 +101,7 @@ impl Hub {
                 Route::Direct { to: id.as_str() }
             }
         };
-        let prepared = Prepared::new(message);
-        let remote = self.forward(&prepared, route).unwrap_or(0);
-        let delivered = self.deliver_local(route, &prepared, Some(cork)) + remote;
+        let delivered = self.route(route, &Prepared::new(message), Some(cork));
         if delivered == 0 && matches!(target, Target::Direct(_)) && !self.knows(route) {
             return Err(RequestError::new(
                 "unknown_target",
@@ -110,11 +112,17 @@ impl Hub {
     }
 
     /// The one way out: delivers a message to this node's recipients on
-    /// `route` and hands it to the other nodes that have some. Returns how
-    /// many connections queued it, counting remote ones it was sent toward.
-    pub(crate) fn route<T: Serialize>(&self, route: Route<'_>, prepared: &Prepared<T>) -> usize {
+    /// `route` (written at once, or when `cork` is flushed) and hands it to
+    /// the other nodes that have some. Returns how many connections queued
+    /// it, counting remote ones it was sent toward.
+    pub(crate) fn route<T: Serialize>(
+        &self,
+        route: Route<'_>,
+        prepared: &Prepared<T>,
+        cork: Option<&mut Cork>,
+    ) -> usize {
         let remote = self.forward(prepared, route).unwrap_or(0);
-        self.deliver_local(route, prepared, None) + remote
+        self.deliver_local(route, prepared, cork) + remote
     }
 
     /// Delivers a message to this node's recipients on `route`, written at
@@ -216,6 +224,6 @@ impl RoomEmitter<'_> {
             room: &self.room,
             except: self.except.as_ref().map(ConnId::as_str),
         };
-        self.hub.route(route, &Prepared::new(message))
+        self.hub.route(route, &Prepared::new(message), None)
     }
 }

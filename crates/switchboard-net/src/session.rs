@@ -33,8 +33,8 @@ pub struct Session {
     conn: Connection,
     read: ReadHalf,
     buf: BytesMut,
-    /// The read size when data starts flowing; reads double from it while
-    /// each one fills up, and fall back to it when the socket runs dry.
+    /// The smallest read; reads double from it while each one fills up,
+    /// and shrink back as they come in small.
     base_read_size: usize,
     read_size: usize,
     outbox: Outbox,
@@ -288,17 +288,19 @@ impl Session {
         // announces a huge frame and sends nothing gets no large allocation.
         let size = self.read_size.max(missing.min(self.buf.len()));
         match self.read.poll_read_into(cx, &mut self.buf, size) {
-            Poll::Pending => {
-                self.read_size = self.base_read_size;
-                false
-            }
+            Poll::Pending => false,
             Poll::Ready(Ok(0)) => {
                 self.conn.handle_eof();
                 true
             }
             Poll::Ready(Ok(read)) => {
+                // Reads follow what the socket holds: twice as large after a
+                // full one, half after one a quarter full. (The buffer
+                // itself is given back whenever the socket runs dry.)
                 if read >= size {
                     self.read_size = (self.read_size * 2).min(MAX_READ_SIZE);
+                } else if read < size / 4 {
+                    self.read_size = (self.read_size / 2).max(self.base_read_size);
                 }
                 self.conn.handle_bytes(&mut self.buf, Instant::now());
                 true
