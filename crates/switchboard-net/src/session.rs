@@ -10,7 +10,8 @@
 //!
 //! While more than half of the outbox's bounds are waiting to be written,
 //! the session stops reading: a peer that does not read cannot make the
-//! server queue replies (pongs, acknowledgements) without bound.
+//! server queue replies (pongs, acknowledgements) without bound; at most
+//! what one read brought in (64 KiB) is answered past that point.
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
