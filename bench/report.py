@@ -69,10 +69,26 @@ def label(server, mode):
     return names.get(server, server)
 
 
+def main_metric(line):
+    """The figure a point is judged by, for picking the median round."""
+    for key in ("messages_per_s", "deliveries_per_s", "opened_per_s", "kib_per_connection"):
+        if line.get(key) is not None:
+            return line[key]
+    return 0
+
+
 def by_point(results):
-    points = {}
+    """Lines by point, one per server: the median of its rounds (by the
+    point's main figure), with how many rounds there were."""
+    rounds = {}
     for line in results:
-        points.setdefault(line["point"], []).append(line)
+        rounds.setdefault((line["point"], line["server"]), []).append(line)
+    points = {}
+    for (point, _), lines in rounds.items():
+        lines.sort(key=main_metric)
+        median = dict(lines[(len(lines) - 1) // 2])
+        median["_rounds"] = len(lines)
+        points.setdefault(point, []).append(median)
     for lines in points.values():
         lines.sort(key=lambda l: ORDER.index(l["server"]) if l["server"] in ORDER else 99)
     return points
@@ -155,8 +171,12 @@ def echo_section(title, lines, big):
     unit = "ms" if big else "µs"
     header = ["server", "messages/s", "MB/s", f"RTT p50 {unit}", f"RTT p99 {unit}",
               f"RTT p99.9 {unit}", "server CPU", "server CPU µs/msg", "generator CPU", "errors"]
+    rounds = max((l.get("_rounds", 1) for l in lines), default=1)
+    note = (f"Each server's median of {rounds} rounds, run interleaved (by messages/s)."
+            if rounds > 1 else "")
     return "\n\n".join(filter(None, [
         f"### {title}",
+        note,
         table(header, rows),
         ratio_line(lines, lambda l: l.get("messages_per_s"), what="messages/s"),
         ratio_line(lines, lambda l: cost(l, "messages", 1e6), higher_is_better=False,

@@ -35,13 +35,13 @@
 //!     let sum: f64 = cx.data.as_array().into_iter().flatten().filter_map(|v| v.as_f64()).sum();
 //!     Ok(serde_json::json!(sum))
 //! });
-//! let config = switchboard_net::Config::default();
+//! let config = switchboard_hub::net::Config::default();
 //! loop {
 //!     let (stream, remote) = listener.accept().await?;
 //!     let (hub, config) = (hub.clone(), config.clone());
 //!     tokio::spawn(async move {
 //!         // The hub decides on the upgrade (shutdown, authorizer, limit) ...
-//!         if let Ok(Some(accepted)) = switchboard_net::accept(stream, &config, &hub).await {
+//!         if let Ok(Some(accepted)) = switchboard_hub::net::accept(stream, &config, &hub).await {
 //!             // ... and runs the connection in this one task.
 //!             hub.serve(accepted, Some(remote)).await;
 //!         }
@@ -77,3 +77,7 @@ pub use id::ConnId;
 pub use metrics::Metrics;
 pub use routing::RoomEmitter;
 pub use socket::{Meta, Socket};
+/// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so
+/// that a program embedding the hub needs no other dependency for it.
+pub use switchboard_net as net;
+pub use switchboard_net::Request;

@@ -42,6 +42,10 @@ pub use server::{
 };
 pub use session::Session;
 pub use socket::{Reader, WebSocket, Writer};
+// What the signatures above use from the protocol core, so that a user
+// of this crate needs no other.
+pub use switchboard_proto::handshake::{Request, Response};
 pub use switchboard_proto::{
-    CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, Message, MessageKind, Utf8Bytes,
+    CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, HandshakeError, Message,
+    MessageKind, Role, Utf8Bytes,
 };
