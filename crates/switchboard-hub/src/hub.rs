@@ -146,7 +146,7 @@ impl Hub {
 
     /// Handles a client event by name (the seeds' `ws.on("event", …)`).
     ///
-    /// Handlers run on the connection's reader task, in order of
+    /// Handlers run on the connection's task (its one task), in order of
     /// registration; keep them short, spawn for slow work. An event addressed
     /// to a room, a connection or everyone is relayed after its handlers
     /// return `Ok`; one addressed to no one goes to the handlers only.
