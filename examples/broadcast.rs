@@ -94,21 +94,8 @@ async fn serve(stream: TcpStream, config: &Config, registry: &Registry) {
     // What the messages of a few reads fan out is written together: one
     // write per recipient per batch.
     let mut cork = Cork::default();
-    let mut reads_corked = 0;
     loop {
-        let mut ready = session.next_buffered_event().map(Ok);
-        if ready.is_none() && !cork.is_empty() && reads_corked < 8 {
-            reads_corked += 1;
-            ready = session.try_next_event();
-        }
-        let event = match ready {
-            Some(event) => event,
-            None => {
-                cork.flush();
-                reads_corked = 0;
-                session.next_event().await
-            }
-        };
+        let event = session.next_event_corked(&mut cork).await;
         let Ok(event) = event else { break };
         let Event::Message(message) = event else {
             continue;

@@ -15,11 +15,6 @@ use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::socket::{Socket, SocketParts};
 
-/// How many reads a connection's task makes before it writes what their
-/// messages fanned out: more share a write under load, and a busy sender
-/// cannot hold its recipients' messages back for long.
-const MAX_READS_PER_FLUSH: usize = 8;
-
 impl Hub {
     /// Runs an accepted connection in the hub until it closes: sends `ready`,
     /// dispatches its messages, and removes it from its rooms at the end.
@@ -115,26 +110,8 @@ impl Hub {
     /// write per recipient per batch.
     async fn run(&self, session: &mut Session, socket: &Socket) {
         let mut cork = Cork::default();
-        let mut reads_corked = 0;
         loop {
-            let buffered = session.next_buffered_event().map(Ok);
-            // While the client keeps sending, read on before flushing (a
-            // bounded number of times), so that more messages share a write.
-            let ready = match buffered {
-                None if !cork.is_empty() && reads_corked < MAX_READS_PER_FLUSH => {
-                    reads_corked += 1;
-                    session.try_next_event()
-                }
-                other => other,
-            };
-            let event = match ready {
-                Some(event) => event,
-                None => {
-                    cork.flush();
-                    reads_corked = 0;
-                    session.next_event().await
-                }
-            };
+            let event = session.next_event_corked(&mut cork).await;
             match event {
                 Ok(Event::Message(message)) => self.dispatch(socket, message, &mut cork),
                 Ok(Event::Closed(info)) => {

@@ -23,8 +23,13 @@ use switchboard_proto::{CloseFrame, CloseInfo, Connection, Event, Message};
 use tokio::time::Sleep;
 
 use crate::error::Error;
-use crate::outbox::{Outbox, Queue, Request};
+use crate::outbox::{Cork, Outbox, Queue, Request};
 use crate::read_half::ReadHalf;
+
+/// How many reads [`Session::next_event_corked`] makes before it flushes
+/// its cork: more messages share a write under load, and a busy peer cannot
+/// hold its recipients' messages back for long.
+pub const READS_PER_FLUSH: usize = 8;
 
 /// Reads grow up to this size while the peer keeps the socket full.
 const MAX_READ_SIZE: usize = 64 * 1024;
@@ -40,6 +45,8 @@ pub struct Session {
     read_size: usize,
     outbox: Outbox,
     timer: Option<Pin<Box<Sleep>>>,
+    /// Reads since the cork was last flushed (see [`Session::next_event_corked`]).
+    reads_corked: usize,
     /// The deadline `timer` is set to; `None` once it fired.
     armed: Option<Instant>,
     /// Bytes read with the handshake wait to be handed to the core.
@@ -82,6 +89,7 @@ impl Session {
             read_size,
             outbox,
             timer: None,
+            reads_corked: 0,
             armed: None,
             primed: false,
             close_info: None,
@@ -142,6 +150,25 @@ impl Session {
             Poll::Ready(result) => Some(result),
             Poll::Pending => None,
         }
+    }
+
+    /// The next event, for a task that fans out what it reads through
+    /// `cork`: while input is at hand it reads on (at most
+    /// [`READS_PER_FLUSH`] reads), so that more messages share each write,
+    /// and it flushes the cork before it waits.
+    pub async fn next_event_corked(&mut self, cork: &mut Cork) -> Result<Event, Error> {
+        if let Some(event) = self.next_buffered_event() {
+            return Ok(event);
+        }
+        if !cork.is_empty() && self.reads_corked < READS_PER_FLUSH {
+            self.reads_corked += 1;
+            if let Some(result) = self.try_next_event() {
+                return result;
+            }
+        }
+        cork.flush();
+        self.reads_corked = 0;
+        self.next_event().await
     }
 
     /// The next event: a message or fragment, a ping or pong, or the close.
