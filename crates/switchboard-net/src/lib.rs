@@ -23,6 +23,7 @@
 //! a task awaits the reader.
 #![deny(missing_docs)]
 
+mod chunks;
 pub mod client;
 pub mod config;
 pub mod error;

@@ -14,21 +14,20 @@
 //! the message, or [`Outbox::abort`] the connection).
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use switchboard_proto::CloseCode;
 use tokio::io::AsyncWrite;
 
+use crate::chunks;
+
 /// The write side of a stream.
 pub(crate) type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
-
-/// The most chunks handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// Why a frame was not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -412,24 +411,11 @@ impl Queue {
     /// waker is then registered with the socket), and flushes.
     pub(crate) fn poll_write_queued(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         while !self.chunks.is_empty() {
-            let written = {
-                let (io, chunks) = (&mut self.io, &self.chunks);
-                let poll = if chunks.len() == 1 {
-                    Pin::new(&mut *io).poll_write(cx, &chunks[0])
-                } else {
-                    let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-                    let count = chunks.len().min(MAX_IOVECS);
-                    for (slice, chunk) in slices.iter_mut().zip(chunks.iter()) {
-                        *slice = IoSlice::new(chunk);
-                    }
-                    Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
-                };
-                match poll {
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                    Poll::Ready(Ok(written)) => written,
-                    Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                    Poll::Pending => return Poll::Pending,
-                }
+            let written = match chunks::poll_write_front(Pin::new(&mut self.io), cx, &self.chunks) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(written)) => written,
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
             };
             self.unflushed = true;
             self.advance(written);
@@ -443,21 +429,7 @@ impl Queue {
 
     fn advance(&mut self, written: usize) {
         self.bytes -= written;
-        let mut left = written;
-        while left > 0 {
-            let Some(front) = self.chunks.front_mut() else {
-                break;
-            };
-            if front.len() <= left {
-                left -= front.len();
-                self.chunks.pop_front();
-                self.front_started = false;
-            } else {
-                front.advance(left);
-                left = 0;
-                self.front_started = true;
-            }
-        }
+        self.front_started = chunks::advance(&mut self.chunks, written);
     }
 
     /// Shuts the write side down once (the connection is over).

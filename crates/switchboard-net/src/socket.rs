@@ -11,13 +11,12 @@
 //! socket nobody reads from is not watched.
 
 use std::collections::VecDeque;
-use std::io::IoSlice;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use switchboard_proto::{
     CloseCode, CloseFrame, CloseInfo, Connection, Event, Fragment, Message, MessageKind, Role,
 };
@@ -25,14 +24,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use switchboard_proto::deflate::{DeflateConfig, Negotiated};
 
+use crate::chunks;
 use crate::config::Config;
 use crate::error::Error;
 use crate::outbox::{BoxWrite, Outbox};
 use crate::read_half::ReadHalf;
 use crate::session::Session;
-
-/// The most chunks handed to one vectored write.
-const MAX_IOVECS: usize = 64;
 
 /// State shared by the two halves.
 struct Shared {
@@ -126,38 +123,15 @@ impl Shared {
 
 /// One vectored write of the queued chunks; drops what was fully written.
 async fn write_some(output: &mut Output) -> Result<(), Error> {
-    // The slices are built inside each poll, on the stack: nothing is
-    // allocated per write, and nothing enlarges the caller's future.
     let (io, chunks) = (&mut output.io, &output.chunks);
-    let written = std::future::poll_fn(|cx| {
-        if chunks.len() == 1 {
-            return Pin::new(&mut *io).poll_write(cx, &chunks[0]);
-        }
-        let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-        let count = chunks.len().min(MAX_IOVECS);
-        for (slice, chunk) in slices.iter_mut().zip(chunks.iter()) {
-            *slice = IoSlice::new(chunk);
-        }
-        Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
-    })
-    .await?;
+    let written =
+        std::future::poll_fn(|cx| chunks::poll_write_front(Pin::new(&mut **io), cx, chunks))
+            .await?;
     if written == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
     }
     output.queued -= written;
-    let mut left = written;
-    while left > 0 {
-        let Some(front) = output.chunks.front_mut() else {
-            break;
-        };
-        if front.len() <= left {
-            left -= front.len();
-            output.chunks.pop_front();
-        } else {
-            front.advance(left);
-            left = 0;
-        }
-    }
+    chunks::advance(&mut output.chunks, written);
     Ok(())
 }
 
