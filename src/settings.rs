@@ -28,6 +28,36 @@ pub struct ServeArgs {
     /// Most /echo connections at once, counted apart from the hub's [default: 1000].
     #[arg(long, env = "SWITCHBOARD_MAX_ECHO_CONNECTIONS")]
     pub max_echo_connections: Option<usize>,
+    /// Most TCP connections still in their handshake at once; more are
+    /// refused at once [default: 4096].
+    #[arg(long, env = "SWITCHBOARD_MAX_HANDSHAKES")]
+    pub max_handshakes: Option<usize>,
+    /// Most handshakes at once from one address (IPv6: one /64); 0 is no limit [default: 256].
+    #[arg(long, env = "SWITCHBOARD_MAX_HANDSHAKES_PER_IP")]
+    pub max_handshakes_per_ip: Option<usize>,
+    /// Most connections (WebSocket or HTTP) at once from one address; 0 is
+    /// no limit, right behind a proxy [default: 0].
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+    /// Messages a second one hub connection may send (burst: one second's
+    /// worth); past it the connection is closed with 1008; 0 is no limit [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_RATE")]
+    pub max_message_rate: Option<u32>,
+    /// Bytes a second one hub connection may send; as above [default: 16777216].
+    #[arg(long, env = "SWITCHBOARD_MAX_BYTE_RATE")]
+    pub max_byte_rate: Option<u64>,
+    /// Messages a second all hub connections from one address may send together; 0 is no limit [default: 0].
+    #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_RATE_PER_IP")]
+    pub max_message_rate_per_ip: Option<u32>,
+    /// Bytes a second all hub connections from one address may send together; 0 is no limit [default: 0].
+    #[arg(long, env = "SWITCHBOARD_MAX_BYTE_RATE_PER_IP")]
+    pub max_byte_rate_per_ip: Option<u64>,
+    /// Bytes all connections together may hold in messages still arriving
+    /// and in output queued for slow readers; past it, a large message
+    /// closes its connection with 1013 and a slow reader meets the
+    /// slow-consumer policy [default: a quarter of the machine's memory].
+    #[arg(long, env = "SWITCHBOARD_MEMORY_BUDGET")]
+    pub memory_budget: Option<u64>,
     /// Largest message accepted from a client, in bytes; larger closes with 1009 [default: 1048576].
     #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_SIZE")]
     pub max_message_size: Option<usize>,
@@ -55,6 +85,12 @@ pub struct ServeArgs {
     /// Token required to open /ws (`?token=` or `Authorization: Bearer`) [default: none].
     #[arg(long, env = "SWITCHBOARD_WS_TOKEN")]
     pub ws_token: Option<String>,
+    /// Token required to open /echo, like --ws-token [default: the --ws-token].
+    #[arg(long, env = "SWITCHBOARD_ECHO_TOKEN")]
+    pub echo_token: Option<String>,
+    /// Key required by GET /metrics (as `Authorization: Bearer KEY`) [default: none].
+    #[arg(long, env = "SWITCHBOARD_METRICS_KEY")]
+    pub metrics_key: Option<String>,
     /// Seconds to wait for clients to leave on SIGINT/SIGTERM [default: 10].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
@@ -153,6 +189,15 @@ pub struct ServeSettings {
     pub port: u16,
     pub max_connections: usize,
     pub max_echo_connections: usize,
+    pub max_handshakes: usize,
+    pub max_handshakes_per_ip: usize,
+    pub max_connections_per_ip: usize,
+    pub max_message_rate: u32,
+    pub max_byte_rate: u64,
+    pub max_message_rate_per_ip: u32,
+    pub max_byte_rate_per_ip: u64,
+    /// None: a quarter of the machine's memory (see `memory_budget()`).
+    pub memory_budget: Option<u64>,
     pub max_message_size: usize,
     pub idle_timeout: u64,
     pub ping_interval: u64,
@@ -162,6 +207,8 @@ pub struct ServeSettings {
     pub allowed_origins: Vec<String>,
     pub api_key: Option<String>,
     pub ws_token: Option<String>,
+    pub echo_token: Option<String>,
+    pub metrics_key: Option<String>,
     pub shutdown_timeout: u64,
     pub log: String,
     pub deflate: bool,
@@ -186,6 +233,17 @@ impl Default for ServeSettings {
             port: 9080,
             max_connections: 10_000,
             max_echo_connections: 1_000,
+            // A trickling client holds its socket for the handshake timeout:
+            // these bound how many of the process's files such clients can
+            // hold, in all and from one address.
+            max_handshakes: 4096,
+            max_handshakes_per_ip: 256,
+            max_connections_per_ip: 0,
+            max_message_rate: 1000,
+            max_byte_rate: 16 << 20,
+            max_message_rate_per_ip: 0,
+            max_byte_rate_per_ip: 0,
+            memory_budget: None,
             max_message_size: 1 << 20,
             idle_timeout: 600,
             ping_interval: 30,
@@ -195,6 +253,8 @@ impl Default for ServeSettings {
             allowed_origins: Vec::new(),
             api_key: None,
             ws_token: None,
+            echo_token: None,
+            metrics_key: None,
             shutdown_timeout: 10,
             deflate: true,
             deflate_level: 6,
@@ -237,6 +297,13 @@ impl ServeSettings {
             port,
             max_connections,
             max_echo_connections,
+            max_handshakes,
+            max_handshakes_per_ip,
+            max_connections_per_ip,
+            max_message_rate,
+            max_byte_rate,
+            max_message_rate_per_ip,
+            max_byte_rate_per_ip,
             max_message_size,
             idle_timeout,
             ping_interval,
@@ -262,6 +329,15 @@ impl ServeSettings {
         }
         if args.ws_token.is_some() {
             settings.ws_token = args.ws_token.clone();
+        }
+        if args.memory_budget.is_some() {
+            settings.memory_budget = args.memory_budget;
+        }
+        if args.echo_token.is_some() {
+            settings.echo_token = args.echo_token.clone();
+        }
+        if args.metrics_key.is_some() {
+            settings.metrics_key = args.metrics_key.clone();
         }
         settings.apply_bridge_flags(args)?;
         settings.validate()?;
@@ -297,6 +373,22 @@ impl ServeSettings {
             "max_message_size must be at least 125 bytes"
         );
         anyhow::ensure!(self.queue_len > 0, "queue_len must be > 0");
+        anyhow::ensure!(self.max_handshakes > 0, "max_handshakes must be > 0");
+        anyhow::ensure!(
+            self.memory_budget() >= 2 * self.max_message_size as u64,
+            "memory_budget must hold at least two messages of max_message_size"
+        );
+        for (name, rate) in [
+            ("max_byte_rate", self.max_byte_rate),
+            ("max_byte_rate_per_ip", self.max_byte_rate_per_ip),
+        ] {
+            anyhow::ensure!(
+                rate == 0 || rate >= self.max_message_size as u64,
+                "{name} ({rate}) must be 0 or at least max_message_size ({}): \
+                 a message larger than a second's bytes could never be sent",
+                self.max_message_size
+            );
+        }
         anyhow::ensure!(self.pong_timeout > 0, "pong_timeout must be > 0");
         anyhow::ensure!(
             matches!(self.slow_consumer.as_str(), "close" | "drop"),
@@ -340,10 +432,41 @@ impl ServeSettings {
         })
     }
 
+    /// The shared budget for partial messages and queued output, in bytes:
+    /// the setting, or a quarter of the machine's memory (1 GiB where that
+    /// cannot be read).
+    pub fn memory_budget(&self) -> u64 {
+        self.memory_budget
+            .unwrap_or_else(|| physical_memory().map_or(1 << 30, |bytes| bytes / 4))
+    }
+
+    /// The token `/echo` asks for: its own, or the hub's.
+    pub fn echo_token(&self) -> Option<&str> {
+        self.echo_token.as_deref().or(self.ws_token.as_deref())
+    }
+
     /// Seconds as an optional duration, where 0 means "off".
     pub fn seconds(value: u64) -> Option<Duration> {
         (value > 0).then(|| Duration::from_secs(value))
     }
+}
+
+/// The machine's memory in bytes, where it can be read.
+fn physical_memory() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        // SAFETY: sysconf only reads system constants.
+        let (pages, page_size) = unsafe {
+            (
+                libc::sysconf(libc::_SC_PHYS_PAGES),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        if pages > 0 && page_size > 0 {
+            return Some(pages as u64 * page_size as u64);
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -63,7 +63,7 @@ enum Scenario {
 
 /// Runs a scenario on its own runtime and prints its JSON line.
 pub fn main(args: BenchArgs) -> ExitCode {
-    let limit = stats::raise_nofile();
+    let limit = crate::rlimit::raise_nofile();
     if let Some(pid) = args.server_pid {
         stats::watch_server(pid);
     }

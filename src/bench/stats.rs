@@ -168,28 +168,6 @@ pub fn cpu_json(before: CpuSnapshot, after: CpuSnapshot, wall: Duration) -> Valu
     line
 }
 
-/// Raises the soft limit on open files to the hard limit, so that 10,000
-/// and more connections can be open; returns the limit now in force.
-pub fn raise_nofile() -> u64 {
-    // SAFETY: getrlimit and setrlimit only read and write the struct given.
-    unsafe {
-        let mut limit = std::mem::zeroed::<libc::rlimit>();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let raised = libc::rlimit {
-                rlim_cur: limit.rlim_max,
-                rlim_max: limit.rlim_max,
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                return raised.rlim_cur;
-            }
-        }
-        limit.rlim_cur
-    }
-}
-
 /// Rounds to three decimals, for readable JSON.
 pub fn round3(value: f64) -> f64 {
     (value * 1000.0).round() / 1000.0

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use switchboard_hub::Hub;
-use switchboard_net::Config;
+use switchboard_net::{Config, MemoryBudget};
 use tokio::sync::Semaphore;
 
 use crate::bridge::Bridges;
 use crate::cluster::Cluster;
 use crate::settings::ServeSettings;
+
+use super::slots::Slots;
 
 /// Everything a connection task needs.
 pub struct App {
@@ -18,6 +20,14 @@ pub struct App {
     /// Places for `/echo` connections (`max_echo_connections`); the hub
     /// counts its own (`max_connections`).
     pub echo_permits: Arc<Semaphore>,
+    /// Places for TCP connections in their handshake (`max_handshakes`,
+    /// `max_handshakes_per_ip`).
+    pub handshakes: Arc<Slots>,
+    /// Places for connections from one address (`max_connections_per_ip`).
+    pub connections_per_ip: Arc<Slots>,
+    /// The bytes all connections may hold in partial messages and queued
+    /// output (`memory_budget`); shared with `net`.
+    pub memory: MemoryBudget,
     pub started: std::time::Instant,
     /// ZeroMQ and OSC endpoints, opened by `run` from `settings.bridge`.
     pub bridges: Bridges,

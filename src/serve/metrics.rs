@@ -11,7 +11,17 @@ pub fn render(app: &App) -> String {
     let stats = app.hub.stats();
     let metrics = app.hub.metrics();
     let mut out = String::with_capacity(2048);
-    let gauges: [(&str, &str, u64); 6] = [
+    let gauges: [(&str, &str, u64); 8] = [
+        (
+            "switchboard_memory_budget_used_bytes",
+            "Bytes of the memory budget held by partial messages and queued output",
+            app.memory.used() as u64,
+        ),
+        (
+            "switchboard_handshakes",
+            "TCP connections in their handshake",
+            app.handshakes.taken() as u64,
+        ),
         (
             "switchboard_connections",
             "WebSocket connections in the hub",
@@ -89,6 +99,11 @@ pub fn render(app: &App) -> String {
             "switchboard_slow_consumers_total",
             "Connections closed as slow consumers",
             &metrics.slow_consumers,
+        ),
+        (
+            "switchboard_rate_limited_total",
+            "Connections closed for exceeding their rate limit",
+            &metrics.rate_limited,
         ),
         (
             "switchboard_errors_total",

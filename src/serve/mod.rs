@@ -3,18 +3,22 @@
 //! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
 //! - `metrics`: the Prometheus exposition;
+//! - `slots`, `files`: places for handshakes and connections, and the
+//!   open-file limit they must fit in;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
+mod files;
 mod metrics;
 mod routes;
+mod slots;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use switchboard_hub::{Hub, HubConfig, SlowConsumerPolicy};
-use switchboard_net::{CloseCode, Config, Event, Session};
+use switchboard_hub::{Hub, HubConfig, Rate, SlowConsumerPolicy};
+use switchboard_net::{CloseCode, Config, Event, MemoryBudget, Session};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -25,11 +29,13 @@ use crate::settings::{ServeArgs, ServeSettings};
 
 use app::App;
 pub use routes::{Endpoint, Router};
+use slots::Slots;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
-    let settings = ServeSettings::resolve(&args)?;
+    let mut settings = ServeSettings::resolve(&args)?;
     init_logging(&settings.log);
+    files::fit_connection_limits(&mut settings)?;
     let app = Arc::new(build_app(settings)?);
     if let Some(cluster) = &app.cluster {
         // Serve at once either way; until Redis answers the node is alone
@@ -88,6 +94,8 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
             switchboard_hub::JSON_PROTOCOL,
             switchboard_hub::MSGPACK_PROTOCOL,
         ]);
+    let memory = MemoryBudget::new(usize::try_from(settings.memory_budget()).unwrap_or(usize::MAX));
+    net.protocol().message_budget(Some(memory.clone()));
     if settings.deflate {
         // Without context takeover on either side (the defaults), no zlib
         // state is kept per connection and broadcasts are compressed once.
@@ -102,6 +110,14 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     hub_config
         .max_connections(settings.max_connections)
         .queue_len(settings.queue_len)
+        .rate(Rate {
+            messages: settings.max_message_rate,
+            bytes: settings.max_byte_rate,
+        })
+        .rate_per_address(Rate {
+            messages: settings.max_message_rate_per_ip,
+            bytes: settings.max_byte_rate_per_ip,
+        })
         .slow_consumer(if settings.slow_consumer == "drop" {
             SlowConsumerPolicy::Drop
         } else {
@@ -118,6 +134,9 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
     ));
     Ok(App {
+        memory,
+        handshakes: Slots::new(settings.max_handshakes, settings.max_handshakes_per_ip),
+        connections_per_ip: Slots::new(0, settings.max_connections_per_ip),
         hub,
         bridges,
         cluster,
@@ -145,15 +164,31 @@ async fn accept_loop(
                 continue;
             }
         };
+        // Places are taken before any work is done for the connection: one
+        // among those from its address, one among the handshakes.
+        let places = app
+            .connections_per_ip
+            .take(remote.ip())
+            .and_then(|connection| Ok((connection, app.handshakes.take(remote.ip())?)));
+        let (connection_place, handshake_place) = match places {
+            Ok(places) => places,
+            Err(full) => {
+                refuse_at_once(&stream, &full);
+                continue;
+            }
+        };
         let (app, router, shutdown, done) =
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
         tokio::spawn(async move {
+            let _connection_place = connection_place;
             // A handshake is not cut short by a shutdown: the router refuses
             // upgrades (503) from the moment it begins, and one admitted just
             // before gets `end` and 1001 like every other connection. Only
             // admitted connections hold up the shutdown (`done`); the others
             // end with the process.
-            let accepted = match switchboard_net::accept(stream, &app.net, router.as_ref()).await {
+            let accepted = switchboard_net::accept(stream, &app.net, router.as_ref()).await;
+            drop(handshake_place);
+            let accepted = match accepted {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(error) => {
@@ -176,6 +211,23 @@ async fn accept_loop(
             drop(done);
         });
     }
+}
+
+/// Answers a connection that found no place with a 503, written without
+/// waiting (what does not fit in the socket's buffer is not sent), and
+/// closes it: the request is not read, no task is started.
+fn refuse_at_once(stream: &tokio::net::TcpStream, full: &slots::Full) {
+    let reason = match full {
+        slots::Full::Total(max) => format!("{max} handshakes in progress; try again"),
+        slots::Full::Address(max) => format!("{max} connections from this address"),
+    };
+    tracing::debug!(%reason, "connection refused");
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\nRetry-After: 1\r\n\r\n{reason}\n",
+        reason.len() + 1
+    );
+    let _ = stream.try_write(response.as_bytes());
 }
 
 /// The bounds of an echo connection's outbox: frames, bytes.

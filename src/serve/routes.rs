@@ -51,6 +51,32 @@ impl Router {
         }
     }
 
+    /// A browser sends `Origin` with every POST, and a page on another
+    /// site may POST a form or `text/plain` to us without asking first (no
+    /// CORS preflight). So a POST with an `Origin` must come from an
+    /// allowed origin, or, with none configured, from this server's own
+    /// host. Programs (curl, backends) send no `Origin` and are not affected.
+    fn check_post_origin(&self, request: &Request) -> Result<(), HandshakeError> {
+        let Some(origin) = request.header("origin") else {
+            return Ok(());
+        };
+        let allowed = &self.app.settings.allowed_origins;
+        let ok = if allowed.is_empty() {
+            let host = origin.split_once("://").map_or(origin, |(_, host)| host);
+            request.header("host") == Some(host)
+        } else {
+            allowed.iter().any(|a| a == origin)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(HandshakeError::new(
+                403,
+                format!("origin {origin} may not publish here"),
+            ))
+        }
+    }
+
     fn echo_permit(&self) -> Result<OwnedSemaphorePermit, HandshakeError> {
         if self.app.hub.is_closing() {
             return Err(HandshakeError::new(503, "server shutting down"));
@@ -63,8 +89,8 @@ impl Router {
             })
     }
 
-    fn check_token(&self, request: &Request) -> Result<(), HandshakeError> {
-        let Some(expected) = &self.app.settings.ws_token else {
+    fn check_token(&self, request: &Request, expected: Option<&str>) -> Result<(), HandshakeError> {
+        let Some(expected) = expected else {
             return Ok(());
         };
         let given = bearer(request).or_else(|| request.query_param("token"));
@@ -89,11 +115,12 @@ impl Handler for Router {
         let admitted = match request.path() {
             HUB_PATH => self
                 .check_origin(request)
-                .and_then(|()| self.check_token(request))
+                .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()))
                 .and_then(|()| self.app.hub.admit(request))
                 .map(|admission| (Endpoint::Hub(admission), preferred)),
             ECHO_PATH => self
                 .check_origin(request)
+                .and_then(|()| self.check_token(request, self.app.settings.echo_token()))
                 .and_then(|()| self.echo_permit())
                 .map(|permit| (Endpoint::Echo(permit), None)),
             other => Err(HandshakeError::new(
@@ -118,11 +145,16 @@ impl Handler for Router {
                 HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
             }
             ("GET" | "HEAD", "/healthz") => self.health(),
-            ("GET" | "HEAD", "/metrics") => HttpResponse::new(
-                200,
-                "text/plain; version=0.0.4; charset=utf-8",
-                super::metrics::render(&self.app),
-            ),
+            ("GET" | "HEAD", "/metrics") => {
+                match check_key(request, &self.app.settings.metrics_key) {
+                    Ok(()) => HttpResponse::new(
+                        200,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        super::metrics::render(&self.app),
+                    ),
+                    Err(refusal) => refusal,
+                }
+            }
             ("POST", "/api/publish") => self.publish(request, &body),
             (_, "/api/publish") => {
                 HttpResponse::text(405, "use POST\n").with_header("Allow", "POST")
@@ -160,19 +192,11 @@ impl Router {
     /// `POST /api/publish`: pushes an event to a room, a connection or
     /// everyone, or an address-style message to its subscribers.
     fn publish(&self, request: &Request, body: &[u8]) -> HttpResponse {
-        if let Some(key) = &self.app.settings.api_key {
-            let given = bearer(request).or_else(|| request.header("x-api-key").map(str::to_owned));
-            match given {
-                Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => {}
-                Some(_) => return error_response(403, "forbidden", "invalid API key"),
-                None => {
-                    return error_response(
-                        401,
-                        "unauthorized",
-                        "an API key is required (Authorization: Bearer KEY)",
-                    )
-                }
-            }
+        if let Err(refusal) = check_key(request, &self.app.settings.api_key) {
+            return refusal;
+        }
+        if let Err(error) = self.check_post_origin(request) {
+            return error_response(403, "forbidden", error.reason());
         }
         let value: Value = match serde_json::from_slice(body) {
             Ok(value) => value,
@@ -228,6 +252,24 @@ fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
         _ => Err(RequestError::new(
             "invalid_target",
             "use at most one of \"room\", \"to\" and \"broadcast\"",
+        )),
+    }
+}
+
+/// Checks a key given as `Authorization: Bearer KEY` or `X-Api-Key`, when
+/// one is configured; the refusal (401 or 403) otherwise.
+fn check_key(request: &Request, key: &Option<String>) -> Result<(), HttpResponse> {
+    let Some(key) = key else {
+        return Ok(());
+    };
+    let given = bearer(request).or_else(|| request.header("x-api-key").map(str::to_owned));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), key.as_bytes()) => Ok(()),
+        Some(_) => Err(error_response(403, "forbidden", "invalid key")),
+        None => Err(error_response(
+            401,
+            "unauthorized",
+            "a key is required (Authorization: Bearer KEY)",
         )),
     }
 }

@@ -15,6 +15,7 @@ use crate::cluster::{
 use crate::envelope::Prepared;
 use crate::hub::Hub;
 use crate::id::ConnId;
+use crate::presence::{first_by_id, is_after};
 use crate::remote::RemotePresence;
 use crate::socket::Socket;
 
@@ -143,33 +144,35 @@ impl Hub {
     }
 
     /// Adds the user-list entries of remote members of a room (or of every
-    /// remote connection) to `entries`.
-    pub(crate) fn extend_remote_entries(&self, room: Option<&str>, entries: &mut Vec<Value>) {
+    /// remote connection) to `entries`: the first `limit` by id after `after`.
+    pub(crate) fn extend_remote_entries(
+        &self,
+        room: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        entries: &mut Vec<Value>,
+    ) {
         if !self.is_clustered() {
             return;
         }
         let remote = self.remote();
-        match room {
+        let users: Vec<&User> = match room {
             Some(room) => {
                 let Some(members) = remote.rooms.get(room) else {
                     return;
                 };
-                entries.extend(
-                    members
-                        .ids
-                        .iter()
-                        .filter_map(|id| remote.user(id))
-                        .map(User::entry),
-                );
+                let users = members.ids.iter().filter_map(|id| remote.user(id));
+                users.filter(|u| is_after(u.id.as_str(), after)).collect()
             }
-            None => entries.extend(
-                remote
-                    .nodes
-                    .values()
-                    .flat_map(HashMap::values)
-                    .map(User::entry),
-            ),
-        }
+            None => remote
+                .nodes
+                .values()
+                .flat_map(HashMap::values)
+                .filter(|u| is_after(u.id.as_str(), after))
+                .collect(),
+        };
+        let users = first_by_id(users, limit, |u| u.id.as_str());
+        entries.extend(users.into_iter().map(User::entry));
     }
 
     fn mark_all_dirty(&self, rooms: Vec<String>) {

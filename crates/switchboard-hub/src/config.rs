@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use switchboard_proto::ConfigError;
 
+use crate::rate::Rate;
+
 /// What happens when a connection's outbound queue is full: the peer reads
 /// more slowly than messages arrive for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +30,9 @@ pub struct HubConfig {
     pub(crate) max_subscriptions_per_connection: usize,
     pub(crate) userlist_limit: usize,
     pub(crate) userlist_interval: Duration,
+    pub(crate) userlist_rate: usize,
+    pub(crate) rate: Rate,
+    pub(crate) rate_per_address: Rate,
 }
 
 impl Default for HubConfig {
@@ -41,6 +46,12 @@ impl Default for HubConfig {
             max_subscriptions_per_connection: 100,
             userlist_limit: 500,
             userlist_interval: Duration::from_millis(50),
+            userlist_rate: 4 << 20,
+            rate: Rate {
+                messages: 1000,
+                bytes: 16 << 20,
+            },
+            rate_per_address: Rate::UNLIMITED,
         }
     }
 }
@@ -104,6 +115,34 @@ impl HubConfig {
         self
     }
 
+    /// The most bytes of `userlist` one room's changes may send per second,
+    /// counted over all its members: a list costs its size times the
+    /// members it goes to, so one client renaming itself in a room of 400
+    /// would otherwise buy megabytes of output per rename. Past the rate,
+    /// a room's changes are held and sent together. Default 4 MiB/s: rooms
+    /// of a few dozen members never reach it.
+    pub fn userlist_rate(&mut self, bytes_per_second: usize) -> &mut Self {
+        self.userlist_rate = bytes_per_second;
+        self
+    }
+
+    /// The most one connection may send, in messages and bytes per second,
+    /// with a burst of one second's worth; past it the connection is closed
+    /// with 1008 ("rate limit exceeded"). Default 1,000 messages and 16 MiB
+    /// a second; 0 lifts either limit.
+    pub fn rate(&mut self, rate: Rate) -> &mut Self {
+        self.rate = rate;
+        self
+    }
+
+    /// Like [`HubConfig::rate`], for all the connections from one address
+    /// together (IPv6 by /64). Default none: behind a proxy or a NAT every
+    /// client has the same address.
+    pub fn rate_per_address(&mut self, rate: Rate) -> &mut Self {
+        self.rate_per_address = rate;
+        self
+    }
+
     /// Checks that the values can work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_len == 0 {
@@ -113,6 +152,9 @@ impl HubConfig {
             return Err(ConfigError::new(
                 "max_connections and max_pending_send_bytes must be > 0",
             ));
+        }
+        if self.userlist_rate == 0 {
+            return Err(ConfigError::new("userlist_rate must be > 0"));
         }
         if self.max_rooms_per_connection == 0 {
             return Err(ConfigError::new("max_rooms_per_connection must be > 0"));

@@ -65,9 +65,11 @@ impl Hub {
                 self.presence_changed(socket);
                 Ok(json!({ "name": name }))
             }
-            Request::Users(room) => Ok(Value::Array(
-                self.users(room.as_deref(), self.inner.config.userlist_limit),
-            )),
+            Request::Users { room, after } => Ok(Value::Array(self.users_after(
+                room.as_deref(),
+                after.as_deref(),
+                self.inner.config.userlist_limit,
+            ))),
             Request::Subscribe(pattern) => {
                 let limit = self.inner.config.max_subscriptions_per_connection;
                 if socket.state().patterns.len() >= limit {

@@ -138,8 +138,14 @@ pub enum Request {
     Leave(String),
     /// `{"event":"rename","data":{"name":N}}`
     Rename(String),
-    /// `{"event":"users"}` or with `"room"`: the list, as the ack's data.
-    Users(Option<String>),
+    /// `{"event":"users"}` or with `"room"`: the list, as the ack's data;
+    /// `"data":{"after":ID}` asks for the page after that id.
+    Users {
+        /// The room, or every connection.
+        room: Option<String>,
+        /// The last id of the previous page.
+        after: Option<String>,
+    },
     /// `{"event":"subscribe","data":{"pattern":P}}`
     Subscribe(Pattern),
     /// `{"event":"unsubscribe","data":{"pattern":P}}`
@@ -225,7 +231,7 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
     })?;
     let fail = |error: RequestError| Err((error, raw.ack.clone()));
     if let Some(ack) = &raw.ack {
-        if !(ack.is_u64() || ack.is_i64() || ack.is_string()) {
+        if !(ack.is_number() || ack.is_string()) {
             return fail(RequestError::new(
                 "invalid_ack",
                 "ack must be a number or a string",
@@ -267,12 +273,23 @@ fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
                 .unwrap_or_default();
             Ok(Request::Rename(user_name(name)?))
         }
-        "users" => Ok(Request::Users(
-            raw.room
+        "users" => Ok(Request::Users {
+            room: raw
+                .room
                 .as_deref()
                 .map(|r| room_name(Some(r)))
                 .transpose()?,
-        )),
+            after: match raw.data.get("after") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(after)) => Some(after.clone()),
+                Some(_) => {
+                    return Err(RequestError::new(
+                        "invalid_message",
+                        "\"after\" is the last id of the previous page",
+                    ))
+                }
+            },
+        }),
         "subscribe" => {
             let pattern = pattern_field(&raw.data)?;
             Pattern::parse(pattern)
@@ -339,7 +356,8 @@ pub fn room_name(room: Option<&str>) -> Result<String, RequestError> {
         Some(_) => Err(RequestError::new(
             "invalid_room",
             format!(
-                "a room name has 1 to {MAX_NAME_LEN} characters, none of them control characters"
+                "a room name has 1 to {MAX_NAME_LEN} characters, none of them control, \
+                 bidirectional-control or zero-width characters"
             ),
         )),
         None => Err(RequestError::new("invalid_room", "\"room\" is required")),
@@ -354,13 +372,36 @@ pub fn user_name(name: &str) -> Result<String, RequestError> {
     } else {
         Err(RequestError::new(
             "invalid_name",
-            format!("a name has 1 to {MAX_NAME_LEN} characters, none of them control characters"),
+            format!(
+                "a name has 1 to {MAX_NAME_LEN} characters, none of them control, \
+                 bidirectional-control or zero-width characters"
+            ),
         ))
     }
 }
 
 fn valid_label(text: &str) -> bool {
-    !text.is_empty() && text.chars().count() <= MAX_NAME_LEN && !text.chars().any(char::is_control)
+    !text.is_empty()
+        && text.chars().count() <= MAX_NAME_LEN
+        && !text.chars().any(|c| c.is_control() || is_invisible(c))
+}
+
+/// Characters that change how text around them is shown without showing
+/// themselves: bidirectional controls (U+202E makes "alice" read "ecila")
+/// and zero-width characters (two names that look the same, but are not).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
 }
 
 /// A message from the server, as clients receive it.
@@ -490,6 +531,30 @@ mod tests {
 
     fn request(value: Value) -> Request {
         parse(value).unwrap().request
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_refused_in_names_and_rooms() {
+        for bad in ["ali\u{202E}ce", "a\u{200B}lice", "\u{2067}x", "x\u{FEFF}"] {
+            let rename = json!({"event":"rename","data":{"name":bad}});
+            assert_eq!(parse(rename).unwrap_err().0.code, "invalid_name", "{bad:?}");
+            let join = json!({"event":"join","room":bad});
+            assert_eq!(parse(join).unwrap_err().0.code, "invalid_room", "{bad:?}");
+        }
+        assert_eq!(
+            request(json!({"event":"rename","data":{"name":"Zoë 李"}})),
+            Request::Rename("Zoë 李".into())
+        );
+    }
+
+    #[test]
+    fn an_ack_may_be_any_number_or_a_string() {
+        for ack in [json!(1), json!(-3), json!(1.5), json!("x")] {
+            let parsed = parse(json!({"event":"users","ack":ack})).unwrap();
+            assert_eq!(parsed.ack, Some(ack));
+        }
+        let refused = parse(json!({"event":"users","ack":[1]})).unwrap_err();
+        assert_eq!(refused.0.code, "invalid_ack");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::config::HubConfig;
 use crate::envelope::{RequestError, Target};
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::rate::AddressLimiters;
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
@@ -64,6 +65,10 @@ pub(crate) struct HubInner {
     /// the upgrade is decided and held until the connection leaves.
     pub permits: Arc<Semaphore>,
     pub dirty_rooms: Mutex<HashSet<String>>,
+    /// Rooms whose next `userlist` must wait (`userlist_rate`), and until when.
+    pub userlist_holds: Mutex<HashMap<String, std::time::Instant>>,
+    /// The rate limiters of source addresses (`rate_per_address`).
+    pub address_limiters: AddressLimiters,
     pub presence_wake: Arc<Notify>,
     pub presence_started: AtomicBool,
     /// The other nodes, when clustered (see `cluster`); set once.
@@ -124,6 +129,8 @@ impl Hub {
                 closing: AtomicBool::new(false),
                 emptied: Notify::new(),
                 dirty_rooms: Mutex::new(HashSet::new()),
+                userlist_holds: Mutex::new(HashMap::new()),
+                address_limiters: AddressLimiters::default(),
                 presence_wake: Arc::new(Notify::new()),
                 presence_started: AtomicBool::new(false),
                 cluster: OnceLock::new(),
@@ -253,22 +260,6 @@ impl Hub {
     /// How many connections are in the hub.
     pub fn connection_count(&self) -> usize {
         self.registry().conns.len()
-    }
-
-    /// The members of a room (or every connection) as `{id, name}` entries,
-    /// on every node of the cluster, sorted by id, at most `limit`.
-    pub fn users(&self, room: Option<&str>, limit: usize) -> Vec<Value> {
-        let mut users: Vec<Value> = {
-            let registry = self.registry();
-            match room {
-                Some(room) => registry.members(room).map(Socket::user_entry).collect(),
-                None => registry.conns.values().map(Socket::user_entry).collect(),
-            }
-        };
-        self.extend_remote_entries(room, &mut users);
-        users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-        users.truncate(limit);
-        users
     }
 
     /// Gauges at this instant.

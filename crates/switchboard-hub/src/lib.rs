@@ -57,16 +57,19 @@ mod clustered;
 pub mod config;
 mod dispatch;
 pub mod envelope;
+mod glob;
 pub mod hub;
 pub mod id;
 pub mod metrics;
 pub mod pattern;
 mod presence;
+mod rate;
 mod registry;
 mod remote;
 mod routing;
 mod session;
 pub mod socket;
+mod subscriptions;
 
 pub use admission::Admission;
 pub use cluster::{ClusterAdapter, ClusterMessage, PresenceChange, Route, User};
@@ -75,6 +78,7 @@ pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK
 pub use hub::{Context, Hub, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
+pub use rate::{address_group, Rate};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, Socket};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so

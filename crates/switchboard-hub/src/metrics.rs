@@ -22,6 +22,8 @@ pub struct Metrics {
     pub dropped: AtomicU64,
     /// Connections closed because their queue was full (policy `Close`).
     pub slow_consumers: AtomicU64,
+    /// Connections closed for sending faster than their rate limit.
+    pub rate_limited: AtomicU64,
     /// `error` events sent back for bad input.
     pub errors: AtomicU64,
     /// Messages published through the HTTP API or bridges.

@@ -10,16 +10,34 @@
 //!   included (`/sensors/**` matches `/sensors` and `/sensors/a/b`).
 //!
 //! This is the part of OSC address matching that subscriptions need, with
-//! `**` added for "everything below".
+//! `**` added for "everything below". Matching is linear in the address's
+//! length (see `glob`).
 
 use std::fmt;
 
+use crate::glob::Glob;
+
 /// A parsed, validated address pattern.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct Pattern {
     text: String,
-    segments: Vec<String>,
+    /// Each segment as written and compiled (without a final `**`).
+    segments: Vec<(Box<str>, Glob)>,
     deep: bool,
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Pattern {}
+
+impl std::hash::Hash for Pattern {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
+    }
 }
 
 /// The most bytes an address or pattern may have.
@@ -29,16 +47,20 @@ impl Pattern {
     /// Parses a pattern; it must start with `/`, and `**` may only be last.
     pub fn parse(text: &str) -> Result<Pattern, String> {
         check_address_syntax(text)?;
-        let mut segments: Vec<String> = split(text).map(str::to_owned).collect();
-        let deep = segments.last().is_some_and(|last| last == "**");
+        let mut texts: Vec<&str> = split(text).collect();
+        let deep = texts.last().is_some_and(|last| *last == "**");
         if deep {
-            segments.pop();
+            texts.pop();
         }
-        if segments.iter().any(|s| s.contains("**")) {
+        if texts.iter().any(|s| s.contains("**")) {
             return Err(format!(
                 "{text:?}: `**` is only allowed as the last segment"
             ));
         }
+        let segments = texts
+            .into_iter()
+            .map(|segment| Ok((segment.into(), Glob::new(segment)?)))
+            .collect::<Result<_, String>>()?;
         Ok(Pattern {
             text: text.to_owned(),
             segments,
@@ -53,15 +75,25 @@ impl Pattern {
 
     /// Whether the pattern has no wildcard (an exact address).
     pub fn is_exact(&self) -> bool {
-        !self.deep && !self.segments.iter().any(|s| s.contains(['*', '?']))
+        !self.deep && self.segments.iter().all(|(_, glob)| glob.is_literal())
+    }
+
+    /// The segments (without a final `**`), as written and compiled.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = (&str, &Glob)> {
+        self.segments.iter().map(|(text, glob)| (&**text, glob))
+    }
+
+    /// Whether the pattern ends in `**` (it matches everything below).
+    pub(crate) fn is_deep(&self) -> bool {
+        self.deep
     }
 
     /// Whether `address` matches.
     pub fn matches(&self, address: &str) -> bool {
         let mut parts = split(address);
-        for segment in &self.segments {
+        for (_, glob) in &self.segments {
             match parts.next() {
-                Some(part) if glob(segment.as_bytes(), part.as_bytes()) => {}
+                Some(part) if glob.matches(part.as_bytes()) => {}
                 _ => return false,
             }
         }
@@ -105,36 +137,9 @@ pub fn check_published_address(text: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn split(address: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn split(address: &str) -> impl Iterator<Item = &str> {
     let trimmed = address.strip_prefix('/').unwrap_or(address);
     trimmed.split('/').filter(move |_| !trimmed.is_empty())
-}
-
-/// Glob match of one segment: `*` any run, `?` any one byte.
-fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    let (mut p, mut t) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pattern.get(p) {
-            Some(b'*') => {
-                backtrack = Some((p, t));
-                p += 1;
-            }
-            Some(&c) if c == b'?' || c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match backtrack {
-                Some((star, at)) => {
-                    p = star + 1;
-                    t = at + 1;
-                    backtrack = Some((star, at + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]

@@ -1,17 +1,55 @@
-//! Room user lists (`userlist`), coalesced: changes to a room within
-//! `userlist_interval` are sent as one list to its members. When clustered,
-//! the lists hold the members on every node (see `cluster`), and each node
-//! sends them to its own members.
+//! Who is there: the `users` answer, paged, and room user lists
+//! (`userlist`), coalesced: changes to a room within `userlist_interval` are
+//! sent as one list to its members. When clustered, the lists hold the
+//! members on every node (see `cluster`), and each node sends them to its
+//! own members.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::MutexGuard;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::cluster::Route;
 use crate::envelope::{Outgoing, Prepared};
 use crate::hub::Hub;
+use crate::socket::Socket;
 
 impl Hub {
+    /// The members of a room (or every connection) as `{id, name}` entries,
+    /// on every node of the cluster, sorted by id, at most `limit`.
+    pub fn users(&self, room: Option<&str>, limit: usize) -> Vec<Value> {
+        self.users_after(room, None, limit)
+    }
+
+    /// Like [`Hub::users`], from the first id after `after`: the next page.
+    ///
+    /// The cost is one pass over the room (or the hub) without copying it:
+    /// only the page's entries are built.
+    pub fn users_after(&self, room: Option<&str>, after: Option<&str>, limit: usize) -> Vec<Value> {
+        let mut users: Vec<Value> = {
+            let registry = self.registry();
+            let sockets: Vec<&Socket> = match room {
+                Some(room) => registry
+                    .members(room)
+                    .filter(|s| is_after(s.id().as_str(), after))
+                    .collect(),
+                None => registry
+                    .conns
+                    .values()
+                    .filter(|s| is_after(s.id().as_str(), after))
+                    .collect(),
+            };
+            let sockets = first_by_id(sockets, limit, |s| s.id().as_str());
+            sockets.into_iter().map(Socket::user_entry).collect()
+        };
+        self.extend_remote_entries(room, after, limit, &mut users);
+        users.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        users.truncate(limit);
+        users
+    }
+
     /// Notes that a room's members (or their names) changed.
     pub(crate) fn mark_dirty(&self, room: &str) {
         self.inner
@@ -39,23 +77,26 @@ impl Hub {
             loop {
                 wake.notified().await;
                 tokio::time::sleep(interval).await;
-                let Some(inner) = weak.upgrade() else { return };
-                Hub { inner }.flush_userlists();
+                // Rooms held back by their rate go out when their hold ends.
+                loop {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let Some(next) = (Hub { inner }).flush_userlists() else {
+                        break;
+                    };
+                    tokio::time::sleep_until(next.into()).await;
+                }
             }
         });
     }
 
-    /// Sends the current list of each changed room to its members.
-    pub(crate) fn flush_userlists(&self) {
-        let rooms: Vec<String> = {
-            let mut dirty = self
-                .inner
-                .dirty_rooms
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            dirty.drain().collect()
-        };
+    /// Sends the current list of each changed room to its members, but for
+    /// rooms still held by `userlist_rate`; returns when the first of those
+    /// may go.
+    pub(crate) fn flush_userlists(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let (rooms, next) = self.take_due_rooms(now);
         let limit = self.inner.config.userlist_limit;
+        let rate = self.inner.config.userlist_rate as f64;
         for room in rooms {
             let local = self.registry().room_size(&room);
             if local == 0 || local + self.remote_room_size(&room) > limit {
@@ -69,7 +110,64 @@ impl Hub {
                 room: &room,
                 except: None,
             };
-            self.deliver_local(route, &Prepared::new(message), None);
+            let prepared = Prepared::new(message);
+            let delivered = self.deliver_local(route, &prepared, None);
+            let cost = (prepared.json().len() * delivered) as f64;
+            let hold = Duration::from_secs_f64(cost / rate);
+            if hold > self.inner.config.userlist_interval {
+                self.userlist_holds().insert(room, now + hold);
+            }
         }
+        next
     }
+
+    /// Takes the changed rooms that may be sent now; the others stay
+    /// changed, and the earliest time one of them may go is returned.
+    fn take_due_rooms(&self, now: Instant) -> (Vec<String>, Option<Instant>) {
+        let mut holds = self.userlist_holds();
+        holds.retain(|_, until| *until > now);
+        let mut dirty = self
+            .inner
+            .dirty_rooms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut next: Option<Instant> = None;
+        let mut due = Vec::with_capacity(dirty.len());
+        dirty.retain(|room| match holds.get(room) {
+            Some(&until) => {
+                next = Some(next.map_or(until, |next| next.min(until)));
+                true
+            }
+            None => {
+                due.push(room.clone());
+                false
+            }
+        });
+        (due, next)
+    }
+
+    fn userlist_holds(&self) -> MutexGuard<'_, HashMap<String, Instant>> {
+        self.inner
+            .userlist_holds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether `id` comes after the page boundary (every id does without one).
+pub(crate) fn is_after(id: &str, after: Option<&str>) -> bool {
+    after.is_none_or(|after| id > after)
+}
+
+/// The `limit` items with the smallest ids, in no particular order: a
+/// selection in linear time rather than a sort of everything.
+pub(crate) fn first_by_id<T>(mut items: Vec<T>, limit: usize, id: impl Fn(&T) -> &str) -> Vec<T> {
+    if items.len() > limit {
+        if limit == 0 {
+            return Vec::new();
+        }
+        items.select_nth_unstable_by(limit - 1, |a, b| id(a).cmp(id(b)));
+        items.truncate(limit);
+    }
+    items
 }

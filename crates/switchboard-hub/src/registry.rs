@@ -1,20 +1,20 @@
 //! Who is connected, which rooms exist, who subscribed to which addresses.
 //!
-//! Lookups by id, by room and by exact address are hash lookups; only
-//! wildcard subscriptions are scanned.
+//! Lookups by id and by room are hash lookups; subscriptions are a tree
+//! over address segments (`subscriptions`).
 
 use std::collections::HashMap;
 
 use crate::id::ConnId;
 use crate::pattern::Pattern;
 use crate::socket::Socket;
+use crate::subscriptions::Subscriptions;
 
 #[derive(Default)]
 pub(crate) struct Registry {
     pub conns: HashMap<ConnId, Socket>,
     pub rooms: HashMap<String, HashMap<ConnId, Socket>>,
-    exact: HashMap<String, HashMap<ConnId, Socket>>,
-    wild: Vec<(Pattern, Socket)>,
+    subscriptions: Subscriptions,
 }
 
 impl Registry {
@@ -36,7 +36,7 @@ impl Registry {
             self.leave_room(room, socket.id());
         }
         for pattern in &patterns {
-            self.remove_subscription(pattern.as_str(), socket.id());
+            self.subscriptions.remove(pattern, socket.id());
         }
         rooms.into_iter().collect()
     }
@@ -90,55 +90,29 @@ impl Registry {
             }
             state.patterns.push(pattern.clone());
         }
-        if pattern.is_exact() {
-            self.exact
-                .entry(pattern.as_str().to_owned())
-                .or_default()
-                .insert(socket.id().clone(), socket.clone());
-        } else {
-            self.wild.push((pattern, socket.clone()));
-        }
+        self.subscriptions.insert(&pattern, socket);
         true
     }
 
     /// Unsubscribes; returns whether the subscription existed.
     pub fn unsubscribe(&mut self, pattern: &str, socket: &Socket) -> bool {
-        let existed = {
+        let removed = {
             let mut state = socket.state();
-            let before = state.patterns.len();
-            state.patterns.retain(|p| p.as_str() != pattern);
-            state.patterns.len() != before
+            let at = state.patterns.iter().position(|p| p.as_str() == pattern);
+            at.map(|at| state.patterns.swap_remove(at))
         };
-        self.remove_subscription(pattern, socket.id());
-        existed
-    }
-
-    fn remove_subscription(&mut self, pattern: &str, id: &ConnId) {
-        if let Some(subscribers) = self.exact.get_mut(pattern) {
-            subscribers.remove(id);
-            if subscribers.is_empty() {
-                self.exact.remove(pattern);
-            }
+        if let Some(removed) = &removed {
+            self.subscriptions.remove(removed, socket.id());
         }
-        self.wild
-            .retain(|(p, socket)| !(p.as_str() == pattern && socket.id() == id));
+        removed.is_some()
     }
 
     /// Every connection subscribed to a pattern matching `address`, once each.
     pub fn subscribers(&self, address: &str) -> Vec<Socket> {
-        let mut seen: HashMap<&ConnId, &Socket> = HashMap::new();
-        if let Some(exact) = self.exact.get(address) {
-            seen.extend(exact.iter());
-        }
-        for (pattern, socket) in &self.wild {
-            if pattern.matches(address) {
-                seen.insert(socket.id(), socket);
-            }
-        }
-        seen.into_values().cloned().collect()
+        self.subscriptions.matching(address)
     }
 
     pub fn subscription_count(&self) -> usize {
-        self.exact.values().map(HashMap::len).sum::<usize>() + self.wild.len()
+        self.subscriptions.len()
     }
 }

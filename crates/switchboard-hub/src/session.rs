@@ -6,13 +6,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use serde_json::json;
-use switchboard_net::{Accepted, Cork, Event, Session};
+use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
 
 use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
 
 impl Hub {
@@ -110,9 +111,26 @@ impl Hub {
     /// write per recipient per batch.
     async fn run(&self, session: &mut Session, socket: &Socket) {
         let mut cork = Cork::default();
+        let config = &self.inner.config;
+        let mut limits = ConnectionLimits::new(
+            config.rate,
+            config.rate_per_address,
+            socket.remote_addr().map(|a| a.ip()),
+            &self.inner.address_limiters,
+        );
+        // Once over its rate, the connection is closing: what it still
+        // sends is not dispatched.
+        let mut over_rate = false;
         loop {
             let event = session.next_event_corked(&mut cork).await;
             match event {
+                Ok(Event::Message(_)) if over_rate => {}
+                Ok(Event::Message(message)) if !limits.allow(message.len()) => {
+                    over_rate = true;
+                    Metrics::add(&self.inner.metrics.rate_limited, 1);
+                    tracing::debug!(id = %socket.id(), "rate limit exceeded");
+                    socket.close(CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+                }
                 Ok(Event::Message(message)) => self.dispatch(socket, message, &mut cork),
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");

@@ -47,6 +47,6 @@ pub use socket::{Reader, WebSocket, Writer};
 // of this crate needs no other.
 pub use switchboard_proto::handshake::{Request, Response};
 pub use switchboard_proto::{
-    CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, HandshakeError, Message,
-    MessageKind, Role, Utf8Bytes,
+    CloseCause, CloseCode, CloseFrame, CloseInfo, Event, Fragment, HandshakeError, MemoryBudget,
+    Message, MessageKind, Role, Utf8Bytes,
 };

@@ -21,7 +21,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 use bytes::Bytes;
-use switchboard_proto::CloseCode;
+use switchboard_proto::budget::Holding;
+use switchboard_proto::{CloseCode, MemoryBudget};
 use tokio::io::AsyncWrite;
 
 use crate::chunks;
@@ -112,10 +113,17 @@ pub(crate) struct Queue {
     /// A write went out that the stream may still buffer (TLS): flush it.
     unflushed: bool,
     shut_down: bool,
+    /// What the queue holds of the budget shared with other connections.
+    held: Holding,
 }
 
 impl Outbox {
-    pub(crate) fn new(io: BoxWrite, max_frames: usize, max_bytes: usize) -> Outbox {
+    pub(crate) fn new(
+        io: BoxWrite,
+        max_frames: usize,
+        max_bytes: usize,
+        budget: Option<MemoryBudget>,
+    ) -> Outbox {
         Outbox {
             shared: Arc::new(Outgoing {
                 queue: Mutex::new(Queue {
@@ -130,6 +138,7 @@ impl Outbox {
                     failed: None,
                     unflushed: false,
                     shut_down: false,
+                    held: Holding::new(budget.as_ref()),
                 }),
                 max_frames: max_frames.max(1),
                 max_bytes: max_bytes.max(1),
@@ -161,7 +170,7 @@ impl Outbox {
     /// connection is closing.
     pub fn push(&self, frame: Bytes, now: Instant) -> Result<(), PushError> {
         let mut queue = self.lock();
-        self.check_room(&queue, frame.len())?;
+        self.check_room(&mut queue, frame.len())?;
         queue.last_data = Some(now);
         queue.send(frame);
         Ok(())
@@ -177,7 +186,7 @@ impl Outbox {
         cork: &mut Cork,
     ) -> Result<(), PushError> {
         let mut queue = self.lock();
-        self.check_room(&queue, frame.len())?;
+        self.check_room(&mut queue, frame.len())?;
         queue.last_data = Some(now);
         if queue.chunks.is_empty() {
             // Not corked yet (a non-empty queue is already someone's to write).
@@ -187,13 +196,17 @@ impl Outbox {
         Ok(())
     }
 
-    fn check_room(&self, queue: &Queue, len: usize) -> Result<(), PushError> {
+    /// Checks the bounds before a push of `len` bytes, and takes what the
+    /// push may hold of the shared budget (a push the socket takes at once
+    /// gives it back as it is written).
+    fn check_room(&self, queue: &mut Queue, len: usize) -> Result<(), PushError> {
         if !queue.accepting || queue.failed.is_some() {
             return Err(PushError::Closed);
         }
         if !queue.chunks.is_empty()
             && (queue.chunks.len() >= self.shared.max_frames
-                || queue.bytes + len > self.shared.max_bytes)
+                || queue.bytes + len > self.shared.max_bytes
+                || !queue.held.grow_to(queue.bytes + len))
         {
             return Err(PushError::Full {
                 frames: queue.chunks.len(),
@@ -394,6 +407,7 @@ impl Queue {
         };
         self.chunks.clear();
         self.bytes = 0;
+        self.held.shrink_to(0);
         if let Some(front) = keep {
             self.enqueue(front);
         }
@@ -429,6 +443,7 @@ impl Queue {
 
     fn advance(&mut self, written: usize) {
         self.bytes -= written;
+        self.held.shrink_to(self.bytes);
         self.front_started = chunks::advance(&mut self.chunks, written);
     }
 

@@ -402,6 +402,38 @@ where
     }
 }
 
+/// The body length a request announces. Several `Content-Length` headers
+/// that differ, or one that is not all digits, are refused (RFC 9112
+/// §6.3): a proxy in front might read another length than we do, and the
+/// difference would smuggle a request past it.
+fn content_length(request: &Request) -> Result<Option<usize>, HandshakeError> {
+    let mut lengths = request
+        .headers()
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .map(|h| {
+            let value = std::str::from_utf8(&h.value).unwrap_or("").trim();
+            if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(HandshakeError::new(400, "invalid Content-Length"));
+            }
+            value
+                .parse::<usize>()
+                .map_err(|_| HandshakeError::new(400, "invalid Content-Length"))
+        });
+    let Some(first) = lengths.next().transpose()? else {
+        return Ok(None);
+    };
+    for other in lengths {
+        if other? != first {
+            return Err(HandshakeError::new(
+                400,
+                "conflicting Content-Length headers",
+            ));
+        }
+    }
+    Ok(Some(first))
+}
+
 /// Reads a request body announced by `Content-Length`, up to `max_http_body`.
 async fn read_body<S>(
     stream: &mut S,
@@ -418,11 +450,9 @@ where
             "chunked bodies are not accepted; send Content-Length",
         ));
     }
-    let length = match request.header("content-length") {
+    let length = match content_length(request)? {
         None => return Ok(Bytes::new()),
-        Some(value) => value
-            .parse::<usize>()
-            .map_err(|_| HandshakeError::new(400, "invalid Content-Length"))?,
+        Some(length) => length,
     };
     if length > config.max_http_body {
         return Err(HandshakeError::new(

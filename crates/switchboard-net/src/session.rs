@@ -130,7 +130,15 @@ impl Session {
     /// The next event if one is already in (from the last read), without
     /// reading: a task that corks its fan-out flushes when this is `None`,
     /// before it waits in [`Session::next_event`].
+    ///
+    /// While more than half the outbox's bounds wait to be written, no
+    /// message is handed out (but on a connection that is closing): a peer
+    /// that sends requests without reading the replies is held back by its
+    /// own replies, however many requests one read brought in.
     pub fn next_buffered_event(&mut self) -> Option<Event> {
+        if self.conn.is_open() && self.outbox_backlogged() {
+            return None;
+        }
         let event = self.conn.poll_event()?;
         if let Event::Closed(info) = &event {
             self.close_info = Some(Box::new(info.clone()));
@@ -241,7 +249,14 @@ impl Session {
             self.conn.handle_eof();
             return true;
         }
+        drop(queue);
+        self.outbox_backlogged()
+    }
+
+    /// Whether what waits to be written is past half the outbox's bounds.
+    fn outbox_backlogged(&self) -> bool {
         let (max_frames, max_bytes) = self.outbox.limits();
+        let queue = self.outbox.lock();
         queue.frames() > max_frames / 2 || queue.bytes() > max_bytes / 2
     }
 

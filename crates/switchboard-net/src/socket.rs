@@ -286,7 +286,8 @@ impl WebSocket {
             .into_inner()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let output = shared.output.into_inner();
-        let outbox = Outbox::new(output.io, max_frames, max_bytes);
+        let budget = conn.config().get_message_budget().cloned();
+        let outbox = Outbox::new(output.io, max_frames, max_bytes, budget);
         Session::new(conn, read, outbox, leftover, read_size)
     }
 

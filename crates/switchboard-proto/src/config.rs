@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::budget::MemoryBudget;
+
 use crate::error::ConfigError;
 
 /// The settings of one connection.
@@ -19,6 +21,7 @@ pub struct Config {
     pub(crate) pong_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
+    pub(crate) message_budget: Option<MemoryBudget>,
 }
 
 impl Default for Config {
@@ -31,6 +34,7 @@ impl Default for Config {
             pong_timeout: Duration::from_secs(10),
             idle_timeout: None,
             close_timeout: Duration::from_secs(5),
+            message_budget: None,
         }
     }
 }
@@ -97,6 +101,18 @@ impl Config {
         self
     }
 
+    /// A budget shared with other connections for the messages they are
+    /// receiving (and, in `switchboard-net`, the bytes queued for them): a
+    /// message past [`budget::FREE_BYTES`](crate::budget::FREE_BYTES)
+    /// draws on it as its frames are announced, and gives back when it is
+    /// delivered or the connection ends. A message the budget cannot cover
+    /// closes its connection with 1013 (try again later). Default `None`:
+    /// each connection is bounded by its own limits alone.
+    pub fn message_budget(&mut self, budget: Option<MemoryBudget>) -> &mut Self {
+        self.message_budget = budget;
+        self
+    }
+
     /// Checks that the values can work together.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.max_frame_size == 0 || self.max_message_size == 0 {
@@ -135,7 +151,12 @@ impl Config {
         self.max_frame_size
     }
 
-    /// The configured `close_timeout`.
+    /// See [`Config::message_budget`].
+    pub fn get_message_budget(&self) -> Option<&MemoryBudget> {
+        self.message_budget.as_ref()
+    }
+
+    /// See [`Config::close_timeout`].
     pub fn get_close_timeout(&self) -> Duration {
         self.close_timeout
     }

@@ -60,6 +60,12 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// The shared budget for messages being received is spent (see
+    /// `Config::message_budget`); closes with 1013.
+    OverBudget {
+        /// The bytes the message needed.
+        size: u64,
+    },
     /// Data arrived after the peer's close frame (RFC 6455 §5.5.1).
     DataAfterClose,
     /// An extension rejected a frame.
@@ -78,6 +84,7 @@ impl ProtocolError {
             ProtocolError::FrameTooLarge { .. }
             | ProtocolError::MessageTooLarge { .. }
             | ProtocolError::TooManyFragments { .. } => CloseCode::MESSAGE_TOO_BIG,
+            ProtocolError::OverBudget { .. } => CloseCode::TRY_AGAIN_LATER,
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -109,6 +116,10 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooManyFragments { max } => {
                 write!(f, "message exceeds max_fragments {max}")
             }
+            ProtocolError::OverBudget { size } => write!(
+                f,
+                "server busy: no memory for a message of {size} bytes now"
+            ),
             ProtocolError::DataAfterClose => f.write_str("data after close frame"),
             ProtocolError::Extension(why) => write!(f, "extension error: {why}"),
             ProtocolError::InvalidCompressedData(why) => {

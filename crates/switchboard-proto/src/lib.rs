@@ -26,6 +26,7 @@
 //! next read; see [`connection`] for the details.
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod close;
 mod close_code;
 pub mod config;
@@ -39,6 +40,7 @@ pub mod message;
 mod timer;
 pub mod utf8;
 
+pub use budget::MemoryBudget;
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{CloseCause, CloseInfo, Connection, Event, Role};

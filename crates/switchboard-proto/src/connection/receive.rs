@@ -8,6 +8,7 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::state::{Inbound, PartialFrame};
 use super::{CloseCause, Connection, Event, Role, State};
+use crate::budget::Holding;
 use crate::close::CloseFrame;
 use crate::config::Config;
 use crate::deflate::codec::InflateError;
@@ -98,6 +99,7 @@ impl Connection {
             validator: Utf8Validator::default(),
             compressed: header.rsv1,
             inflated: 0,
+            held: Holding::new(self.config.message_budget.as_ref()),
         };
         grow_message(&mut inbound, header.payload_len, &self.config)?;
         self.inbound = Some(inbound);
@@ -275,6 +277,7 @@ fn inflate_frame(
             InflateError::Corrupt(why) => ProtocolError::InvalidCompressedData(why),
         })?;
     inbound.inflated += out.len();
+    hold(inbound)?;
     if inbound.kind == MessageKind::Text {
         inbound
             .validator
@@ -304,5 +307,22 @@ fn grow_message(
             max: config.max_fragments,
         });
     }
-    Ok(())
+    hold(inbound)
+}
+
+/// Draws what the message may hold on the shared budget: the frames
+/// announced (buffered as they arrive) and, when compressed, what they
+/// inflated to.
+fn hold(inbound: &mut Inbound) -> Result<(), ProtocolError> {
+    if inbound.streaming {
+        // Fragments are handed on as they come, not kept.
+        return Ok(());
+    }
+    let size = inbound.size.saturating_add(inbound.inflated as u64);
+    let total = usize::try_from(size).unwrap_or(usize::MAX);
+    if inbound.held.grow_to(total) {
+        Ok(())
+    } else {
+        Err(ProtocolError::OverBudget { size })
+    }
 }

@@ -4,6 +4,7 @@
 
 use bytes::BytesMut;
 
+use crate::budget::Holding;
 use crate::deflate::{Deflater, Inflater};
 use crate::frame::FrameHeader;
 use crate::message::MessageKind;
@@ -23,6 +24,8 @@ pub(crate) struct Inbound {
     pub(crate) compressed: bool,
     /// Bytes inflated so far, bounded by `max_message_size`.
     pub(crate) inflated: usize,
+    /// What the message holds of the shared message budget.
+    pub(crate) held: Holding,
 }
 
 /// The negotiated permessage-deflate state of a connection.
