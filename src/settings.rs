@@ -39,6 +39,10 @@ pub struct ServeArgs {
     /// no limit, right behind a proxy [default: 0].
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
+    /// Most different wildcard segments the hub's subscriptions may hold
+    /// (each costs every publish one search); more are refused [default: 10000].
+    #[arg(long, env = "SWITCHBOARD_MAX_WILDCARD_PATTERNS")]
+    pub max_wildcard_patterns: Option<usize>,
     /// Messages a second one hub connection may send (burst: one second's
     /// worth); past it the connection is closed with 1008; 0 is no limit [default: 1000].
     #[arg(long, env = "SWITCHBOARD_MAX_MESSAGE_RATE")]
@@ -192,6 +196,7 @@ pub struct ServeSettings {
     pub max_handshakes: usize,
     pub max_handshakes_per_ip: usize,
     pub max_connections_per_ip: usize,
+    pub max_wildcard_patterns: usize,
     pub max_message_rate: u32,
     pub max_byte_rate: u64,
     pub max_message_rate_per_ip: u32,
@@ -239,6 +244,7 @@ impl Default for ServeSettings {
             max_handshakes: 4096,
             max_handshakes_per_ip: 256,
             max_connections_per_ip: 0,
+            max_wildcard_patterns: 10_000,
             max_message_rate: 1000,
             max_byte_rate: 16 << 20,
             max_message_rate_per_ip: 0,
@@ -300,6 +306,7 @@ impl ServeSettings {
             max_handshakes,
             max_handshakes_per_ip,
             max_connections_per_ip,
+            max_wildcard_patterns,
             max_message_rate,
             max_byte_rate,
             max_message_rate_per_ip,

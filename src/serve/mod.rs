@@ -110,6 +110,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     hub_config
         .max_connections(settings.max_connections)
         .queue_len(settings.queue_len)
+        .max_wildcard_patterns(settings.max_wildcard_patterns)
         .rate(Rate {
             messages: settings.max_message_rate,
             bytes: settings.max_byte_rate,

@@ -14,6 +14,9 @@ from httpcalls import metrics
 from serverproc import wait_for
 
 KIB_PER_MIB = 1024
+# The floods below send as fast as they can, from one connection: these
+# tests are about slow readers, not about the sender's rate limit.
+UNLIMITED_RATE = ("--max-message-rate", "0", "--max-byte-rate", "0")
 
 
 # ---- max connections -------------------------------------------------------------------
@@ -172,7 +175,7 @@ def room_of_three(server, connect):
 
 
 def test_client_that_stops_reading_is_closed_and_memory_stays_bounded(start_server, connect):
-    server = start_server()
+    server = start_server(*UNLIMITED_RATE)
     sender, reading, slow = room_of_three(server, connect)
     before = server.rss_kib()
     reader = Reader(reading, FLOOD)
@@ -195,7 +198,7 @@ def test_client_that_stops_reading_is_closed_and_memory_stays_bounded(start_serv
 
 
 def test_slow_consumer_drop_policy_keeps_the_connection(start_server, connect):
-    server = start_server("--slow-consumer", "drop", "--queue-len", "64")
+    server = start_server(*UNLIMITED_RATE, "--slow-consumer", "drop", "--queue-len", "64")
     sender, reading, slow = room_of_three(server, connect)
     before = server.rss_kib()
     reader = Reader(reading, FLOOD // 4)
@@ -219,7 +222,7 @@ def test_slow_consumer_drop_policy_keeps_the_connection(start_server, connect):
 
 
 def test_slow_consumer_closed_frees_its_slot(start_server, connect):
-    server = start_server("--max-connections", "3", "--queue-len", "16")
+    server = start_server(*UNLIMITED_RATE, "--max-connections", "3", "--queue-len", "16")
     sender, reading, slow = room_of_three(server, connect)
     reader = Reader(reading, 2000)
     reader.start()

@@ -28,6 +28,7 @@ pub struct HubConfig {
     pub(crate) slow_consumer: SlowConsumerPolicy,
     pub(crate) max_rooms_per_connection: usize,
     pub(crate) max_subscriptions_per_connection: usize,
+    pub(crate) max_wildcard_patterns: usize,
     pub(crate) userlist_limit: usize,
     pub(crate) userlist_interval: Duration,
     pub(crate) userlist_rate: usize,
@@ -44,6 +45,7 @@ impl Default for HubConfig {
             slow_consumer: SlowConsumerPolicy::Close,
             max_rooms_per_connection: 100,
             max_subscriptions_per_connection: 100,
+            max_wildcard_patterns: 10_000,
             userlist_limit: 500,
             userlist_interval: Duration::from_millis(50),
             userlist_rate: 4 << 20,
@@ -97,6 +99,17 @@ impl HubConfig {
     /// The most address patterns one connection may subscribe to. Default 100.
     pub fn max_subscriptions_per_connection(&mut self, patterns: usize) -> &mut Self {
         self.max_subscriptions_per_connection = patterns;
+        self
+    }
+
+    /// The most different wildcard segments (`sensor*`, `c?`) the hub's
+    /// subscriptions may hold. Patterns spelled alike share theirs, and exact
+    /// segments are free; each different wildcard segment is one linear
+    /// search of a publish's address, so this bounds what one publish can
+    /// cost (about 1 µs a segment). Past it, subscribe answers
+    /// `too_many_patterns`. Default 10,000.
+    pub fn max_wildcard_patterns(&mut self, segments: usize) -> &mut Self {
+        self.max_wildcard_patterns = segments;
         self
     }
 

@@ -7,6 +7,7 @@ use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
 use crate::socket::Socket;
+use crate::subscriptions::TooManyWildcards;
 
 impl Hub {
     /// Handles one message from a client. Every failure is answered with an
@@ -79,7 +80,14 @@ impl Hub {
                     ));
                 }
                 let text = pattern.as_str().to_owned();
-                self.registry_mut().subscribe(pattern, socket);
+                self.registry_mut()
+                    .subscribe(pattern, socket)
+                    .map_err(|TooManyWildcards(max)| {
+                        RequestError::new(
+                            "too_many_patterns",
+                            format!("the hub holds {max} different wildcard segments; subscribe to one already in use or to an exact address"),
+                        )
+                    })?;
                 Ok(json!({ "pattern": text }))
             }
             Request::Unsubscribe(pattern) => {

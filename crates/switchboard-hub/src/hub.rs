@@ -119,11 +119,12 @@ impl Hub {
         let permits = Arc::new(Semaphore::new(
             config.max_connections.min(Semaphore::MAX_PERMITS),
         ));
+        let registry = RwLock::new(Registry::new(config.max_wildcard_patterns));
         Hub {
             inner: Arc::new(HubInner {
                 permits,
                 config,
-                registry: RwLock::new(Registry::default()),
+                registry,
                 hooks: RwLock::new(Hooks::default()),
                 metrics: Arc::new(Metrics::default()),
                 closing: AtomicBool::new(false),

@@ -8,9 +8,8 @@ use std::collections::HashMap;
 use crate::id::ConnId;
 use crate::pattern::Pattern;
 use crate::socket::Socket;
-use crate::subscriptions::Subscriptions;
+use crate::subscriptions::{Subscriptions, TooManyWildcards};
 
-#[derive(Default)]
 pub(crate) struct Registry {
     pub conns: HashMap<ConnId, Socket>,
     pub rooms: HashMap<String, HashMap<ConnId, Socket>>,
@@ -18,6 +17,15 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
+    /// An empty registry; see [`HubConfig::max_wildcard_patterns`](crate::HubConfig::max_wildcard_patterns).
+    pub fn new(max_wildcard_patterns: usize) -> Registry {
+        Registry {
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            subscriptions: Subscriptions::new(max_wildcard_patterns),
+        }
+    }
+
     pub fn insert(&mut self, socket: Socket) {
         self.conns.insert(socket.id().clone(), socket);
     }
@@ -81,17 +89,19 @@ impl Registry {
         self.rooms.get(room).map_or(0, HashMap::len)
     }
 
-    /// Subscribes; returns false if the connection had this pattern already.
-    pub fn subscribe(&mut self, pattern: Pattern, socket: &Socket) -> bool {
-        {
-            let mut state = socket.state();
-            if state.patterns.iter().any(|p| p == &pattern) {
-                return false;
-            }
-            state.patterns.push(pattern.clone());
+    /// Subscribes; `Ok(false)` if the connection had this pattern already.
+    pub fn subscribe(
+        &mut self,
+        pattern: Pattern,
+        socket: &Socket,
+    ) -> Result<bool, TooManyWildcards> {
+        let mut state = socket.state();
+        if state.patterns.iter().any(|p| p == &pattern) {
+            return Ok(false);
         }
-        self.subscriptions.insert(&pattern, socket);
-        true
+        self.subscriptions.insert(&pattern, socket)?;
+        state.patterns.push(pattern);
+        Ok(true)
     }
 
     /// Unsubscribes; returns whether the subscription existed.

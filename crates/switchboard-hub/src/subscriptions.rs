@@ -15,11 +15,18 @@ use crate::id::ConnId;
 use crate::pattern::{self, Pattern};
 use crate::socket::Socket;
 
-#[derive(Default)]
 pub(crate) struct Subscriptions {
     root: Node,
     count: usize,
+    /// Wildcard nodes in the tree, and how many there may be: each is one
+    /// search per publish that reaches its depth.
+    wildcard_nodes: usize,
+    max_wildcard_nodes: usize,
 }
+
+/// A subscription that would take the tree past its wildcard segments.
+#[derive(Debug)]
+pub(crate) struct TooManyWildcards(pub usize);
 
 #[derive(Default)]
 struct Node {
@@ -42,8 +49,24 @@ impl Node {
 }
 
 impl Subscriptions {
-    /// Adds a subscription (the caller makes sure it is new).
-    pub fn insert(&mut self, pattern: &Pattern, socket: &Socket) {
+    pub fn new(max_wildcard_nodes: usize) -> Subscriptions {
+        Subscriptions {
+            root: Node::default(),
+            count: 0,
+            wildcard_nodes: 0,
+            max_wildcard_nodes,
+        }
+    }
+
+    /// Adds a subscription (the caller makes sure it is new); refused if it
+    /// needs wildcard segments the tree has no room for (segments spelled
+    /// like an existing pattern's are shared and cost nothing).
+    pub fn insert(&mut self, pattern: &Pattern, socket: &Socket) -> Result<(), TooManyWildcards> {
+        let new = self.new_wildcard_nodes(pattern);
+        if new > 0 && self.wildcard_nodes + new > self.max_wildcard_nodes {
+            return Err(TooManyWildcards(self.max_wildcard_nodes));
+        }
+        self.wildcard_nodes += new;
         let mut node = &mut self.root;
         for (text, glob) in pattern.segments() {
             node = if glob.is_literal() {
@@ -64,14 +87,43 @@ impl Subscriptions {
         if ends.insert(socket.id().clone(), socket.clone()).is_none() {
             self.count += 1;
         }
+        Ok(())
+    }
+
+    /// The wildcard nodes `pattern` would add to the tree.
+    fn new_wildcard_nodes(&self, pattern: &Pattern) -> usize {
+        let mut node = Some(&self.root);
+        let mut new = 0;
+        for (text, glob) in pattern.segments() {
+            let literal = glob.is_literal();
+            node = node.and_then(|n| {
+                if literal {
+                    n.literal.get(text)
+                } else {
+                    n.wildcard.get(text).map(|(_, child)| child)
+                }
+            });
+            if node.is_none() && !literal {
+                new += 1;
+            }
+        }
+        new
     }
 
     /// Removes a subscription, and the nodes it leaves empty.
     pub fn remove(&mut self, pattern: &Pattern, id: &ConnId) {
         let segments: Vec<(&str, &Glob)> = pattern.segments().collect();
-        if remove_below(&mut self.root, &segments, pattern.is_deep(), id) {
+        let mut pruned = 0;
+        if remove_below(
+            &mut self.root,
+            &segments,
+            pattern.is_deep(),
+            id,
+            &mut pruned,
+        ) {
             self.count -= 1;
         }
+        self.wildcard_nodes -= pruned;
     }
 
     /// Every connection with a pattern matching `address`, once each.
@@ -91,8 +143,15 @@ impl Subscriptions {
 }
 
 /// Removes `id` at the end of `segments` under `node`; returns whether it
-/// was there. Children left empty are dropped on the way back up.
-fn remove_below(node: &mut Node, segments: &[(&str, &Glob)], deep: bool, id: &ConnId) -> bool {
+/// was there. Children left empty are dropped on the way back up, and the
+/// wildcard ones counted in `pruned`.
+fn remove_below(
+    node: &mut Node,
+    segments: &[(&str, &Glob)],
+    deep: bool,
+    id: &ConnId,
+    pruned: &mut usize,
+) -> bool {
     let Some(((text, glob), rest)) = segments.split_first() else {
         let ends = if deep {
             &mut node.below
@@ -105,7 +164,7 @@ fn remove_below(node: &mut Node, segments: &[(&str, &Glob)], deep: bool, id: &Co
         let Some(child) = node.literal.get_mut(*text) else {
             return false;
         };
-        let removed = remove_below(child, rest, deep, id);
+        let removed = remove_below(child, rest, deep, id, pruned);
         if child.is_empty() {
             node.literal.remove(*text);
         }
@@ -114,9 +173,10 @@ fn remove_below(node: &mut Node, segments: &[(&str, &Glob)], deep: bool, id: &Co
         let Some((_, child)) = node.wildcard.get_mut(*text) else {
             return false;
         };
-        let removed = remove_below(child, rest, deep, id);
+        let removed = remove_below(child, rest, deep, id, pruned);
         if child.is_empty() {
             node.wildcard.remove(*text);
+            *pruned += 1;
         }
         removed
     }
