@@ -9,21 +9,33 @@ use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::grant::Grant;
 use crate::hub::Hub;
 use crate::socket::Meta;
 
-/// An upgrade the hub accepted: the metadata its authorizer gave and the
+/// An upgrade the hub accepted: what its authorizer granted and the
 /// connection's place under `max_connections`, held until it leaves.
 #[derive(Debug)]
 pub struct Admission {
-    meta: Meta,
-    _permit: OwnedSemaphorePermit,
+    grant: Grant,
+    permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
     /// The metadata the authorizer gave the connection.
     pub fn meta(&self) -> &Meta {
-        &self.meta
+        &self.grant.meta
+    }
+
+    /// Everything the authorizer gave the connection.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The grant, and the place under `max_connections` to hold while the
+    /// connection lives.
+    pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit) {
+        (self.grant, self.permit)
     }
 }
 
@@ -39,8 +51,8 @@ impl Hub {
         if self.is_closing() {
             return Err(HandshakeError::new(503, "server shutting down"));
         }
-        let meta = self
-            .authorize(request)
+        let grant = self
+            .authorize_grant(request)
             .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
         let permit = Arc::clone(&self.inner.permits)
             .try_acquire_owned()
@@ -53,10 +65,7 @@ impl Hub {
                     ),
                 )
             })?;
-        Ok(Admission {
-            meta,
-            _permit: permit,
-        })
+        Ok(Admission { grant, permit })
     }
 
     /// Connections admitted and not yet gone (including those between their

@@ -8,8 +8,11 @@ use std::net::SocketAddr;
 use serde_json::json;
 use switchboard_net::{Accepted, Cork, Event, Session};
 
+use tokio::sync::OwnedSemaphorePermit;
+
 use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
+use crate::expiry::Deadline;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -33,7 +36,7 @@ impl Hub {
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (mut session, socket, admission) = self.open(accepted, remote);
+        let (mut session, socket, permit) = self.open(accepted, remote);
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
@@ -44,7 +47,7 @@ impl Hub {
             // shut down, within the close timeout.
             while session.next_event().await.is_ok() {}
             // The connection's place under `max_connections`, given back last.
-            drop(admission);
+            drop(permit);
         }
     }
 
@@ -53,12 +56,15 @@ impl Hub {
         &self,
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
-    ) -> (Session, Socket, Admission) {
+    ) -> (Session, Socket, OwnedSemaphorePermit) {
         let config = &self.inner.config;
         let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
+        let (grant, permit) = parts.admission.into_parts();
+        let (granted_name, meta, rights) = grant.into_parts();
         // The request (its headers) is not kept for the connection's life.
-        let name = parts.request.query_param("name");
+        // A name the authorizer gave wins over the one the client asked for.
+        let name = granted_name.or_else(|| parts.request.query_param("name"));
         let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(error)) => (None, Some(error)),
@@ -74,12 +80,13 @@ impl Hub {
             outbox: session.outbox().clone(),
             policy: config.slow_consumer,
             metrics: self.inner.metrics.clone(),
-            meta: parts.admission.meta().clone(),
+            meta,
             remote,
             name,
+            rights,
         });
         self.join_hub(&socket, name_error);
-        (session, socket, parts.admission)
+        (session, socket, permit)
     }
 
     fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
@@ -108,12 +115,29 @@ impl Hub {
     /// Reads and dispatches until the connection closes. What the messages
     /// of one read fan out is written once they are all dispatched: one
     /// write per recipient per batch.
+    ///
+    /// When the grant's deadline passes, the connection is told and closed
+    /// (4001), and read on until its close completes; a `refresh` moves the
+    /// deadline. Waiting on the deadline beside the read loses nothing: the
+    /// read is cancel-safe.
     async fn run(&self, session: &mut Session, socket: &Socket) {
         let mut cork = Cork::default();
+        let mut deadline = Deadline::of(socket);
         loop {
-            let event = session.next_event_corked(&mut cork).await;
+            let event = tokio::select! {
+                event = session.next_event_corked(&mut cork) => event,
+                () = deadline.passed() => {
+                    self.expire(socket);
+                    deadline = Deadline::none();
+                    continue;
+                }
+            };
             match event {
-                Ok(Event::Message(message)) => self.dispatch(socket, message, &mut cork),
+                Ok(Event::Message(message)) => {
+                    if self.dispatch(socket, message, &mut cork) {
+                        deadline = Deadline::of(socket);
+                    }
+                }
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
                     return;

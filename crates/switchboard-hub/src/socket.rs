@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use crate::envelope::{Codec, Encoding, Outgoing};
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::pattern::Pattern;
+use crate::rights::Rights;
 
 /// Metadata attached to a connection when it is accepted (e.g. the user an
 /// authentication hook found), visible to handlers.
@@ -45,6 +46,8 @@ pub(crate) struct SocketState {
     pub name: Option<String>,
     pub rooms: BTreeSet<String>,
     pub patterns: Vec<Pattern>,
+    /// What the authorizer allowed; a refresh replaces it.
+    pub rights: Rights,
 }
 
 impl std::fmt::Debug for Socket {
@@ -66,6 +69,7 @@ pub(crate) struct SocketParts {
     pub meta: Meta,
     pub remote: Option<SocketAddr>,
     pub name: Option<String>,
+    pub rights: Rights,
 }
 
 impl Socket {
@@ -82,6 +86,7 @@ impl Socket {
                 ended: AtomicBool::new(false),
                 state: Mutex::new(SocketState {
                     name: parts.name,
+                    rights: parts.rights,
                     ..SocketState::default()
                 }),
             }),
@@ -101,6 +106,26 @@ impl Socket {
     /// The metadata given when the connection was accepted.
     pub fn meta(&self) -> &Meta {
         &self.inner.meta
+    }
+
+    /// Who the connection acts for, as its authorizer said (a token's `sub`).
+    pub fn subject(&self) -> Option<String> {
+        self.state().rights.subject.clone()
+    }
+
+    /// Whether the connection may join `room` (and list its members).
+    pub fn may_join(&self, room: &str) -> bool {
+        self.state().rights.rooms.allows(room)
+    }
+
+    /// Whether the connection may send events to `room`.
+    pub fn may_publish(&self, room: &str) -> bool {
+        self.state().rights.publish.allows(room)
+    }
+
+    /// When the connection will be closed unless it refreshes its grant.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.state().rights.expires
     }
 
     /// The peer's address, when known.
