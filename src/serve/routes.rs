@@ -12,6 +12,7 @@ use switchboard_proto::HandshakeError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::app::App;
+use super::credentials::{bearer, constant_time_eq};
 
 /// The hub endpoint.
 pub const HUB_PATH: &str = "/ws";
@@ -67,7 +68,7 @@ impl Router {
         let Some(expected) = &self.app.settings.ws_token else {
             return Ok(());
         };
-        let given = bearer(request).or_else(|| request.query_param("token"));
+        let given = super::credentials::token(request, None);
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
             Some(_) => Err(HandshakeError::new(403, "invalid token")),
@@ -241,17 +242,4 @@ fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
         status,
         &json!({ "error": { "code": code, "message": message } }),
     )
-}
-
-fn bearer(request: &Request) -> Option<String> {
-    let value = request.header("authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
-/// Compares secrets without revealing, through timing, how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
