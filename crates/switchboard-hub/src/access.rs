@@ -24,7 +24,7 @@ pub(crate) fn check_join(socket: &Socket, room: &str) -> Result<(), RequestError
 pub(crate) fn check_target(socket: &Socket, target: &Target) -> Result<(), RequestError> {
     let allowed = match target {
         Target::Room(room) => socket.may_publish(room),
-        Target::Everyone => socket.state().rights.publish.allows_all(),
+        Target::Everyone => socket.may_broadcast(),
         Target::Direct(_) | Target::Server => true,
     };
     if allowed {

@@ -38,6 +38,11 @@ impl Deadline {
         Deadline(None)
     }
 
+    /// Whether there is a deadline to wait for.
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Completes when the deadline passes; never without one.
     pub async fn passed(&mut self) {
         match &mut self.0 {
@@ -90,7 +95,7 @@ impl Hub {
             .into_iter()
             .filter(|room| !rights.rooms.allows(room))
             .collect();
-        socket.state().rights = rights;
+        socket.set_rights(rights);
         for room in &left {
             self.leave(socket, room)?;
         }

@@ -13,6 +13,14 @@ pub(crate) struct Rights {
     pub expires: Option<SystemTime>,
 }
 
+impl Rights {
+    /// Whether any room is out of bounds: when not, the checks need not
+    /// look (nor take the socket's lock).
+    pub fn restricts(&self) -> bool {
+        self.rooms != Access::Any || self.publish != Access::Any
+    }
+}
+
 /// Which rooms: any, or those that match one of a list of rules.
 ///
 /// A rule is a room name in which `*` stands for any run of characters

@@ -117,22 +117,29 @@ impl Hub {
     /// write per recipient per batch.
     ///
     /// When the grant's deadline passes, the connection is told and closed
-    /// (4001), and read on until its close completes; a `refresh` moves the
-    /// deadline. Waiting on the deadline beside the read loses nothing: the
-    /// read is cancel-safe.
+    /// (4001); what it sends after that is read but not acted on, until its
+    /// close completes. A `refresh` moves the deadline. Waiting on the
+    /// deadline beside the read loses nothing: the read is cancel-safe; a
+    /// connection without one waits on the read alone.
     async fn run(&self, session: &mut Session, socket: &Socket) {
         let mut cork = Cork::default();
         let mut deadline = Deadline::of(socket);
+        let mut expired = false;
         loop {
-            let event = tokio::select! {
-                event = session.next_event_corked(&mut cork) => event,
-                () = deadline.passed() => {
-                    self.expire(socket);
-                    deadline = Deadline::none();
-                    continue;
+            let event = if deadline.is_set() {
+                tokio::select! {
+                    event = session.next_event_corked(&mut cork) => event,
+                    () = deadline.passed() => {
+                        self.expire(socket);
+                        (deadline, expired) = (Deadline::none(), true);
+                        continue;
+                    }
                 }
+            } else {
+                session.next_event_corked(&mut cork).await
             };
             match event {
+                Ok(Event::Message(_)) if expired => {}
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
                         deadline = Deadline::of(socket);

@@ -38,6 +38,9 @@ struct SocketInner {
     remote: Option<SocketAddr>,
     /// `end` was sent (shutdown): it is sent once.
     ended: AtomicBool,
+    /// Its rights limit some room ([`Rights::restricts`]); kept beside
+    /// them so that an unlimited connection's messages take no extra lock.
+    restricted: AtomicBool,
     state: Mutex<SocketState>,
 }
 
@@ -84,6 +87,7 @@ impl Socket {
                 meta: parts.meta,
                 remote: parts.remote,
                 ended: AtomicBool::new(false),
+                restricted: AtomicBool::new(parts.rights.restricts()),
                 state: Mutex::new(SocketState {
                     name: parts.name,
                     rights: parts.rights,
@@ -115,12 +119,28 @@ impl Socket {
 
     /// Whether the connection may join `room` (and list its members).
     pub fn may_join(&self, room: &str) -> bool {
-        self.state().rights.rooms.allows(room)
+        !self.is_restricted() || self.state().rights.rooms.allows(room)
     }
 
     /// Whether the connection may send events to `room`.
     pub fn may_publish(&self, room: &str) -> bool {
-        self.state().rights.publish.allows(room)
+        !self.is_restricted() || self.state().rights.publish.allows(room)
+    }
+
+    /// Whether the connection may send events to everyone.
+    pub fn may_broadcast(&self) -> bool {
+        !self.is_restricted() || self.state().rights.publish.allows_all()
+    }
+
+    fn is_restricted(&self) -> bool {
+        self.inner.restricted.load(Ordering::Acquire)
+    }
+
+    /// Replaces the connection's rights (a refresh).
+    pub(crate) fn set_rights(&self, rights: Rights) {
+        let restricts = rights.restricts();
+        self.state().rights = rights;
+        self.inner.restricted.store(restricts, Ordering::Release);
     }
 
     /// When the connection will be closed unless it refreshes its grant.
