@@ -53,6 +53,12 @@ impl Verifier {
             (None, None) => return Ok(None),
             (Some(_), Some(_)) => anyhow::bail!("give jwt_secret or jwt_public_key, not both"),
         };
+        Ok(Some(Verifier::new(algorithm, key, settings)))
+    }
+
+    /// A verifier of `algorithm` with `key`, and the claim checks of the
+    /// settings (audience, issuer, leeway, cookie).
+    fn new(algorithm: Algorithm, key: DecodingKey, settings: &ServeSettings) -> Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = settings.jwt_leeway;
         validation.validate_nbf = true;
@@ -63,12 +69,12 @@ impl Verifier {
         if let Some(issuer) = &settings.jwt_issuer {
             validation.set_issuer(&[issuer]);
         }
-        Ok(Some(Verifier {
+        Verifier {
             algorithm,
             key,
             validation,
             cookie: settings.jwt_cookie.clone(),
-        }))
+        }
     }
 
     /// Makes this the hub's authorizer of upgrades and refresher of tokens.
@@ -183,5 +189,116 @@ fn algorithm_name(algorithm: Algorithm) -> &'static str {
         Algorithm::RS256 => "RS256",
         Algorithm::ES256 => "ES256",
         _ => "another algorithm",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use serde_json::json;
+
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+    const RSA_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAvz7Ot6RLuY4KP1hoRCDx
+OSLG7OHU9PD+YCsNNpcripRAnvLqgprcpyBc6eTyJ5p2LkA3Md8EBvmOGvY5+kUW
+ZGd6ikxMO1f3yLL8aC1+yrcrnzBCx3Vb9i8TnGXCwOLeI5ipQHAPy5xEv6vX6hRU
+90qmCD4taJF+PjwIWYJTMhHezfAcgMjjouqg2JoX7tDOoK0Q0AiithAJ60d3e0XV
+JMpNyt0go1xK2R/ri5I8Cqsh9SN6WfaffZadm22xuq6vV4UBx+2wa58zL2jBuX2I
+21cFO3Jt4XYu7YvXS7H7gc+sNOSVhVhICxBXC4CZj22yBvO6bReBd+BLGqq9nsxO
+iwIDAQAB
+-----END PUBLIC KEY-----
+";
+    const P256_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE43Q30QgAiDyMpH029Y4lV/JPdnvn
+9WTe+A9XkrJb9dWGRorCvauyOUBsyzcBwCCk2tD/J9UKb8vlVfNDev8Ecg==
+-----END PUBLIC KEY-----
+";
+    const P384_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----
+MHYwEAYHKoZIzj0CAQYFK4EEACIDYgAEB4ZKqSJZktZ+H8TFqi8XMOWWRinqJ2ei
+1hExbncpnhK0tiO95xNgjN68UO3Ou1kFjtcY+gVmrntQiC8/HDmHdbxSrbzE3NrE
+u6oTgg6JB2JSSVkCQb0fCDFF/wEsKj7/
+-----END PUBLIC KEY-----
+";
+
+    fn hs256_verifier(leeway: u64) -> Verifier {
+        let settings = ServeSettings {
+            jwt_leeway: leeway,
+            ..ServeSettings::default()
+        };
+        let key = DecodingKey::from_secret(SECRET.as_bytes());
+        Verifier::new(Algorithm::HS256, key, &settings)
+    }
+
+    fn hs256(claims: serde_json::Value, secret: &[u8]) -> String {
+        encode(
+            &Header::default(),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        jsonwebtoken::get_current_timestamp()
+    }
+
+    #[test]
+    fn a_valid_token_gives_its_grant_and_leeway_moves_the_deadline() {
+        let exp = now() - 10;
+        let token = hs256(
+            json!({"exp": exp, "sub": "u1", "name": "Ann"}),
+            SECRET.as_bytes(),
+        );
+        assert_eq!(
+            hs256_verifier(0).verify(&token).unwrap_err(),
+            "invalid token: expired"
+        );
+        let grant = hs256_verifier(30).verify(&token).unwrap();
+        assert_eq!(grant.name.as_deref(), Some("Ann"));
+        assert_eq!(grant.meta["user"], "u1");
+        let deadline = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp + 30);
+        assert_eq!(grant.expires, Some(deadline));
+    }
+
+    #[test]
+    fn wrong_signatures_and_algorithms_are_refused() {
+        let verifier = hs256_verifier(0);
+        let claims = json!({"exp": now() + 60});
+        let other = hs256(claims.clone(), b"another-secret-of-at-least-32-bytes");
+        assert_eq!(
+            verifier.verify(&other).unwrap_err(),
+            "invalid token: bad signature"
+        );
+        let b64 = |v: serde_json::Value| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+        };
+        let none = format!("{}.{}.", b64(json!({"alg": "none"})), b64(claims.clone()));
+        assert!(verifier
+            .verify(&none)
+            .unwrap_err()
+            .contains("algorithm none"));
+        assert!(verifier.verify("").unwrap_err().contains("malformed"));
+    }
+
+    #[test]
+    fn an_hs256_token_made_with_the_public_key_is_refused_by_rs256() {
+        let (algorithm, key) = public_key(RSA_PUBLIC).unwrap();
+        assert_eq!(algorithm, Algorithm::RS256);
+        let verifier = Verifier::new(algorithm, key, &ServeSettings::default());
+        let forged = hs256(json!({"exp": now() + 60}), RSA_PUBLIC.as_bytes());
+        let why = verifier.verify(&forged).unwrap_err();
+        assert!(why.contains("algorithm HS256 is not accepted"), "{why}");
+    }
+
+    #[test]
+    fn the_key_type_picks_the_algorithm() {
+        let refusal = |pem: &str| public_key(pem).err().map(|e| e.to_string());
+        assert_eq!(public_key(P256_PUBLIC).unwrap().0, Algorithm::ES256);
+        let p384 = refusal(P384_PUBLIC).unwrap();
+        assert!(p384.contains("P-256"), "{p384}");
+        let private = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+        assert!(refusal(private).unwrap().contains("private key"));
+        assert!(refusal("not a key").is_some());
     }
 }
