@@ -6,7 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
-use switchboard_hub::{envelope, Access, Grant};
+use switchboard_hub::pattern::Pattern;
+use switchboard_hub::{envelope, Access, Grant, Paths};
 
 /// The claims the server reads; the verifier has checked `exp`, `nbf`,
 /// `aud` and `iss` already. Others are ignored.
@@ -31,6 +32,9 @@ pub struct Claims {
     /// Rooms it may send to (`*` among them allows broadcasts); absent: any.
     #[serde(default)]
     pub publish: Option<Vec<String>>,
+    /// Address patterns it may publish `{path, values}` to; absent: any.
+    #[serde(default)]
+    pub paths: Option<Vec<String>>,
 }
 
 /// The metadata key that holds `sub`.
@@ -62,6 +66,7 @@ impl Claims {
         };
         grant.rooms = access("rooms", self.rooms)?;
         grant.publish = access("publish", self.publish)?;
+        grant.paths = paths(self.paths)?;
         grant.expires = Some(UNIX_EPOCH + Duration::from_secs(exp.saturating_add(leeway)));
         Ok(grant)
     }
@@ -76,6 +81,18 @@ fn access(claim: &str, rules: Option<Vec<String>>) -> Result<Access, String> {
         envelope::room_name(Some(rule)).map_err(|e| format!("claim {claim}: {}", e.message))?;
     }
     Ok(Access::Only(rules))
+}
+
+/// A list of address patterns, parsed as `subscribe` parses them.
+fn paths(patterns: Option<Vec<String>>) -> Result<Paths, String> {
+    let Some(patterns) = patterns else {
+        return Ok(Paths::Any);
+    };
+    let parsed = patterns.iter().map(|text| Pattern::parse(text));
+    let parsed: Result<Vec<Pattern>, String> = parsed.collect();
+    parsed
+        .map(Paths::Only)
+        .map_err(|why| format!("claim paths: {why}"))
 }
 
 #[cfg(test)]
@@ -96,6 +113,7 @@ mod tests {
             "meta": {"team": "red", "level": 3, "admin": false, "gone": null, "user": "spoof"},
             "rooms": ["lobby", "team-*"],
             "publish": ["team-*"],
+            "paths": ["/lights/**"],
         }))
         .into_grant(5)
         .unwrap();
@@ -119,6 +137,7 @@ mod tests {
         assert!(!grant.rooms.allows("staff"));
         assert!(grant.publish.allows("team-x") && !grant.publish.allows("lobby"));
         assert!(!grant.publish.allows_all());
+        assert!(grant.paths.allows("/lights/a") && !grant.paths.allows("/door"));
         assert_eq!(
             grant.expires,
             Some(UNIX_EPOCH + Duration::from_secs(2_000_000_005))
@@ -131,6 +150,7 @@ mod tests {
         assert_eq!((grant.subject, grant.name), (None, None));
         assert!(grant.meta.is_empty());
         assert_eq!((grant.rooms, grant.publish), (Access::Any, Access::Any));
+        assert_eq!(grant.paths, Paths::Any);
     }
 
     #[test]
@@ -147,6 +167,7 @@ mod tests {
             json!({"exp": 1, "name": ""}),
             json!({"exp": 1, "rooms": [""]}),
             json!({"exp": 1, "publish": ["x".repeat(65)]}),
+            json!({"exp": 1, "paths": ["no-slash"]}),
         ] {
             assert!(claims(bad.clone()).into_grant(0).is_err(), "{bad}");
         }

@@ -207,7 +207,7 @@ def test_a_forbidden_join_is_an_error_and_the_connection_stays_open(hs_server, c
 
 
 def test_a_forbidden_publish_is_an_error(hs_server, connect):
-    token = hs256(claims(sub="u1", publish=["news"]))
+    token = hs256(claims(sub="u1", publish=["news"], paths=["/lights/**"]))
     sender = connect(with_token(hs_server, token))
     listener = connect(with_token(hs_server, hs256(claims(sub="u2"))))
     listener.join("chat")
@@ -222,6 +222,12 @@ def test_a_forbidden_publish_is_an_error(hs_server, connect):
     reply = sender.request({"event": "say", "room": "news", "data": "ok", "echo": False})
     assert reply["data"] == {"delivered": 1}
     assert listener.next("say")["data"] == "ok"
+    # Address messages: only under the `paths` patterns.
+    listener.request({"event": "subscribe", "data": {"pattern": "/**"}})
+    reply = sender.request({"path": "/door/open", "values": [1]})
+    assert reply["error"]["code"] == "forbidden"
+    assert sender.request({"path": "/lights/hall", "values": [1]})["data"] == {"delivered": 1}
+    assert listener.next()["path"] == "/lights/hall"
     assert listener.silent() == []
 
 

@@ -17,6 +17,19 @@ pub(crate) fn check_join(socket: &Socket, room: &str) -> Result<(), RequestError
     }
 }
 
+/// A connection may publish address messages only to the addresses its
+/// grant names.
+pub(crate) fn check_path(socket: &Socket, path: &str) -> Result<(), RequestError> {
+    if socket.may_publish_path(path) {
+        Ok(())
+    } else {
+        Err(RequestError::new(
+            "forbidden",
+            format!("not allowed to publish to {path}"),
+        ))
+    }
+}
+
 /// A connection may send events only to the rooms its grant names, and to
 /// everyone only when it names every room. Direct messages and events for
 /// the server's handlers are not limited: they reach one connection, or

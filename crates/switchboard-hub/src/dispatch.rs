@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use switchboard_net::{Cork, Message};
 
-use crate::access::{check_join, check_target};
+use crate::access::{check_join, check_path, check_target};
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
@@ -113,6 +113,7 @@ impl Hub {
             }
             Request::Refresh(token) => self.refresh(socket, &token),
             Request::Address { path, values } => {
+                check_path(socket, &path)?;
                 let delivered = self.publish(&path, &values);
                 Ok(json!({ "delivered": delivered }))
             }

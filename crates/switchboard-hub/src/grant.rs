@@ -9,8 +9,8 @@
 
 use std::time::SystemTime;
 
-pub use crate::rights::Access;
 use crate::rights::Rights;
+pub use crate::rights::{Access, Paths};
 use crate::socket::Meta;
 
 /// What an accepted connection may do, as an authorizer decided it.
@@ -31,6 +31,8 @@ pub struct Grant {
     pub rooms: Access,
     /// The rooms it may send events to; a broadcast needs [`Access::allows_all`].
     pub publish: Access,
+    /// The addresses it may publish `{path, values}` messages to.
+    pub paths: Paths,
     /// When the connection is closed (4001 "token expired") unless a
     /// refresh moves it; `None` for never.
     pub expires: Option<SystemTime>,
@@ -53,6 +55,7 @@ impl Grant {
             subject: self.subject,
             rooms: self.rooms,
             publish: self.publish,
+            paths: self.paths,
             expires: self.expires,
         };
         (self.name, self.meta, rights)

@@ -19,7 +19,8 @@
 //! - [`grant`]: what an authorization gives a connection ([`Grant`]: name,
 //!   metadata, rooms it may join and send to, expiry); `expiry`, the
 //!   deadline in the connection's task and `refresh`; `rights`, the rooms
-//!   a connection may join and send to ([`Access`]).
+//!   a connection may join and send to ([`Access`]) and the addresses it
+//!   may publish to ([`Paths`]).
 //! - `routing`: the one way out for every message (`to(room).emit`,
 //!   `emit_all`, `emit_to`, `publish`, client relays, other nodes' messages).
 //! - `presence`: coalesced room user lists.
@@ -86,7 +87,7 @@ pub use grant::Grant;
 pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
-pub use rights::Access;
+pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, Socket};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so

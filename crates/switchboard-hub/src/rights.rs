@@ -1,7 +1,10 @@
-//! What a connection may do, as the hub checks it: which rooms ([`Access`]),
-//! and the [`Rights`] a connection carries from its grant for its life.
+//! What a connection may do, as the hub checks it: which rooms ([`Access`])
+//! and addresses ([`Paths`]), and the [`Rights`] a connection carries from
+//! its grant for its life.
 
 use std::time::SystemTime;
+
+use crate::pattern::Pattern;
 
 /// The part of a grant a connection carries for its life, replaced whole
 /// by a refresh.
@@ -10,6 +13,7 @@ pub(crate) struct Rights {
     pub subject: Option<String>,
     pub rooms: Access,
     pub publish: Access,
+    pub paths: Paths,
     pub expires: Option<SystemTime>,
 }
 
@@ -17,7 +21,7 @@ impl Rights {
     /// Whether any room is out of bounds: when not, the checks need not
     /// look (nor take the socket's lock).
     pub fn restricts(&self) -> bool {
-        self.rooms != Access::Any || self.publish != Access::Any
+        self.rooms != Access::Any || self.publish != Access::Any || self.paths != Paths::Any
     }
 }
 
@@ -58,6 +62,28 @@ impl Access {
         match self {
             Access::Any => true,
             Access::Only(rules) => rules.iter().any(|rule| rule.chars().all(|c| c == '*')),
+        }
+    }
+}
+
+/// Which addresses a connection may publish `{path, values}` messages to:
+/// any, or those matching one of a list of patterns (the syntax of
+/// `subscribe`: `/sensors/*/motion`, `/lights/**`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Paths {
+    /// Every address.
+    #[default]
+    Any,
+    /// Only addresses matching one of these (none: no address at all).
+    Only(Vec<Pattern>),
+}
+
+impl Paths {
+    /// Whether `path` is allowed.
+    pub fn allows(&self, path: &str) -> bool {
+        match self {
+            Paths::Any => true,
+            Paths::Only(patterns) => patterns.iter().any(|pattern| pattern.matches(path)),
         }
     }
 }
@@ -115,6 +141,26 @@ mod tests {
         assert!(star.allows("x") && star.allows_all());
         let none = Access::only(Vec::<String>::new());
         assert!(!none.allows("lobby") && !none.allows_all());
+    }
+
+    #[test]
+    fn paths_match_as_subscriptions_do() {
+        let paths = Paths::Only(vec![
+            Pattern::parse("/sensors/*/motion").unwrap(),
+            Pattern::parse("/lights/**").unwrap(),
+        ]);
+        for path in ["/sensors/hall/motion", "/lights", "/lights/a/b"] {
+            assert!(paths.allows(path), "{path}");
+        }
+        for path in ["/sensors/hall/heat", "/door", "/lightsx"] {
+            assert!(!paths.allows(path), "{path}");
+        }
+        assert!(Paths::Any.allows("/x") && !Paths::Only(Vec::new()).allows("/x"));
+        let only_paths = Rights {
+            paths: Paths::Only(Vec::new()),
+            ..Rights::default()
+        };
+        assert!(only_paths.restricts() && !Rights::default().restricts());
     }
 
     #[test]

@@ -127,6 +127,11 @@ impl Socket {
         !self.is_restricted() || self.state().rights.publish.allows(room)
     }
 
+    /// Whether the connection may publish an address message to `path`.
+    pub fn may_publish_path(&self, path: &str) -> bool {
+        !self.is_restricted() || self.state().rights.paths.allows(path)
+    }
+
     /// Whether the connection may send events to everyone.
     pub fn may_broadcast(&self) -> bool {
         !self.is_restricted() || self.state().rights.publish.allows_all()
