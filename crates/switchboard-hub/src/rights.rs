@@ -18,6 +18,22 @@ pub(crate) struct Rights {
 }
 
 impl Rights {
+    /// No limit, no subject, no deadline: what a connection without a
+    /// grant of its own has (and [`Rights::default`]).
+    pub const UNLIMITED: Rights = Rights {
+        subject: None,
+        rooms: Access::Any,
+        publish: Access::Any,
+        paths: Paths::Any,
+        expires: None,
+    };
+
+    /// Boxed only when they say something: most connections carry none,
+    /// and an idle connection's size is counted in bytes.
+    pub fn boxed(self) -> Option<Box<Rights>> {
+        (self != Rights::UNLIMITED).then(|| Box::new(self))
+    }
+
     /// Whether any room is out of bounds: when not, the checks need not
     /// look (nor take the socket's lock).
     pub fn restricts(&self) -> bool {
@@ -161,6 +177,8 @@ mod tests {
             ..Rights::default()
         };
         assert!(only_paths.restricts() && !Rights::default().restricts());
+        assert_eq!(Rights::default(), Rights::UNLIMITED);
+        assert!(Rights::UNLIMITED.boxed().is_none() && only_paths.boxed().is_some());
     }
 
     #[test]

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use switchboard_net::{Accepted, Cork, Event, Session};
-
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Admission;
@@ -23,8 +22,9 @@ impl Hub {
     /// dispatches its messages, and removes it from its rooms at the end.
     /// The task that awaits this is the connection's only task.
     ///
-    /// The name may come from the `name` query parameter of the upgrade
-    /// request (`/ws?name=alice`). The connect hooks run after `ready` is
+    /// The name comes from the authorizer's [`Grant`](crate::Grant), or
+    /// else from the `name` query parameter of the upgrade request
+    /// (`/ws?name=alice`). The connect hooks run after `ready` is
     /// queued, before any message of the client is read; the disconnect
     /// hooks once the connection has left every room.
     ///

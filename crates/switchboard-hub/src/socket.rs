@@ -38,8 +38,9 @@ struct SocketInner {
     remote: Option<SocketAddr>,
     /// `end` was sent (shutdown): it is sent once.
     ended: AtomicBool,
-    /// Its rights limit some room ([`Rights::restricts`]); kept beside
-    /// them so that an unlimited connection's messages take no extra lock.
+    /// Its rights limit some room or address ([`Rights::restricts`]); kept
+    /// beside them so that an unlimited connection's messages take no
+    /// extra lock.
     restricted: AtomicBool,
     state: Mutex<SocketState>,
 }
@@ -49,8 +50,9 @@ pub(crate) struct SocketState {
     pub name: Option<String>,
     pub rooms: BTreeSet<String>,
     pub patterns: Vec<Pattern>,
-    /// What the authorizer allowed; a refresh replaces it.
-    pub rights: Rights,
+    /// What the authorizer allowed, if it limited anything, named a
+    /// subject or set a deadline; a refresh replaces it.
+    pub rights: Option<Box<Rights>>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -90,7 +92,7 @@ impl Socket {
                 restricted: AtomicBool::new(parts.rights.restricts()),
                 state: Mutex::new(SocketState {
                     name: parts.name,
-                    rights: parts.rights,
+                    rights: parts.rights.boxed(),
                     ..SocketState::default()
                 }),
             }),
@@ -114,43 +116,49 @@ impl Socket {
 
     /// Who the connection acts for, as its authorizer said (a token's `sub`).
     pub fn subject(&self) -> Option<String> {
-        self.state().rights.subject.clone()
+        self.rights(|rights| rights.subject.clone())
     }
 
     /// Whether the connection may join `room` (and list its members).
     pub fn may_join(&self, room: &str) -> bool {
-        !self.is_restricted() || self.state().rights.rooms.allows(room)
+        !self.is_restricted() || self.rights(|rights| rights.rooms.allows(room))
     }
 
     /// Whether the connection may send events to `room`.
     pub fn may_publish(&self, room: &str) -> bool {
-        !self.is_restricted() || self.state().rights.publish.allows(room)
+        !self.is_restricted() || self.rights(|rights| rights.publish.allows(room))
     }
 
     /// Whether the connection may publish an address message to `path`.
     pub fn may_publish_path(&self, path: &str) -> bool {
-        !self.is_restricted() || self.state().rights.paths.allows(path)
+        !self.is_restricted() || self.rights(|rights| rights.paths.allows(path))
     }
 
     /// Whether the connection may send events to everyone.
     pub fn may_broadcast(&self) -> bool {
-        !self.is_restricted() || self.state().rights.publish.allows_all()
+        !self.is_restricted() || self.rights(|rights| rights.publish.allows_all())
     }
 
     fn is_restricted(&self) -> bool {
         self.inner.restricted.load(Ordering::Acquire)
     }
 
+    /// Reads the connection's rights under its lock.
+    fn rights<T>(&self, read: impl FnOnce(&Rights) -> T) -> T {
+        let state = self.state();
+        read(state.rights.as_deref().unwrap_or(&Rights::UNLIMITED))
+    }
+
     /// Replaces the connection's rights (a refresh).
     pub(crate) fn set_rights(&self, rights: Rights) {
         let restricts = rights.restricts();
-        self.state().rights = rights;
+        self.state().rights = rights.boxed();
         self.inner.restricted.store(restricts, Ordering::Release);
     }
 
     /// When the connection will be closed unless it refreshes its grant.
     pub fn expires(&self) -> Option<SystemTime> {
-        self.state().rights.expires
+        self.rights(|rights| rights.expires)
     }
 
     /// The peer's address, when known.
