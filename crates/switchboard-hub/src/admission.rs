@@ -3,6 +3,7 @@
 //! is written, and hands the result to [`Hub::serve`] as an [`Admission`].
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use switchboard_net::{Decision, Handler};
 use switchboard_proto::handshake::Request;
@@ -41,7 +42,8 @@ impl Admission {
 
 impl Hub {
     /// Decides on an upgrade request: 503 while shutting down, the
-    /// authorizer's status (401, 403, …) if it refuses, 503 when
+    /// authorizer's status (401, 403, …) if it refuses, 403 if its grant
+    /// has expired already, 503 when
     /// `max_connections` are in the hub. An [`Admission`] otherwise.
     ///
     /// Hand it, with the connection, to [`Hub::serve`]; dropping it gives
@@ -54,6 +56,10 @@ impl Hub {
         let grant = self
             .authorize_grant(request)
             .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
+        // A grant that is over already would be admitted only to be closed.
+        if grant.expires.is_some_and(|at| at <= SystemTime::now()) {
+            return Err(HandshakeError::new(403, "authorization expired"));
+        }
         let permit = Arc::clone(&self.inner.permits)
             .try_acquire_owned()
             .map_err(|_| {

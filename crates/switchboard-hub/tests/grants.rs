@@ -24,11 +24,17 @@ fn grant(subject: &str, lifetime: Duration) -> Grant {
     grant
 }
 
-/// A hub whose authorizer grants `?sub=` for `lifetime`, and whose
-/// refresher takes tokens `SUBJECT:SECONDS`.
+/// A hub whose authorizer grants `?sub=` for `lifetime` (or, with
+/// `?expired`, until a second ago), and whose refresher takes tokens
+/// `SUBJECT:SECONDS`.
 async fn serve(lifetime: Duration) -> String {
     let hub = Hub::new(HubConfig::default());
     hub.set_grant_authorizer(move |request| match request.query_param("sub") {
+        Some(sub) if request.query_param("expired").is_some() => {
+            let mut over = grant(&sub, lifetime);
+            over.expires = Some(SystemTime::now() - Duration::from_secs(1));
+            Ok(over)
+        }
         Some(sub) => Ok(grant(&sub, lifetime)),
         None => Err((401, "sub required".into())),
     });
@@ -125,6 +131,15 @@ async fn the_grant_names_the_connection_and_limits_its_rooms() {
     assert_eq!(all["error"]["code"], "forbidden");
     let lobby = request(&mut socket, json!({"event":"x","room":"lobby","ack":5})).await;
     assert_eq!(lobby["data"]["delivered"], 0);
+}
+
+#[tokio::test]
+async fn a_grant_that_is_over_already_is_refused_at_the_upgrade() {
+    let url = serve(Duration::from_secs(60)).await;
+    let error = connect(&format!("{url}?sub=ann&expired=1"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.handshake_error().map(|e| e.status()), Some(403));
 }
 
 #[tokio::test]
