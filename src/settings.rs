@@ -63,16 +63,17 @@ pub struct ServeArgs {
     /// an RSA key, ES256 for a P-256 one [default: none].
     #[arg(long, env = "SWITCHBOARD_JWT_PUBLIC_KEY", value_name = "FILE")]
     pub jwt_public_key: Option<PathBuf>,
-    /// The `aud` a token must name [default: none, tokens with `aud` refused].
+    /// The `aud` a token must name (then required) [default: none, tokens
+    /// with `aud` refused].
     #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
-    /// The `iss` a token must have [default: any].
+    /// The `iss` a token must have (then required) [default: any].
     #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
     /// Cookie a browser's token may come in [default: switchboard_token].
     #[arg(long, env = "SWITCHBOARD_JWT_COOKIE")]
     pub jwt_cookie: Option<String>,
-    /// Seconds of clock skew allowed on `exp` and `nbf` [default: 0].
+    /// Seconds of clock skew allowed on `exp` and `nbf`, at most 3600 [default: 0].
     #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", value_name = "SECONDS")]
     pub jwt_leeway: Option<u64>,
     /// Seconds to wait for clients to leave on SIGINT/SIGTERM [default: 10].
@@ -378,6 +379,11 @@ impl ServeSettings {
             );
         }
         anyhow::ensure!(
+            self.jwt_leeway <= 3600,
+            "jwt_leeway is at most 3600 seconds, not {}",
+            self.jwt_leeway
+        );
+        anyhow::ensure!(
             !self.jwt_cookie.is_empty()
                 && !self
                     .jwt_cookie
@@ -566,6 +572,11 @@ mod tests {
             },
             ServeArgs {
                 jwt_secret: Some("short".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                jwt_secret: Some(secret.clone()),
+                jwt_leeway: Some(u64::MAX),
                 ..ServeArgs::default()
             },
         ] {

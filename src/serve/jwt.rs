@@ -62,13 +62,20 @@ impl Verifier {
         let mut validation = Validation::new(algorithm);
         validation.leeway = settings.jwt_leeway;
         validation.validate_nbf = true;
-        validation.validate_aud = settings.jwt_audience.is_some();
+        // jsonwebtoken checks `aud` and `iss` only when a token has them:
+        // a configured one is also made required, or leaving it out would
+        // pass. A token with an `aud` is refused when none is configured
+        // (RFC 7519 §4.1.3: this server cannot tell it is meant for it).
+        let mut required = vec!["exp"];
         if let Some(audience) = &settings.jwt_audience {
             validation.set_audience(&[audience]);
+            required.push("aud");
         }
         if let Some(issuer) = &settings.jwt_issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
+        validation.set_required_spec_claims(&required);
         Verifier {
             algorithm,
             key,
@@ -289,6 +296,43 @@ u6oTgg6JB2JSSVkCQb0fCDFF/wEsKj7/
         let forged = hs256(json!({"exp": now() + 60}), RSA_PUBLIC.as_bytes());
         let why = verifier.verify(&forged).unwrap_err();
         assert!(why.contains("algorithm HS256 is not accepted"), "{why}");
+    }
+
+    #[test]
+    fn a_configured_audience_and_issuer_are_required() {
+        let settings = ServeSettings {
+            jwt_audience: Some("sb".into()),
+            jwt_issuer: Some("auth".into()),
+            ..ServeSettings::default()
+        };
+        let key = DecodingKey::from_secret(SECRET.as_bytes());
+        let verifier = Verifier::new(Algorithm::HS256, key, &settings);
+        let exp = now() + 60;
+        let token = |claims| hs256(claims, SECRET.as_bytes());
+        assert!(verifier
+            .verify(&token(json!({"exp": exp, "aud": "sb", "iss": "auth"})))
+            .is_ok());
+        for (claims, why) in [
+            (
+                json!({"exp": exp, "iss": "auth"}),
+                "the aud claim is required",
+            ),
+            (
+                json!({"exp": exp, "aud": "sb"}),
+                "the iss claim is required",
+            ),
+            (
+                json!({"exp": exp, "aud": "x", "iss": "auth"}),
+                "wrong audience",
+            ),
+            (json!({"exp": exp, "aud": "sb", "iss": "x"}), "wrong issuer"),
+        ] {
+            let refusal = verifier.verify(&token(claims)).unwrap_err();
+            assert!(refusal.contains(why), "{refusal}");
+        }
+        let token_with_aud = token(json!({"exp": exp, "aud": "sb"}));
+        let refusal = hs256_verifier(0).verify(&token_with_aud).unwrap_err();
+        assert!(refusal.contains("wrong audience"), "{refusal}");
     }
 
     #[test]

@@ -178,6 +178,19 @@ def test_es256_accepts_its_keys_tokens(start_server, tmp_path, ec_key, rsa_key, 
     assert refused(with_token(server, rs))[0] == 403
 
 
+def test_audience_and_issuer_when_configured_are_required(start_server, connect):
+    server = start_server("--jwt-secret", SECRET, "--jwt-audience", "sb", "--jwt-issuer", "auth")
+    good = hs256(claims(aud="sb", iss="auth", name="Ann"))
+    assert connect(with_token(server, good)).name == "Ann"
+    for token, reason in [
+        (hs256(claims(iss="auth")), "the aud claim is required"),
+        (hs256(claims(aud="sb")), "the iss claim is required"),
+        (hs256(claims(aud="other", iss="auth")), "wrong audience"),
+        (hs256(claims(aud="sb", iss="other")), "wrong issuer"),
+    ]:
+        assert refused(with_token(server, token)) == (403, f"invalid token: {reason}\n")
+
+
 def test_ws_token_and_jwt_together_refuse_to_start():
     result = subprocess.run(
         [str(BINARY), "serve", "--port", "0", "--ws-token", "t", "--jwt-secret", SECRET],
