@@ -5,7 +5,7 @@
 //! returns a [`Grant`] for an upgrade; a refresher
 //! ([`Hub::set_refresher`](crate::Hub::set_refresher)) returns one for a
 //! token sent over an open connection. The hub keeps the rights part of it
-//! ([`Rights`]) with the connection and checks every join and send against it.
+//! (its rights) with the connection and checks every join and send against it.
 
 use std::time::SystemTime;
 
