@@ -95,6 +95,27 @@ pub struct ServeArgs {
     /// Key required by GET /metrics (as `Authorization: Bearer KEY`) [default: none].
     #[arg(long, env = "SWITCHBOARD_METRICS_KEY")]
     pub metrics_key: Option<String>,
+    /// Secret that /ws tokens are signed with, as JWT HS256 (at least 32
+    /// bytes); not with --ws-token or --jwt-public-key [default: none].
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET")]
+    pub jwt_secret: Option<String>,
+    /// PEM file of the public key that /ws tokens are signed for: RS256 for
+    /// an RSA key, ES256 for a P-256 one [default: none].
+    #[arg(long, env = "SWITCHBOARD_JWT_PUBLIC_KEY", value_name = "FILE")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// The `aud` a token must name (then required) [default: none, tokens
+    /// with `aud` refused].
+    #[arg(long, env = "SWITCHBOARD_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+    /// The `iss` a token must have (then required) [default: any].
+    #[arg(long, env = "SWITCHBOARD_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Cookie a browser's token may come in [default: switchboard_token].
+    #[arg(long, env = "SWITCHBOARD_JWT_COOKIE")]
+    pub jwt_cookie: Option<String>,
+    /// Seconds of clock skew allowed on `exp` and `nbf`, at most 3600 [default: 0].
+    #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", value_name = "SECONDS")]
+    pub jwt_leeway: Option<u64>,
     /// Seconds to wait for clients to leave on SIGINT/SIGTERM [default: 10].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
@@ -214,6 +235,14 @@ pub struct ServeSettings {
     pub ws_token: Option<String>,
     pub echo_token: Option<String>,
     pub metrics_key: Option<String>,
+    /// HS256 secret of /ws tokens.
+    pub jwt_secret: Option<String>,
+    /// PEM public key of /ws tokens (RS256 or ES256).
+    pub jwt_public_key: Option<PathBuf>,
+    pub jwt_audience: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_cookie: String,
+    pub jwt_leeway: u64,
     pub shutdown_timeout: u64,
     pub log: String,
     pub deflate: bool,
@@ -261,6 +290,13 @@ impl Default for ServeSettings {
             ws_token: None,
             echo_token: None,
             metrics_key: None,
+            jwt_secret: None,
+            jwt_public_key: None,
+            jwt_audience: None,
+            jwt_issuer: None,
+            jwt_cookie: "switchboard_token".into(),
+            // Expiry is exact unless the operator allows for skewed clocks.
+            jwt_leeway: 0,
             shutdown_timeout: 10,
             deflate: true,
             deflate_level: 6,
@@ -326,7 +362,9 @@ impl ServeSettings {
             redis_prefix,
             cluster_ttl,
             cluster_heartbeat,
-            cluster_channels
+            cluster_channels,
+            jwt_cookie,
+            jwt_leeway
         );
         if args.redis.is_some() {
             settings.redis = args.redis.clone();
@@ -345,6 +383,19 @@ impl ServeSettings {
         }
         if args.metrics_key.is_some() {
             settings.metrics_key = args.metrics_key.clone();
+        }
+        let optional = [
+            (&mut settings.jwt_secret, &args.jwt_secret),
+            (&mut settings.jwt_audience, &args.jwt_audience),
+            (&mut settings.jwt_issuer, &args.jwt_issuer),
+        ];
+        for (setting, arg) in optional {
+            if arg.is_some() {
+                setting.clone_from(arg);
+            }
+        }
+        if args.jwt_public_key.is_some() {
+            settings.jwt_public_key = args.jwt_public_key.clone();
         }
         settings.apply_bridge_flags(args)?;
         settings.validate()?;
@@ -403,7 +454,42 @@ impl ServeSettings {
             self.slow_consumer
         );
         self.bridge.validate()?;
+        self.validate_jwt()?;
         self.validate_cluster()
+    }
+
+    /// One way to authorize /ws: a shared token or signed ones, and signed
+    /// ones with one key.
+    fn validate_jwt(&self) -> anyhow::Result<()> {
+        let jwt = self.jwt_secret.is_some() || self.jwt_public_key.is_some();
+        anyhow::ensure!(
+            !(jwt && self.ws_token.is_some()),
+            "ws_token and jwt_secret/jwt_public_key exclude each other: give one"
+        );
+        anyhow::ensure!(
+            !(self.jwt_secret.is_some() && self.jwt_public_key.is_some()),
+            "give jwt_secret (HS256) or jwt_public_key (RS256/ES256), not both"
+        );
+        if let Some(secret) = &self.jwt_secret {
+            // RFC 7518 §3.2: an HS256 key at least as long as the hash.
+            anyhow::ensure!(
+                secret.len() >= 32,
+                "jwt_secret must be at least 32 bytes (RFC 7518 §3.2)"
+            );
+        }
+        anyhow::ensure!(
+            self.jwt_leeway <= 3600,
+            "jwt_leeway is at most 3600 seconds, not {}",
+            self.jwt_leeway
+        );
+        anyhow::ensure!(
+            !self.jwt_cookie.is_empty()
+                && !self
+                    .jwt_cookie
+                    .contains(|c: char| c.is_whitespace() || c == '=' || c == ';'),
+            "jwt_cookie must be a cookie name, without spaces, = or ;"
+        );
+        Ok(())
     }
 
     fn validate_cluster(&self) -> anyhow::Result<()> {
@@ -578,6 +664,54 @@ mod tests {
             Some("/a/**")
         );
         assert_eq!(settings.bridge.osc_listen[0].endpoint, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn jwt_settings_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-jwt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        let secret = "s".repeat(32);
+        std::fs::write(
+            &file,
+            format!("jwt_secret = \"{secret}\"\njwt_cookie = \"tok\"\njwt_leeway = 2\n"),
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            jwt_issuer: Some("auth".into()),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        assert_eq!(settings.jwt_secret.as_deref(), Some(secret.as_str()));
+        assert_eq!(settings.jwt_cookie, "tok");
+        assert_eq!(settings.jwt_leeway, 2);
+        assert_eq!(settings.jwt_issuer.as_deref(), Some("auth"));
+        assert_eq!(settings.jwt_audience, None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        for args in [
+            ServeArgs {
+                jwt_secret: Some(secret.clone()),
+                ws_token: Some("t".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                jwt_secret: Some(secret.clone()),
+                jwt_public_key: Some("k.pem".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                jwt_secret: Some("short".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                jwt_secret: Some(secret.clone()),
+                jwt_leeway: Some(u64::MAX),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -494,3 +494,30 @@ async fn end_from_a_stopping_server_leads_to_a_reconnect() {
     assert_eq!(members[0]["name"], "stayer", "{members}");
     client.close().await;
 }
+
+/// `refresh` against a server with JWT: the new token's expiry comes back,
+/// and a token for someone else is refused by the server.
+#[tokio::test]
+async fn refresh_sends_a_new_token_and_returns_its_expiry() {
+    use jsonwebtoken::{encode, EncodingKey, Header};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    const SECRET: &str = "a-test-secret-of-at-least-32-bytes!";
+    let server = Serve::start(&["--jwt-secret", SECRET]);
+    let key = EncodingKey::from_secret(SECRET.as_bytes());
+    let token = |sub: &str, exp: u64| {
+        encode(&Header::default(), &json!({"sub": sub, "exp": exp}), &key).unwrap()
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let url = format!("{}?token={}", server.ws(), token("u1", now + 60));
+    let client = connect(&url, ClientOptions::default()).await;
+    let reply = client.refresh(&token("u1", now + 120)).await.unwrap();
+    assert_eq!(reply, json!({"expires": now + 120, "left": []}));
+    match client.refresh(&token("u2", now + 120)).await {
+        Err(ClientError::Server { code, .. }) => assert_eq!(code, "subject_mismatch"),
+        other => panic!("{other:?}"),
+    }
+    client.close().await;
+}

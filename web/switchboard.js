@@ -15,8 +15,8 @@
  *   url      ws:// or wss:// URL of the hub, or a path ("/ws"). Default:
  *            ws(s)://<location.host>/ws (wss when the page is https).
  *   options  name        initial name (sent as ?name=, re-applied on reconnect)
- *            token       access token for servers started with --ws-token
- *                        (sent as ?token=)
+ *            token       access token for servers started with --ws-token or
+ *                        with JWT (sent as ?token=); see sb.refresh()
  *            reconnect   {attempts: 3, minDelay: 250, maxDelay: 5000}, or false.
  *                        Attempt n waits min(maxDelay, minDelay * 2^(n-1)),
  *                        randomised to between half and all of it (jitter).
@@ -62,6 +62,11 @@
  *                                     pattern (`*`, `?`, final `**`)
  *   sb.unsubscribe(pattern)         → {pattern, existed} (drops its handlers)
  *   sb.users(room?)                 → [{id, name}] of a room, or of everyone
+ *   sb.refresh(token)               → {expires, left}: a new JWT for this
+ *                                     connection before its token expires
+ *                                     (the server closes with 4001 when it
+ *                                     does); also used for every later
+ *                                     reconnection. Offline: {offline: true}
  *
  * Called while (re)connecting, join/subscribe/rename settle once the client
  * is back and the server has confirmed them; leave/unsubscribe settle at
@@ -122,7 +127,7 @@
   'use strict';
 
   var RESERVED = ['ready', 'userlist', 'ack', 'error', 'end'];
-  var BUILT_IN_REQUESTS = ['join', 'leave', 'rename', 'users', 'subscribe', 'unsubscribe'];
+  var BUILT_IN_REQUESTS = ['join', 'leave', 'rename', 'users', 'subscribe', 'unsubscribe', 'refresh'];
   var DEFAULT_RECONNECT = { attempts: 3, minDelay: 250, maxDelay: 5000 };
 
   function SwitchboardError(code, message) {
@@ -751,6 +756,15 @@
     var message = { event: 'users' };
     if (room != null) message.room = String(room);
     return quiet(this._request(message, this.options.ackTimeout));
+  };
+
+  proto.refresh = function (token) {
+    token = String(token);
+    // Kept for the next connection too: after a 4001 close the client
+    // reconnects with the newest token it was given.
+    this.options.token = token;
+    if (!this._ready) return Promise.resolve({ offline: true });
+    return quiet(this._request({ event: 'refresh', data: { token: token } }, this.options.ackTimeout));
   };
 
   Switchboard.RESERVED_EVENTS = RESERVED.slice();

@@ -2,13 +2,18 @@
 //!
 //! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
+//! - `credentials`: where a request's token is (header, cookie, query);
+//! - `jwt` and `claims`: signed tokens for /ws, as the hub's authorizer;
 //! - `metrics`: the Prometheus exposition;
 //! - `slots`, `files`: places for handshakes and connections, and the
 //!   open-file limit they must fit in;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
+mod claims;
+mod credentials;
 mod files;
+mod jwt;
 mod metrics;
 mod routes;
 mod slots;
@@ -126,6 +131,9 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         });
     hub_config.validate()?;
     let hub = Hub::new(hub_config);
+    if let Some(verifier) = jwt::Verifier::from_settings(&settings)? {
+        verifier.install(&hub);
+    }
     let bridges = Bridges::new(&hub, settings.max_message_size);
     let cluster = match settings.cluster() {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),

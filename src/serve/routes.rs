@@ -12,6 +12,7 @@ use switchboard_proto::HandshakeError;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::app::App;
+use super::credentials::{bearer, constant_time_eq};
 
 /// The hub endpoint.
 pub const HUB_PATH: &str = "/ws";
@@ -89,11 +90,28 @@ impl Router {
             })
     }
 
+    /// `/echo` asks for its own token, else the hub's: the `--ws-token`, or
+    /// with signed tokens, a valid one (an echo connection has no use for
+    /// the grant, but an anonymous peer must not take the places).
+    fn check_echo_credentials(&self, request: &Request) -> Result<(), HandshakeError> {
+        let settings = &self.app.settings;
+        match settings.echo_token() {
+            Some(token) => self.check_token(request, Some(token)),
+            None if settings.jwt_secret.is_some() || settings.jwt_public_key.is_some() => self
+                .app
+                .hub
+                .authorize_grant(request)
+                .map(drop)
+                .map_err(|(status, reason)| HandshakeError::new(status, reason)),
+            None => Ok(()),
+        }
+    }
+
     fn check_token(&self, request: &Request, expected: Option<&str>) -> Result<(), HandshakeError> {
         let Some(expected) = expected else {
             return Ok(());
         };
-        let given = bearer(request).or_else(|| request.query_param("token"));
+        let given = super::credentials::token(request, None);
         match given {
             Some(token) if constant_time_eq(token.as_bytes(), expected.as_bytes()) => Ok(()),
             Some(_) => Err(HandshakeError::new(403, "invalid token")),
@@ -120,7 +138,7 @@ impl Handler for Router {
                 .map(|admission| (Endpoint::Hub(admission), preferred)),
             ECHO_PATH => self
                 .check_origin(request)
-                .and_then(|()| self.check_token(request, self.app.settings.echo_token()))
+                .and_then(|()| self.check_echo_credentials(request))
                 .and_then(|()| self.echo_permit())
                 .map(|permit| (Endpoint::Echo(permit), None)),
             other => Err(HandshakeError::new(
@@ -283,17 +301,4 @@ fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
         status,
         &json!({ "error": { "code": code, "message": message } }),
     )
-}
-
-fn bearer(request: &Request) -> Option<String> {
-    let value = request.header("authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| token.trim().to_owned())
-}
-
-/// Compares secrets without revealing, through timing, how much matched.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

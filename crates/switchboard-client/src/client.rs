@@ -173,6 +173,14 @@ impl Client {
         self.request(message).await
     }
 
+    /// Sends a new token for this connection (`refresh`, on servers with
+    /// JWT) and returns the ack's data, `{"expires", "left"}`. It moves the
+    /// connection's deadline; a reconnection still uses the URL's token.
+    pub async fn refresh(&self, token: &str) -> Result<Value, ClientError> {
+        self.request(json!({ "event": "refresh", "data": { "token": token } }))
+            .await
+    }
+
     /// Closes the connection (1000) and stops reconnecting.
     pub async fn close(&self) {
         let _ = self.commands.send(Command::Close).await;

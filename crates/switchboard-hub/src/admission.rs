@@ -3,33 +3,47 @@
 //! is written, and hands the result to [`Hub::serve`] as an [`Admission`].
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use switchboard_net::{Decision, Handler};
 use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::grant::Grant;
 use crate::hub::Hub;
 use crate::socket::Meta;
 
-/// An upgrade the hub accepted: the metadata its authorizer gave and the
+/// An upgrade the hub accepted: what its authorizer granted and the
 /// connection's place under `max_connections`, held until it leaves.
 #[derive(Debug)]
 pub struct Admission {
-    meta: Meta,
-    _permit: OwnedSemaphorePermit,
+    grant: Grant,
+    permit: OwnedSemaphorePermit,
 }
 
 impl Admission {
     /// The metadata the authorizer gave the connection.
     pub fn meta(&self) -> &Meta {
-        &self.meta
+        &self.grant.meta
+    }
+
+    /// Everything the authorizer gave the connection.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The grant, and the place under `max_connections` to hold while the
+    /// connection lives.
+    pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit) {
+        (self.grant, self.permit)
     }
 }
 
 impl Hub {
     /// Decides on an upgrade request: 503 while shutting down, the
-    /// authorizer's status (401, 403, …) if it refuses, 503 when
+    /// authorizer's status (401, 403, …) if it refuses, 403 if its grant
+    /// has expired already, 503 when
     /// `max_connections` are in the hub. An [`Admission`] otherwise.
     ///
     /// Hand it, with the connection, to [`Hub::serve`]; dropping it gives
@@ -39,9 +53,13 @@ impl Hub {
         if self.is_closing() {
             return Err(HandshakeError::new(503, "server shutting down"));
         }
-        let meta = self
-            .authorize(request)
+        let grant = self
+            .authorize_grant(request)
             .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
+        // A grant that is over already would be admitted only to be closed.
+        if grant.expires.is_some_and(|at| at <= SystemTime::now()) {
+            return Err(HandshakeError::new(403, "authorization expired"));
+        }
         let permit = Arc::clone(&self.inner.permits)
             .try_acquire_owned()
             .map_err(|_| {
@@ -53,10 +71,7 @@ impl Hub {
                     ),
                 )
             })?;
-        Ok(Admission {
-            meta,
-            _permit: permit,
-        })
+        Ok(Admission { grant, permit })
     }
 
     /// Connections admitted and not yet gone (including those between their

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 use switchboard_net::{Cork, Message};
 
+use crate::access::{check_join, check_path, check_target};
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
@@ -12,8 +13,10 @@ use crate::subscriptions::TooManyWildcards;
 impl Hub {
     /// Handles one message from a client. Every failure is answered with an
     /// `error` event (or the ack's `error`); the connection stays open.
-    /// Relayed messages are written when `cork` is flushed.
-    pub(crate) fn dispatch(&self, socket: &Socket, message: Message, cork: &mut Cork) {
+    /// Relayed messages are written when `cork` is flushed. Returns whether
+    /// the connection's grant was replaced (a `refresh`), so that the task
+    /// resets its deadline.
+    pub(crate) fn dispatch(&self, socket: &Socket, message: Message, cork: &mut Cork) -> bool {
         let metrics = &self.inner.metrics;
         Metrics::add(&metrics.messages_in, 1);
         Metrics::add(&metrics.bytes_in, message.len() as u64);
@@ -33,19 +36,26 @@ impl Hub {
                 } else {
                     "invalid_json"
                 };
-                return self.reply_error(socket, None, &RequestError::new(code, why), cork);
+                self.reply_error(socket, None, &RequestError::new(code, why), cork);
+                return false;
             }
         };
         match envelope::parse(value) {
             Ok(parsed) => {
+                let refresh = matches!(parsed.request, Request::Refresh(_));
                 let result = self.handle(socket, parsed.request, cork);
+                let refreshed = refresh && result.is_ok();
                 match (result, parsed.ack) {
                     (Ok(data), Some(ack)) => self.reply_ack(socket, &ack, Ok(data), cork),
                     (Err(error), ack) => self.reply_error(socket, ack.as_ref(), &error, cork),
                     (Ok(_), None) => {}
                 }
+                refreshed
             }
-            Err((error, ack)) => self.reply_error(socket, ack.as_ref(), &error, cork),
+            Err((error, ack)) => {
+                self.reply_error(socket, ack.as_ref(), &error, cork);
+                false
+            }
         }
     }
 
@@ -56,7 +66,10 @@ impl Hub {
         cork: &mut Cork,
     ) -> Result<Value, RequestError> {
         match request {
-            Request::Join(room) => self.join(socket, &room),
+            Request::Join(room) => {
+                check_join(socket, &room)?;
+                self.join(socket, &room)
+            }
             Request::Leave(room) => self.leave(socket, &room),
             Request::Rename(name) => {
                 socket.state().name = Some(name.clone());
@@ -66,11 +79,16 @@ impl Hub {
                 self.presence_changed(socket);
                 Ok(json!({ "name": name }))
             }
-            Request::Users { room, after } => Ok(Value::Array(self.users_after(
-                room.as_deref(),
-                after.as_deref(),
-                self.inner.config.userlist_limit,
-            ))),
+            Request::Users { room, after } => {
+                if let Some(room) = &room {
+                    check_join(socket, room)?;
+                }
+                Ok(Value::Array(self.users_after(
+                    room.as_deref(),
+                    after.as_deref(),
+                    self.inner.config.userlist_limit,
+                )))
+            }
             Request::Subscribe(pattern) => {
                 let limit = self.inner.config.max_subscriptions_per_connection;
                 if socket.state().patterns.len() >= limit {
@@ -99,8 +117,13 @@ impl Hub {
                 data,
                 target,
                 echo,
-            } => self.handle_event(socket, &event, &data, &target, echo, cork),
+            } => {
+                check_target(socket, &target)?;
+                self.handle_event(socket, &event, &data, &target, echo, cork)
+            }
+            Request::Refresh(token) => self.refresh(socket, &token),
             Request::Address { path, values } => {
+                check_path(socket, &path)?;
                 let delivered = self.publish(&path, &values);
                 Ok(json!({ "delivered": delivered }))
             }
@@ -128,7 +151,7 @@ impl Hub {
         Ok(json!({ "room": room, "members": members }))
     }
 
-    fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
+    pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
         let (was_member, size) = {
             let mut registry = self.registry_mut();
             let was = registry.leave(room, socket);

@@ -150,6 +150,8 @@ pub enum Request {
     Subscribe(Pattern),
     /// `{"event":"unsubscribe","data":{"pattern":P}}`
     Unsubscribe(String),
+    /// `{"event":"refresh","data":{"token":T}}`: a new token for this connection.
+    Refresh(String),
     /// Any other event, with its target.
     Event {
         /// The event name.
@@ -297,6 +299,12 @@ fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
                 .map_err(|why| RequestError::new("invalid_pattern", why))
         }
         "unsubscribe" => Ok(Request::Unsubscribe(pattern_field(&raw.data)?.to_owned())),
+        "refresh" => raw
+            .data
+            .get("token")
+            .and_then(Value::as_str)
+            .map(|token| Request::Refresh(token.to_owned()))
+            .ok_or_else(|| RequestError::new("invalid_token", "data.token must be a string")),
         _ => {
             check_event_name(event)?;
             let target = match (&raw.room, &raw.to, raw.broadcast) {

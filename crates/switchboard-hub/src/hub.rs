@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::cluster::ClusterAdapter;
 use crate::config::HubConfig;
 use crate::envelope::{RequestError, Target};
+use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::rate::AddressLimiters;
@@ -40,8 +41,16 @@ pub type EventHandler = Arc<dyn Fn(&Context<'_>) -> Result<Value, RequestError> 
 /// Called with the connection that connected or disconnected.
 pub type SocketHook = Arc<dyn Fn(&Hub, &Socket) + Send + Sync>;
 /// Decides on an upgrade request: `Ok` with the connection's metadata, or
-/// `Err` with an HTTP status (401, 403) and a reason.
+/// `Err` with an HTTP status (401, 403) and a reason. The form of
+/// [`Hub::set_authorizer`]; [`GrantAuthorizer`] can say more.
 pub type Authorizer = Arc<dyn Fn(&Request) -> Result<Meta, (u16, String)> + Send + Sync>;
+/// Decides on an upgrade request: `Ok` with what the connection may do
+/// (a [`Grant`]), or `Err` with an HTTP status (401, 403) and a reason.
+pub type GrantAuthorizer = Arc<dyn Fn(&Request) -> Result<Grant, (u16, String)> + Send + Sync>;
+/// Checks a token a client sends over its open connection (`refresh`):
+/// `Ok` with the grant that replaces the connection's, or the error the
+/// client is answered with.
+pub type Refresher = Arc<dyn Fn(&str) -> Result<Grant, RequestError> + Send + Sync>;
 /// Sees every address-style message published on this node (bridges, clusters).
 pub type AddressHook = Arc<dyn Fn(&str, &[Value]) + Send + Sync>;
 
@@ -51,7 +60,8 @@ struct Hooks {
     connect: Vec<SocketHook>,
     disconnect: Vec<SocketHook>,
     address: Vec<AddressHook>,
-    authorizer: Option<Authorizer>,
+    authorizer: Option<GrantAuthorizer>,
+    refresher: Option<Refresher>,
 }
 
 pub(crate) struct HubInner {
@@ -184,22 +194,53 @@ impl Hub {
         self.hooks_mut().address.push(Arc::new(hook));
     }
 
-    /// Decides on upgrade requests (authentication, access control).
+    /// Decides on upgrade requests (authentication, access control); the
+    /// connection gets the metadata and may do everything. Replaces any
+    /// authorizer set before, of either form.
     pub fn set_authorizer<F>(&self, authorizer: F)
     where
         F: Fn(&Request) -> Result<Meta, (u16, String)> + Send + Sync + 'static,
     {
+        self.set_grant_authorizer(move |request| authorizer(request).map(Grant::with_meta));
+    }
+
+    /// Decides on upgrade requests with a [`Grant`]: name, metadata, the
+    /// rooms the connection may join and send to, and when it expires.
+    /// Replaces any authorizer set before, of either form.
+    pub fn set_grant_authorizer<F>(&self, authorizer: F)
+    where
+        F: Fn(&Request) -> Result<Grant, (u16, String)> + Send + Sync + 'static,
+    {
         self.hooks_mut().authorizer = Some(Arc::new(authorizer));
     }
 
-    /// Runs the authorizer on an upgrade request; without one, accepts with
-    /// empty metadata.
+    /// Checks the tokens clients send with `refresh` (docs/PROTOCOL.md);
+    /// without a refresher, `refresh` is answered `refresh_unavailable`.
+    pub fn set_refresher<F>(&self, refresher: F)
+    where
+        F: Fn(&str) -> Result<Grant, RequestError> + Send + Sync + 'static,
+    {
+        self.hooks_mut().refresher = Some(Arc::new(refresher));
+    }
+
+    /// Runs the authorizer on an upgrade request and returns the metadata
+    /// it gave; without one, accepts with empty metadata.
     pub fn authorize(&self, request: &Request) -> Result<Meta, (u16, String)> {
+        self.authorize_grant(request).map(|grant| grant.meta)
+    }
+
+    /// Runs the authorizer on an upgrade request; without one, grants
+    /// everything ([`Grant::default`]).
+    pub fn authorize_grant(&self, request: &Request) -> Result<Grant, (u16, String)> {
         let authorizer = self.hooks().authorizer.clone();
         match authorizer {
             Some(authorizer) => authorizer(request),
-            None => Ok(Meta::new()),
+            None => Ok(Grant::default()),
         }
+    }
+
+    pub(crate) fn refresher(&self) -> Option<Refresher> {
+        self.hooks().refresher.clone()
     }
 
     pub(crate) fn event_handlers(&self, event: &str) -> Vec<EventHandler> {

@@ -14,7 +14,13 @@
 //!   [`Admission`].
 //! - `session`: one connection's life in one task: `ready`, reading and
 //!   dispatching, leaving ([`Hub::serve`]).
-//! - `dispatch`: what each client message does.
+//! - `dispatch`: what each client message does; `access`, the checks of a
+//!   connection's rights in it.
+//! - [`grant`]: what an authorization gives a connection ([`Grant`]: name,
+//!   metadata, rooms it may join and send to, expiry); `expiry`, the
+//!   deadline in the connection's task and `refresh`; `rights`, the rooms
+//!   a connection may join and send to ([`Access`]) and the addresses it
+//!   may publish to ([`Paths`]).
 //! - `routing`: the one way out for every message (`to(room).emit`,
 //!   `emit_all`, `emit_to`, `publish`, client relays, other nodes' messages).
 //! - `presence`: coalesced room user lists.
@@ -51,13 +57,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod access;
 mod admission;
 pub mod cluster;
 mod clustered;
 pub mod config;
 mod dispatch;
 pub mod envelope;
+mod expiry;
 mod glob;
+pub mod grant;
 pub mod hub;
 pub mod id;
 pub mod metrics;
@@ -66,6 +75,7 @@ mod presence;
 mod rate;
 mod registry;
 mod remote;
+mod rights;
 mod routing;
 mod session;
 pub mod socket;
@@ -75,10 +85,13 @@ pub use admission::Admission;
 pub use cluster::{ClusterAdapter, ClusterMessage, PresenceChange, Route, User};
 pub use config::{HubConfig, SlowConsumerPolicy};
 pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
-pub use hub::{Context, Hub, Stats};
+pub use expiry::TOKEN_EXPIRED;
+pub use grant::Grant;
+pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
 pub use rate::{address_group, Rate};
+pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, Socket};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so

@@ -7,9 +7,11 @@ use std::net::SocketAddr;
 
 use serde_json::json;
 use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
+use crate::expiry::Deadline;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -21,8 +23,9 @@ impl Hub {
     /// dispatches its messages, and removes it from its rooms at the end.
     /// The task that awaits this is the connection's only task.
     ///
-    /// The name may come from the `name` query parameter of the upgrade
-    /// request (`/ws?name=alice`). The connect hooks run after `ready` is
+    /// The name comes from the authorizer's [`Grant`](crate::Grant), or
+    /// else from the `name` query parameter of the upgrade request
+    /// (`/ws?name=alice`). The connect hooks run after `ready` is
     /// queued, before any message of the client is read; the disconnect
     /// hooks once the connection has left every room.
     ///
@@ -34,7 +37,7 @@ impl Hub {
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (mut session, socket, admission) = self.open(accepted, remote);
+        let (mut session, socket, permit) = self.open(accepted, remote);
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
@@ -45,7 +48,7 @@ impl Hub {
             // shut down, within the close timeout.
             while session.next_event().await.is_ok() {}
             // The connection's place under `max_connections`, given back last.
-            drop(admission);
+            drop(permit);
         }
     }
 
@@ -54,12 +57,15 @@ impl Hub {
         &self,
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
-    ) -> (Session, Socket, Admission) {
+    ) -> (Session, Socket, OwnedSemaphorePermit) {
         let config = &self.inner.config;
         let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
+        let (grant, permit) = parts.admission.into_parts();
+        let (granted_name, meta, rights) = grant.into_parts();
         // The request (its headers) is not kept for the connection's life.
-        let name = parts.request.query_param("name");
+        // A name the authorizer gave wins over the one the client asked for.
+        let name = granted_name.or_else(|| parts.request.query_param("name"));
         let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(error)) => (None, Some(error)),
@@ -75,12 +81,13 @@ impl Hub {
             outbox: session.outbox().clone(),
             policy: config.slow_consumer,
             metrics: self.inner.metrics.clone(),
-            meta: parts.admission.meta().clone(),
+            meta,
             remote,
             name,
+            rights,
         });
         self.join_hub(&socket, name_error);
-        (session, socket, parts.admission)
+        (session, socket, permit)
     }
 
     fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
@@ -109,6 +116,12 @@ impl Hub {
     /// Reads and dispatches until the connection closes. What the messages
     /// of one read fan out is written once they are all dispatched: one
     /// write per recipient per batch.
+    ///
+    /// When the grant's deadline passes, the connection is told and closed
+    /// (4001); what it sends after that is read but not acted on, until its
+    /// close completes. A `refresh` moves the deadline. Waiting on the
+    /// deadline beside the read loses nothing: the read is cancel-safe; a
+    /// connection without one waits on the read alone.
     async fn run(&self, session: &mut Session, socket: &Socket) {
         let mut cork = Cork::default();
         let config = &self.inner.config;
@@ -118,20 +131,36 @@ impl Hub {
             socket.remote_addr().map(|a| a.ip()),
             &self.inner.address_limiters,
         );
-        // Once over its rate, the connection is closing: what it still
-        // sends is not dispatched.
-        let mut over_rate = false;
+        let mut deadline = Deadline::of(socket);
+        // Once expired or over its rate, the connection is closing: what it
+        // still sends is not dispatched.
+        let mut closing = false;
         loop {
-            let event = session.next_event_corked(&mut cork).await;
+            let event = if deadline.is_set() {
+                tokio::select! {
+                    event = session.next_event_corked(&mut cork) => event,
+                    () = deadline.passed() => {
+                        self.expire(socket);
+                        (deadline, closing) = (Deadline::none(), true);
+                        continue;
+                    }
+                }
+            } else {
+                session.next_event_corked(&mut cork).await
+            };
             match event {
-                Ok(Event::Message(_)) if over_rate => {}
+                Ok(Event::Message(_)) if closing => {}
                 Ok(Event::Message(message)) if !limits.allow(message.len()) => {
-                    over_rate = true;
+                    closing = true;
                     Metrics::add(&self.inner.metrics.rate_limited, 1);
                     tracing::debug!(id = %socket.id(), "rate limit exceeded");
                     socket.close(CloseCode::POLICY_VIOLATION, "rate limit exceeded");
                 }
-                Ok(Event::Message(message)) => self.dispatch(socket, message, &mut cork),
+                Ok(Event::Message(message)) => {
+                    if self.dispatch(socket, message, &mut cork) {
+                        deadline = Deadline::of(socket);
+                    }
+                }
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
                     return;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use crate::envelope::{Codec, Encoding, Outgoing};
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::pattern::Pattern;
+use crate::rights::Rights;
 
 /// Metadata attached to a connection when it is accepted (e.g. the user an
 /// authentication hook found), visible to handlers.
@@ -37,6 +38,10 @@ struct SocketInner {
     remote: Option<SocketAddr>,
     /// `end` was sent (shutdown): it is sent once.
     ended: AtomicBool,
+    /// Its rights limit some room or address ([`Rights::restricts`]); kept
+    /// beside them so that an unlimited connection's messages take no
+    /// extra lock.
+    restricted: AtomicBool,
     state: Mutex<SocketState>,
 }
 
@@ -45,6 +50,9 @@ pub(crate) struct SocketState {
     pub name: Option<String>,
     pub rooms: BTreeSet<String>,
     pub patterns: Vec<Pattern>,
+    /// What the authorizer allowed, if it limited anything, named a
+    /// subject or set a deadline; a refresh replaces it.
+    pub rights: Option<Box<Rights>>,
 }
 
 impl std::fmt::Debug for Socket {
@@ -66,6 +74,7 @@ pub(crate) struct SocketParts {
     pub meta: Meta,
     pub remote: Option<SocketAddr>,
     pub name: Option<String>,
+    pub rights: Rights,
 }
 
 impl Socket {
@@ -80,8 +89,10 @@ impl Socket {
                 meta: parts.meta,
                 remote: parts.remote,
                 ended: AtomicBool::new(false),
+                restricted: AtomicBool::new(parts.rights.restricts()),
                 state: Mutex::new(SocketState {
                     name: parts.name,
+                    rights: parts.rights.boxed(),
                     ..SocketState::default()
                 }),
             }),
@@ -101,6 +112,53 @@ impl Socket {
     /// The metadata given when the connection was accepted.
     pub fn meta(&self) -> &Meta {
         &self.inner.meta
+    }
+
+    /// Who the connection acts for, as its authorizer said (a token's `sub`).
+    pub fn subject(&self) -> Option<String> {
+        self.rights(|rights| rights.subject.clone())
+    }
+
+    /// Whether the connection may join `room` (and list its members).
+    pub fn may_join(&self, room: &str) -> bool {
+        !self.is_restricted() || self.rights(|rights| rights.rooms.allows(room))
+    }
+
+    /// Whether the connection may send events to `room`.
+    pub fn may_publish(&self, room: &str) -> bool {
+        !self.is_restricted() || self.rights(|rights| rights.publish.allows(room))
+    }
+
+    /// Whether the connection may publish an address message to `path`.
+    pub fn may_publish_path(&self, path: &str) -> bool {
+        !self.is_restricted() || self.rights(|rights| rights.paths.allows(path))
+    }
+
+    /// Whether the connection may send events to everyone.
+    pub fn may_broadcast(&self) -> bool {
+        !self.is_restricted() || self.rights(|rights| rights.publish.allows_all())
+    }
+
+    fn is_restricted(&self) -> bool {
+        self.inner.restricted.load(Ordering::Acquire)
+    }
+
+    /// Reads the connection's rights under its lock.
+    fn rights<T>(&self, read: impl FnOnce(&Rights) -> T) -> T {
+        let state = self.state();
+        read(state.rights.as_deref().unwrap_or(&Rights::UNLIMITED))
+    }
+
+    /// Replaces the connection's rights (a refresh).
+    pub(crate) fn set_rights(&self, rights: Rights) {
+        let restricts = rights.restricts();
+        self.state().rights = rights.boxed();
+        self.inner.restricted.store(restricts, Ordering::Release);
+    }
+
+    /// When the connection will be closed unless it refreshes its grant.
+    pub fn expires(&self) -> Option<SystemTime> {
+        self.rights(|rights| rights.expires)
     }
 
     /// The peer's address, when known.
