@@ -128,18 +128,21 @@ def test_no_token_is_401(hs_server):
 
 
 @pytest.mark.parametrize(
-    "token, reason",
+    "make_token, reason",
     [
-        (hs256(claims(lifetime=-10)), "expired"),
-        (hs256(claims(nbf=int(time.time()) + 60)), "not yet valid"),
-        (hs256(claims(), "another-secret-of-at-least-32-bytes"), "bad signature"),
-        (forged({"alg": "none", "typ": "JWT"}, claims()), "algorithm none is not accepted"),
-        (hs256({"sub": "no expiry"}), "exp claim is required"),
-        ("not.a.token", "malformed"),
+        # Made when the test runs, not when it is collected: a token made
+        # a minute early would have expired.
+        (lambda: hs256(claims(lifetime=-10)), "expired"),
+        (lambda: hs256(claims(nbf=int(time.time()) + 60)), "not yet valid"),
+        (lambda: hs256(claims(), "another-secret-of-at-least-32-bytes"), "bad signature"),
+        (lambda: forged({"alg": "none", "typ": "JWT"}, claims()), "algorithm none is not accepted"),
+        (lambda: hs256({"sub": "no expiry"}), "exp claim is required"),
+        (lambda: "not.a.token", "malformed"),
     ],
     ids=["expired", "not-yet-valid", "wrong-signature", "alg-none", "no-exp", "garbage"],
 )
-def test_a_bad_token_is_403_with_the_reason(hs_server, token, reason):
+def test_a_bad_token_is_403_with_the_reason(hs_server, make_token, reason):
+    token = make_token()
     for options in ({}, {"additional_headers": {"Authorization": f"Bearer {token}"}}):
         url = with_token(hs_server, token) if not options else hs_server.ws
         status, body = refused(url, **options)
