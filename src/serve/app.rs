@@ -10,6 +10,8 @@ use crate::bridge::Bridges;
 use crate::cluster::Cluster;
 use crate::settings::ServeSettings;
 
+use super::tls::Tls;
+
 /// Everything a connection task needs.
 pub struct App {
     pub hub: Hub,
@@ -23,6 +25,8 @@ pub struct App {
     pub bridges: Bridges,
     /// The link to the other nodes, with `--redis`.
     pub cluster: Option<Cluster>,
+    /// With `--tls-cert`: every connection starts with a TLS handshake.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl App {

@@ -3,11 +3,13 @@
 //! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
 //! - `metrics`: the Prometheus exposition;
+//! - `tls`: the certificate and key, reloaded on SIGHUP;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
 mod metrics;
 mod routes;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use crate::settings::{ServeArgs, ServeSettings};
 
 use app::App;
 pub use routes::{Endpoint, Router};
+use tls::Tls;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -39,13 +42,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     app.bridges.start(&app.settings.bridge).await?;
+    if let Some(tls) = &app.tls {
+        tls.reload_on_sighup()?;
+    }
     let addr = format!("{}:{}", app.settings.host, app.settings.port);
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let (http, ws) = match app.tls {
+        Some(_) => ("https", "wss"),
+        None => ("http", "ws"),
+    };
     eprintln!(
-        "switchboard listening on http://{local} (hub ws://{local}/ws, echo ws://{local}/echo)"
+        "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -114,6 +124,10 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,
     };
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
     let echo_permits = Arc::new(Semaphore::new(
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -124,6 +138,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         settings,
         net,
         echo_permits,
+        tls,
         started: std::time::Instant::now(),
     })
 }
@@ -153,7 +168,14 @@ async fn accept_loop(
             // before gets `end` and 1001 like every other connection. Only
             // admitted connections hold up the shutdown (`done`); the others
             // end with the process.
-            let accepted = match switchboard_net::accept(stream, &app.net, router.as_ref()).await {
+            let accepted = match &app.tls {
+                Some(tls) => {
+                    switchboard_net::tls::accept(stream, tls.config(), &app.net, router.as_ref())
+                        .await
+                }
+                None => switchboard_net::accept(stream, &app.net, router.as_ref()).await,
+            };
+            let accepted = match accepted {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
                 Err(error) => {
