@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use anyhow::Context as _;
 use switchboard_net::tls::rustls::ServerConfig;
 
 /// The certificate files and the config built from them.
@@ -54,6 +53,7 @@ impl Tls {
     /// would end the process.
     #[cfg(unix)]
     pub fn reload_on_sighup(self: &Arc<Self>) -> anyhow::Result<()> {
+        use anyhow::Context as _;
         use tokio::signal::unix::{signal, SignalKind};
         let mut hangups = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
         let tls = self.clone();
@@ -65,7 +65,7 @@ impl Tls {
                         tls.cert.display()
                     ),
                     Err(error) => eprintln!(
-                        "switchboard: TLS reload failed, keeping the previous certificate: {error:#}"
+                        "switchboard: TLS reload failed, keeping the previous certificate: {error}"
                     ),
                 }
             }
@@ -81,6 +81,7 @@ impl Tls {
 }
 
 fn read(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    // One line: the net error already names the file and the cause.
     switchboard_net::tls::server_config_from_pem_files(cert, key)
-        .with_context(|| format!("loading the TLS certificate {}", cert.display()))
+        .map_err(|error| anyhow::anyhow!("cannot use the TLS certificate: {error}"))
 }

@@ -87,16 +87,24 @@ pub fn server_config_from_pem_files(
     cert: impl AsRef<Path>,
     key: impl AsRef<Path>,
 ) -> Result<Arc<ServerConfig>, Error> {
-    let chain = read_certs(cert.as_ref())?;
-    let key_path = key.as_ref();
-    let key = PrivateKeyDer::from_pem_file(key_path)
-        .map_err(|error| Error::tls(format!("{}: {error}", key_path.display())))?;
+    let (cert, key) = (cert.as_ref(), key.as_ref());
+    let chain = read_certs(cert)?;
+    let private_key = PrivateKeyDer::from_pem_file(key).map_err(|error| {
+        let why = match error {
+            rustls::pki_types::pem::Error::NoItemsFound => "no PEM private key found".into(),
+            other => other.to_string(),
+        };
+        Error::tls(format!("{}: {why}", key.display()))
+    })?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(Error::tls)?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(Error::tls)?;
+        .with_single_cert(chain, private_key)
+        .map_err(|error| {
+            let (key, cert) = (key.display(), cert.display());
+            Error::tls(format!("{key} with {cert}: {error}"))
+        })?;
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
     Ok(Arc::new(config))
 }

@@ -152,7 +152,13 @@ fn unusable_files_are_tls_errors_naming_the_file() {
     );
     // A key that is not the certificate's.
     let error = tls::server_config_from_pem_files(&pki.ca, &pki.key).unwrap_err();
-    assert!(error.is_tls(), "{error}");
+    assert!(
+        error.is_tls() && error.to_string().contains("key.pem with"),
+        "{error}"
+    );
+    // A certificate where the key should be.
+    let error = tls::server_config_from_pem_files(&pki.cert, &pki.cert).unwrap_err();
+    assert!(error.to_string().contains("no PEM private key"), "{error}");
     // A key where a certificate should be.
     let error = tls::client_config_from_ca_file(&pki.key).unwrap_err();
     assert!(error.to_string().contains("no PEM certificate"), "{error}");
