@@ -50,9 +50,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
-    let (http, ws) = match app.tls {
-        Some(_) => ("https", "wss"),
-        None => ("http", "ws"),
+    let (http, ws) = if app.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
     };
     eprintln!(
         "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
@@ -88,6 +89,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
+    // First: an unusable certificate stops the start before anything runs.
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
     let mut net = Config::default();
     net.max_message_size(settings.max_message_size)
         .max_frame_size(settings.max_message_size)
@@ -123,10 +129,6 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     let cluster = match settings.cluster() {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,
-    };
-    let tls = match (&settings.tls_cert, &settings.tls_key) {
-        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
-        _ => None,
     };
     let echo_permits = Arc::new(Semaphore::new(
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
