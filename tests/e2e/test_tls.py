@@ -2,7 +2,7 @@
 and the HTTP pages work over https/wss with a CA made for the test; plain
 HTTP gets no answer; a peer that never sends a ClientHello is dropped; the
 certificate is reloaded on SIGHUP without dropping anyone, and a bad file
-keeps the old one."""
+keeps the old one; SIGTERM closes TLS clients as it closes plain ones."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import os
 import signal
 import socket
 import ssl
+import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from certs import context, issue, peer_serial
@@ -189,3 +191,22 @@ def test_an_unusable_certificate_stops_the_start(pki):
     with pytest.raises(RuntimeError, match="key.pem"):
         server.start()
     server.stop()
+
+
+def test_sigterm_sends_end_and_1001_over_tls_and_exits_0(start_server, pki):
+    server = tls_server(start_server, pki, "--shutdown-timeout", "5")
+    ctx = context(pki)
+    hub = Client(server.ws, ssl_context=ctx)
+    with echo(server.echo, ctx) as ws:
+        ws.send("before")
+        assert ws.recv(timeout=TIMEOUT) == "before"
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(10) == 0
+        assert time.monotonic() - started < 5
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=TIMEOUT)
+        assert closed.value.rcvd.code == 1001
+    after = [m for m in hub.drain(2.0) if m.get("event") != "userlist"]
+    assert after == [{"event": "end"}], after
+    assert hub.close_code() == 1001
