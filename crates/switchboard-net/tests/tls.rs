@@ -2,6 +2,7 @@
 //! the client trusts a given CA and checks the host name, refuses a server
 //! it has no reason to trust with a TLS error, and a server drops a peer
 //! that never starts the TLS handshake after `handshake_timeout`.
+#![cfg(feature = "tls")]
 
 mod common;
 #[path = "common/pki.rs"]
