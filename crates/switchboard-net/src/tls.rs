@@ -144,9 +144,9 @@ pub async fn accept<H: Handler + ?Sized>(
     accept_stream(stream, config, handler).await
 }
 
-/// The client side of the TLS handshake, with SNI (and certificate
-/// verification) for `host`: a DNS name, or an IP address matched against
-/// the certificate's IP entries.
+/// The client side of the TLS handshake for `host`: a DNS name is sent as
+/// SNI and must be in the certificate; an IP address is not sent (RFC 6066
+/// §3) and must be among the certificate's IP entries.
 pub(crate) async fn connect<S>(
     stream: S,
     host: &str,
