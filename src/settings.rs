@@ -116,6 +116,13 @@ pub struct ServeArgs {
     /// Seconds of clock skew allowed on `exp` and `nbf`, at most 3600 [default: 0].
     #[arg(long, env = "SWITCHBOARD_JWT_LEEWAY", value_name = "SECONDS")]
     pub jwt_leeway: Option<u64>,
+    /// PEM certificate chain, leaf first; with --tls-key the port speaks only
+    /// TLS (https, wss). Both files are read again on SIGHUP [default: none].
+    #[arg(long, env = "SWITCHBOARD_TLS_CERT", value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1) [default: none].
+    #[arg(long, env = "SWITCHBOARD_TLS_KEY", value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
     /// Seconds to wait for clients to leave on SIGINT/SIGTERM [default: 10].
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_TIMEOUT")]
     pub shutdown_timeout: Option<u64>,
@@ -243,6 +250,9 @@ pub struct ServeSettings {
     pub jwt_issuer: Option<String>,
     pub jwt_cookie: String,
     pub jwt_leeway: u64,
+    /// With `tls_key`, the port speaks only TLS; none serves plain TCP.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
     pub shutdown_timeout: u64,
     pub log: String,
     pub deflate: bool,
@@ -297,6 +307,8 @@ impl Default for ServeSettings {
             jwt_cookie: "switchboard_token".into(),
             // Expiry is exact unless the operator allows for skewed clocks.
             jwt_leeway: 0,
+            tls_cert: None,
+            tls_key: None,
             shutdown_timeout: 10,
             deflate: true,
             deflate_level: 6,
@@ -397,6 +409,12 @@ impl ServeSettings {
         if args.jwt_public_key.is_some() {
             settings.jwt_public_key = args.jwt_public_key.clone();
         }
+        if args.tls_cert.is_some() {
+            settings.tls_cert = args.tls_cert.clone();
+        }
+        if args.tls_key.is_some() {
+            settings.tls_key = args.tls_key.clone();
+        }
         settings.apply_bridge_flags(args)?;
         settings.validate()?;
         Ok(settings)
@@ -452,6 +470,10 @@ impl ServeSettings {
             matches!(self.slow_consumer.as_str(), "close" | "drop"),
             "slow_consumer must be \"close\" or \"drop\", not {:?}",
             self.slow_consumer
+        );
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "tls_cert and tls_key go together: give both or neither"
         );
         self.bridge.validate()?;
         self.validate_jwt()?;
@@ -726,5 +748,30 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(ServeSettings::resolve(&args).is_err());
+        let args = ServeArgs {
+            tls_cert: Some("cert.pem".into()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            ServeSettings::resolve(&args).is_err(),
+            "a cert without a key"
+        );
+    }
+
+    #[test]
+    fn tls_files_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(&file, "tls_cert = \"a.pem\"\ntls_key = \"a.key\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            tls_key: Some("b.key".into()),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(settings.tls_cert, Some(PathBuf::from("a.pem")));
+        assert_eq!(settings.tls_key, Some(PathBuf::from("b.key")));
     }
 }

@@ -1,8 +1,10 @@
 //! The reconnecting Rust client (`switchboard_client`) against real
 //! `switchboard serve` processes: events, acks, reconnection with rooms,
 //! subscriptions and the send buffer restored, giving up, dead-peer
-//! detection, and the server's `end`.
+//! detection, the server's `end`, and `wss://` with a private CA.
 
+#[path = "../crates/switchboard-net/tests/common/pki.rs"]
+mod pki;
 mod process;
 
 use std::time::{Duration, Instant};
@@ -520,4 +522,43 @@ async fn refresh_sends_a_new_token_and_returns_its_expiry() {
         other => panic!("{other:?}"),
     }
     client.close().await;
+}
+
+#[tokio::test]
+async fn wss_with_a_private_ca_and_a_clear_error_with_another() {
+    let pki = pki::Pki::new("client test CA");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let server = Serve::start(&["--tls-cert", cert, "--tls-key", key]);
+    assert!(server.secure && server.ws().starts_with("wss://"));
+    let trust = switchboard_client::tls::client_config_from_ca_file(&pki.ca).unwrap();
+    let mut options = patient("alice");
+    options.tls = Some(trust.clone());
+    let alice = connect(&server.ws(), options).await;
+    let mut options = patient("bob");
+    options.tls = Some(trust);
+    let bob = connect(&server.ws(), options).await;
+    let mut bob_events = bob.events();
+    let to_bob = To::Connection(bob.id().unwrap());
+    let ack = alice
+        .emit_with_ack("chat", json!({"text": "over TLS"}), to_bob)
+        .await
+        .unwrap();
+    assert_eq!(ack, json!({"delivered": 1}));
+    assert_eq!(chat_texts(&mut bob_events, 1).await, ["over TLS"]);
+
+    // Trusting another CA: no connection, and the reason says why.
+    let other = pki::Pki::new("another CA");
+    let mut options = ClientOptions::default();
+    options.reconnect.attempts = 0;
+    options.tls = Some(switchboard_client::tls::client_config_from_ca_file(&other.ca).unwrap());
+    let client = Client::start(&server.ws(), options);
+    let mut events = client.events();
+    let failed = next_event(&mut events, "reconnection_failed", WITHIN).await;
+    let error = failed.data["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("TLS error") && error.contains("certificate"),
+        "{:?}",
+        failed.data
+    );
+    assert_eq!(client.status(), Status::Gone);
 }

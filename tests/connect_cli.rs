@@ -1,7 +1,10 @@
 //! `switchboard connect` driven as a user would: piped (scripting mode)
 //! against our server's `/echo` and `/ws` and against Python `websockets`
-//! servers, and interactively in a terminal (tmux).
+//! servers, over `wss://` with `--ca`, and interactively in a terminal
+//! (tmux).
 
+#[path = "../crates/switchboard-net/tests/common/pki.rs"]
+mod pki;
 mod process;
 
 use std::process::Command;
@@ -359,6 +362,40 @@ impl Drop for Tmux {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+#[test]
+fn wss_with_ca_in_raw_and_hub_mode() {
+    let pki = pki::Pki::new("connect test CA");
+    let (cert, key) = (pki.cert.to_str().unwrap(), pki.key.to_str().unwrap());
+    let server = Serve::start(&["--tls-cert", cert, "--tls-key", key]);
+    let ca = pki.ca.to_str().unwrap();
+    let echo = server.echo();
+    let run = connect(
+        &[&echo, "--ca", ca, "--wait", "1", "--timeout", "10"],
+        "sealed\n",
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert_eq!(run.stdout, "sealed\n");
+
+    let hub = server.ws();
+    let run = connect(&[&hub, "--ca", ca, "--wait", "0", "--timeout", "10"], "");
+    assert_eq!(run.code, Some(0), "hub mode: {}", run.stderr);
+
+    // Without --ca the built-in roots do not trust a test CA: exit 1, and
+    // the message says it is the certificate.
+    for url in [&echo, &hub] {
+        let run = connect(&[url, "--timeout", "10"], "");
+        assert_eq!(run.code, Some(1), "{url}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("TLS error") && run.stderr.contains("certificate"),
+            "{url}: {}",
+            run.stderr
+        );
+    }
+    let run = connect(&[&echo, "--ca", "/nonexistent/ca.pem"], "");
+    assert_eq!(run.code, Some(1));
+    assert!(run.stderr.contains("--ca"), "{}", run.stderr);
 }
 
 #[test]

@@ -1,12 +1,21 @@
-//! The flags of `switchboard connect`, and the parsing of `--header`.
+//! The flags of `switchboard connect`, and the parsing of `--header` and
+//! `--ca`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
+use switchboard_net::tls::rustls::ClientConfig;
 
 /// Flags of `switchboard connect`.
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
-    /// The server, e.g. ws://127.0.0.1:9080/ws.
+    /// The server, e.g. ws://127.0.0.1:9080/ws or wss://example.org/ws.
     pub url: String,
+    /// PEM file of the CA certificates to trust for a wss:// URL, instead of
+    /// the Mozilla roots built in (e.g. a private CA's certificate).
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// Hub mode (commands like /join); the default for URLs ending in /ws.
     #[arg(long, conflicts_with = "raw")]
     pub hub: bool,
@@ -63,6 +72,16 @@ pub fn parse_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String)>
             Ok((name.trim().to_owned(), value.trim().to_owned()))
         })
         .collect()
+}
+
+/// The TLS config `--ca` asks for; `None` leaves the built-in roots.
+pub fn tls_config(ca: Option<&PathBuf>) -> anyhow::Result<Option<Arc<ClientConfig>>> {
+    let Some(path) = ca else {
+        return Ok(None);
+    };
+    let config = switchboard_net::tls::client_config_from_ca_file(path)
+        .map_err(|error| anyhow::anyhow!("--ca: {error}"))?;
+    Ok(Some(config))
 }
 
 #[cfg(test)]

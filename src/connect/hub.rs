@@ -5,7 +5,7 @@ use switchboard_client::{Client, ClientOptions, Incoming, Reconnect, Status, To}
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::args::{parse_headers, ConnectArgs};
+use super::args::{parse_headers, tls_config, ConnectArgs};
 use super::outcome::{Outcome, WaitCounter};
 use super::output::Output;
 
@@ -21,6 +21,13 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
     options.name = args.name.clone();
     match parse_headers(&args.headers) {
         Ok(headers) => options.headers = headers,
+        Err(error) => {
+            output.error(&error.to_string());
+            return Outcome::ConnectFailed;
+        }
+    }
+    match tls_config(args.ca.as_ref()) {
+        Ok(tls) => options.tls = tls,
         Err(error) => {
             output.error(&error.to_string());
             return Outcome::ConnectFailed;

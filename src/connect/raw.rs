@@ -5,7 +5,7 @@ use std::time::Duration;
 use switchboard_net::{CloseCode, ConnectOptions, Event, Message, Reader};
 use tokio::io::AsyncBufReadExt;
 
-use super::args::{parse_headers, ConnectArgs};
+use super::args::{parse_headers, tls_config, ConnectArgs};
 use super::outcome::{Outcome, WaitCounter};
 use super::output::Output;
 
@@ -19,6 +19,13 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
         }
     }
     options.protocols = args.protocols.clone();
+    match tls_config(args.ca.as_ref()) {
+        Ok(tls) => options.tls = tls,
+        Err(error) => {
+            output.error(&error.to_string());
+            return Outcome::ConnectFailed;
+        }
+    }
     let (socket, response) = match switchboard_net::connect_with(&args.url, options).await {
         Ok(connected) => connected,
         Err(error) => {

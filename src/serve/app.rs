@@ -11,6 +11,7 @@ use crate::cluster::Cluster;
 use crate::settings::ServeSettings;
 
 use super::slots::Slots;
+use super::tls::Tls;
 
 /// Everything a connection task needs.
 pub struct App {
@@ -33,6 +34,8 @@ pub struct App {
     pub bridges: Bridges,
     /// The link to the other nodes, with `--redis`.
     pub cluster: Option<Cluster>,
+    /// With `--tls-cert`: every connection starts with a TLS handshake.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl App {

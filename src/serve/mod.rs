@@ -7,6 +7,7 @@
 //! - `metrics`: the Prometheus exposition;
 //! - `slots`, `files`: places for handshakes and connections, and the
 //!   open-file limit they must fit in;
+//! - `tls`: the certificate and key, reloaded on SIGHUP;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
@@ -17,6 +18,7 @@ mod jwt;
 mod metrics;
 mod routes;
 mod slots;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,7 @@ use crate::settings::{ServeArgs, ServeSettings};
 use app::App;
 pub use routes::{Endpoint, Router};
 use slots::Slots;
+use tls::Tls;
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -50,13 +53,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     app.bridges.start(&app.settings.bridge).await?;
+    if let Some(tls) = &app.tls {
+        tls.reload_on_sighup()?;
+    }
     let addr = format!("{}:{}", app.settings.host, app.settings.port);
     let listener = TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
+    let (http, ws) = if app.tls.is_some() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
     eprintln!(
-        "switchboard listening on http://{local} (hub ws://{local}/ws, echo ws://{local}/echo)"
+        "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
     );
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -89,6 +100,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
 }
 
 fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
+    // First: an unusable certificate stops the start before anything runs.
+    let tls = match (&settings.tls_cert, &settings.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+        _ => None,
+    };
     let mut net = Config::default();
     net.max_message_size(settings.max_message_size)
         .max_frame_size(settings.max_message_size)
@@ -152,6 +168,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         settings,
         net,
         echo_permits,
+        tls,
         started: std::time::Instant::now(),
     })
 }
@@ -195,7 +212,13 @@ async fn accept_loop(
             // before gets `end` and 1001 like every other connection. Only
             // admitted connections hold up the shutdown (`done`); the others
             // end with the process.
-            let accepted = switchboard_net::accept(stream, &app.net, router.as_ref()).await;
+            let accepted = match &app.tls {
+                Some(tls) => {
+                    switchboard_net::tls::accept(stream, tls.config(), &app.net, router.as_ref())
+                        .await
+                }
+                None => switchboard_net::accept(stream, &app.net, router.as_ref()).await,
+            };
             drop(handshake_place);
             let accepted = match accepted {
                 Ok(Some(accepted)) => accepted,

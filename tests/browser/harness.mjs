@@ -10,7 +10,7 @@
 //                              page without rebuilding (everything else still
 //                              goes to the real server)
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -82,11 +82,27 @@ export async function freePort() {
   return port;
 }
 
-/** `switchboard serve` on 127.0.0.1:PORT; can be stopped and started again. */
+/**
+ * A throwaway CA and a server certificate it signs for localhost and
+ * 127.0.0.1, made by tests/e2e/certs.py with the venv's Python (Node has no
+ * certificate builder). Returns the paths { ca, cert, key }.
+ */
+export function makeCertificates(name) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'switchboard-pki-'));
+  const python = path.join(ROOT, '.venv', 'bin', 'python');
+  const out = execFileSync(python, [path.join(ROOT, 'tests', 'e2e', 'certs.py'), dir, name], { encoding: 'utf8' });
+  return { dir, ...JSON.parse(out) };
+}
+
+/**
+ * `switchboard serve` on 127.0.0.1:PORT; can be stopped and started again.
+ * With `tls: { cert, key }` it serves https and wss only.
+ */
 export class Server {
-  constructor(port, { logName = 'server', args = [] } = {}) {
+  constructor(port, { logName = 'server', args = [], tls = null } = {}) {
     this.port = port;
-    this.args = args;
+    this.tls = tls;
+    this.args = tls ? [...args, '--tls-cert', tls.cert, '--tls-key', tls.key] : args;
     this.logName = logName;
     this.starts = 0;
     this.child = null;
@@ -94,7 +110,7 @@ export class Server {
   }
 
   get base() {
-    return `http://127.0.0.1:${this.port}`;
+    return `${this.tls ? 'https' : 'http'}://127.0.0.1:${this.port}`;
   }
 
   async start() {
@@ -121,6 +137,9 @@ export class Server {
       if (child.exitCode !== null || child.signalCode !== null) {
         throw new Error(`the server exited (${child.exitCode ?? child.signalCode}):\n${this.log}`);
       }
+      // Node's fetch cannot be told about the test CA; the line the server
+      // prints once it listens will do.
+      if (this.tls) return this.log.includes(`listening on https://127.0.0.1:${this.port}`);
       const res = await fetch(`${this.base}/healthz`, { signal: AbortSignal.timeout(1000) });
       return res.ok;
     }, 10000, 50);
@@ -195,10 +214,11 @@ export async function launchBrowser() {
 
 /**
  * A new isolated browser context (own storage) with one page; console errors
- * and page errors are collected in page.problems.
+ * and page errors are collected in page.problems. `ignoreHTTPSErrors` lets
+ * the page trust a test CA's certificate (the connection is still TLS).
  */
-export async function openPage(browser, { viewport = { width: 1280, height: 800 } } = {}) {
-  const context = await browser.newContext({ viewport });
+export async function openPage(browser, { viewport = { width: 1280, height: 800 }, ignoreHTTPSErrors = false } = {}) {
+  const context = await browser.newContext({ viewport, ignoreHTTPSErrors });
   context.setDefaultTimeout(10000);
   if (WEB_FROM_DISK) {
     await context.route(/^http:\/\/127\.0\.0\.1:\d+\/(\?.*)?$/, (route) =>

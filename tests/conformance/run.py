@@ -2,13 +2,19 @@
 """Autobahn conformance of our server or client, run by `kosoku` and judged here.
 
 Usage (with the repository's .venv python, from anywhere):
-  run.py server [--sections 1-11] [--cases ID ...] [--exclude ID ...] [--timeout S]
-  run.py client [same options]
+  run.py server [--sections 1-11] [--cases ID ...] [--exclude ID ...] [--timeout S] [--tls]
+  run.py client [same options, without --tls]
 
 server: starts `target/release/examples/echo 127.0.0.1:PORT` and drives it with
         `kosoku -p 2` (fuzzingclient mode).
 client: serves the cases with `kosoku -m fuzzingserver` on a free port and runs
         `target/release/examples/autobahn_client ws://127.0.0.1:PORT` against it.
+
+server --tls: starts `switchboard serve --tls-cert … --tls-key …` with a
+        certificate made for the run and drives its /echo over TLS. kosoku's
+        runner has no TLS, so it talks to tls_relay.py, which copies bytes
+        unchanged to a TLS connection to the server (verified against the
+        run's CA); the frames are decoded by our server from TLS records.
 
 --sections picks whole sections ("1-11", "12,13", "1-13"; the suite has no 8
 or 11), --cases picks case ids or globs ("9.7.*"), --exclude drops some; with
@@ -44,12 +50,21 @@ from pathlib import Path
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from tls_relay import Relay
+
 ROOT = Path(__file__).resolve().parents[2]
+# The e2e tests' certificate maker: one way to make test certificates.
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from certs import issue  # noqa: E402
 KOSOKU = Path(sys.executable).with_name("kosoku")
 SECTIONS = (1, 2, 3, 4, 5, 6, 7, 9, 10, 12, 13)
 COMPRESSION_SECTIONS = {12, 13}
 DEFAULT_SECTIONS = "1-11"
 DEFAULT_SERVER_CMD = "target/release/examples/echo 127.0.0.1:{port}"
+DEFAULT_TLS_SERVER_CMD = (
+    "target/release/switchboard serve --host 127.0.0.1 --port {port} "
+    "--tls-cert {cert} --tls-key {key}"
+)
 DEFAULT_CLIENT_CMD = "target/release/examples/autobahn_client {url}"
 PASSING = {"OK", "INFORMATIONAL"}
 STARTUP_TIMEOUT = 20
@@ -67,12 +82,17 @@ def parse_args():
     parser.add_argument("-i", "--cases", action="append", default=[], metavar="ID")
     parser.add_argument("-x", "--exclude", action="append", default=[], metavar="ID")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds for the case run")
+    parser.add_argument("--tls", action="store_true", help="server mode: wss:// to serve /echo")
     hidden = argparse.SUPPRESS
-    parser.add_argument("--server-cmd", default=DEFAULT_SERVER_CMD, help=hidden)
+    parser.add_argument("--server-cmd", help=hidden)
     parser.add_argument("--client-cmd", default=DEFAULT_CLIENT_CMD, help=hidden)
     parser.add_argument("--agent", default="switchboard", help=hidden)
     parser.add_argument("--allow-non-strict", action="store_true", help=hidden)
     args = parser.parse_args()
+    if args.tls and args.mode != "server":
+        parser.error("--tls is for server mode")
+    if args.server_cmd is None:
+        args.server_cmd = DEFAULT_TLS_SERVER_CMD if args.tls else DEFAULT_SERVER_CMD
     if args.sections is None and not args.cases:
         args.sections = DEFAULT_SECTIONS
     return args
@@ -196,13 +216,27 @@ def case_count(url):
 def run_server_mode(args, selection, outdir):
     """Drives our server; returns (cases expected, error of the peer) like run_client_mode."""
     port = free_port()
-    argv = command(args.server_cmd, port=port, url=f"ws://127.0.0.1:{port}")
+    values = {"port": port, "url": f"ws://127.0.0.1:{port}"}
+    if args.tls:
+        pki = issue(outdir / "pki", "conformance test CA")
+        values.update(cert=pki.cert, key=pki.key)
+    argv = command(args.server_cmd, **values)
     with Process("server", argv, outdir / "server.log") as server:
         wait_for(lambda: accepts_tcp(port), server, "accepting TCP")
+        relay = Relay(port, str(pki.ca)) if args.tls else None
+        address = f"ws://127.0.0.1:{relay.port}/echo" if relay else f"127.0.0.1:{port}"
         reports = str(outdir / "reports")
-        kosoku = [str(KOSOKU), "-p", "2", "-o", reports, *selection, f"127.0.0.1:{port}"]
-        with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
-            runner.wait(args.timeout, "did not finish")
+        kosoku = [str(KOSOKU), "-p", "2", "-o", reports, *selection, address]
+        try:
+            with Process("kosoku", kosoku, outdir / "kosoku.log") as runner:
+                runner.wait(args.timeout, "did not finish")
+        finally:
+            if relay:
+                relay.stop()
+        if relay:
+            print(f"{relay.connections} connections went over TLS through the relay")
+            if relay.connections == 0:
+                raise HarnessError("no connection went through the TLS relay")
         if server.exited():
             raise HarnessError(
                 f"server exited with code {server.proc.returncode} during the run "
@@ -314,7 +348,7 @@ def main():
     args = parse_args()
     sections = parse_sections(args.sections)
     selection = kosoku_selection(args, sections)
-    outdir = ROOT / "artifacts" / f"conformance-{args.mode}"
+    outdir = ROOT / "artifacts" / f"conformance-{args.mode}{'-tls' if args.tls else ''}"
     shutil.rmtree(outdir, ignore_errors=True)
     outdir.mkdir(parents=True)
     run = run_server_mode if args.mode == "server" else run_client_mode

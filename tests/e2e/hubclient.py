@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 from collections import deque
@@ -36,9 +37,12 @@ class Client:
         headers: dict[str, str] | None = None,
         origin: str | None = None,
         max_size: int | None = 64 << 20,
+        ssl_context: ssl.SSLContext | None = None,
     ):
+        """`ssl_context` says whom to trust for a wss:// URL."""
         self.ws = connect(
             url,
+            ssl=ssl_context,
             subprotocols=[MSGPACK] if msgpack else None,
             additional_headers=headers,
             origin=origin,

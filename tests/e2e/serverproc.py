@@ -19,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SWITCHBOARD_BIN", ROOT / "target" / "release" / "switchboard"))
-LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)")
+# `http://` by default, `https://` with --tls-cert.
+LISTENING = re.compile(r"listening on (https?)://127\.0\.0\.1:(\d+)")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 15.0
 
@@ -58,6 +59,7 @@ class Server:
         self.log_path = Path(tempfile.mkstemp(prefix="switchboard-e2e-", suffix=".log")[1])
         self.process: subprocess.Popen | None = None
         self.port: int | None = None
+        self.secure = False
 
     # ---- life ---------------------------------------------------------------
 
@@ -78,7 +80,8 @@ class Server:
         while time.monotonic() < deadline:
             match = LISTENING.search(self.log())
             if match:
-                self.port = int(match.group(1))
+                self.secure = match.group(1) == "https"
+                self.port = int(match.group(2))
                 return self
             if self.process.poll() is not None:
                 raise RuntimeError(
@@ -123,16 +126,17 @@ class Server:
 
     @property
     def http(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """The HTTP base URL: https:// when the server speaks TLS."""
+        return f"{'https' if self.secure else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def ws(self) -> str:
         """The hub endpoint."""
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"{'wss' if self.secure else 'ws'}://127.0.0.1:{self.port}/ws"
 
     @property
     def echo(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/echo"
+        return f"{'wss' if self.secure else 'ws'}://127.0.0.1:{self.port}/echo"
 
     def log(self) -> str:
         try:

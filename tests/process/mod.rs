@@ -254,6 +254,8 @@ fn collect(
 pub struct Serve {
     pub process: Process,
     pub port: u16,
+    /// Started with --tls-cert: https and wss.
+    pub secure: bool,
 }
 
 impl Serve {
@@ -271,23 +273,38 @@ impl Serve {
             .env_remove("RUST_LOG")
             .env_remove("SWITCHBOARD_CONFIG");
         let process = Process::spawn(command);
-        let line = process.wait_for_line("listening on http://127.0.0.1:", START_TIMEOUT);
+        // `listening on http://…`, or `https://…` with --tls-cert.
+        let line = process.wait_for_line("switchboard listening on http", START_TIMEOUT);
+        let secure = line.contains("listening on https://");
         let port = line
-            .split("http://127.0.0.1:")
+            .split("://127.0.0.1:")
             .nth(1)
             .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
             .and_then(|digits| digits.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Serve { process, port }
+        Serve {
+            process,
+            port,
+            secure,
+        }
+    }
+
+    /// `ws` or, when the server speaks TLS, `wss`.
+    fn scheme(&self) -> &'static str {
+        if self.secure {
+            "wss"
+        } else {
+            "ws"
+        }
     }
 
     /// The hub endpoint.
     pub fn ws(&self) -> String {
-        format!("ws://127.0.0.1:{}/ws", self.port)
+        format!("{}://127.0.0.1:{}/ws", self.scheme(), self.port)
     }
 
     /// The raw echo endpoint.
     pub fn echo(&self) -> String {
-        format!("ws://127.0.0.1:{}/echo", self.port)
+        format!("{}://127.0.0.1:{}/echo", self.scheme(), self.port)
     }
 }

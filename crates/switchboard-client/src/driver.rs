@@ -119,6 +119,9 @@ async fn open(
         .ping_interval(Some(options.ping_interval))
         .pong_timeout(options.pong_timeout);
     let mut connect = ConnectOptions::default().config(config);
+    if let Some(tls) = &options.tls {
+        connect = connect.tls(tls.clone());
+    }
     for (name, value) in &options.headers {
         connect = connect.header(name.clone(), value.clone());
     }

@@ -52,3 +52,5 @@ mod state;
 pub use client::{Client, ClientError, Status, To};
 pub use incoming::Incoming;
 pub use options::{ClientOptions, Reconnect};
+/// The TLS configs [`ClientOptions::tls`] takes, and how to build them.
+pub use switchboard_net::tls;

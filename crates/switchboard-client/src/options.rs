@@ -1,6 +1,9 @@
 //! How a client connects, reconnects and buffers.
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use switchboard_net::tls::rustls::ClientConfig;
 
 /// Reconnection with exponential backoff and jitter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,10 @@ pub struct ClientOptions {
     pub name: Option<String>,
     /// Extra request headers (e.g. `Authorization`).
     pub headers: Vec<(String, String)>,
+    /// Whom to trust for a `wss://` URL, e.g. from
+    /// [`switchboard_net::tls::client_config_from_ca_file`]. Default `None`:
+    /// the Mozilla roots of [`switchboard_net::tls::default_client_config`].
+    pub tls: Option<Arc<ClientConfig>>,
     /// Reconnection policy.
     pub reconnect: Reconnect,
     /// How long `emit_with_ack` waits for its reply. Default 10 s.
@@ -67,6 +74,7 @@ impl Default for ClientOptions {
         ClientOptions {
             name: None,
             headers: Vec::new(),
+            tls: None,
             reconnect: Reconnect::default(),
             ack_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),

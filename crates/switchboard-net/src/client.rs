@@ -1,9 +1,14 @@
-//! Opening connections: `connect("ws://host:port/path")`.
+//! Opening connections: `connect("ws://host:port/path")`, or `wss://` over
+//! TLS (feature `tls`; see [`crate::tls`]).
+
+#[cfg(feature = "tls")]
+use std::sync::Arc;
 
 use bytes::BytesMut;
+use switchboard_proto::deflate::{DeflateConfig, Negotiated};
 use switchboard_proto::handshake::{ClientHandshake, ClientOptions, Response, Target};
 use switchboard_proto::{HandshakeError, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::config::Config;
@@ -20,6 +25,10 @@ pub struct ConnectOptions {
     pub protocols: Vec<String>,
     /// Extra request headers (`Origin`, `Authorization`, …).
     pub headers: Vec<(String, String)>,
+    /// Whom to trust for `wss://`: `None` (the default) trusts the roots of
+    /// [`crate::tls::default_client_config`].
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ConnectOptions {
@@ -40,25 +49,39 @@ impl ConnectOptions {
         self.config = config;
         self
     }
+
+    /// The TLS settings of `wss://` connections: whom to trust, client
+    /// certificates, ALPN. Default: the Mozilla roots
+    /// ([`crate::tls::default_client_config`]); for a private CA see
+    /// [`crate::tls::client_config_from_ca_file`].
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
 }
 
-/// Connects to a `ws://` URL with default options.
+/// Connects to a `ws://` or `wss://` URL with default options.
 pub async fn connect(url: &str) -> Result<(WebSocket, Response), Error> {
     connect_with(url, ConnectOptions::default()).await
 }
 
-/// Connects to a `ws://` URL: TCP connect, opening handshake, all within
-/// `handshake_timeout`.
+/// Connects to a `ws://` or `wss://` URL: TCP connect, TLS handshake for
+/// `wss://` (SNI and certificate check for the URL's host), opening
+/// handshake, all within `handshake_timeout`.
 pub async fn connect_with(
     url: &str,
     options: ConnectOptions,
 ) -> Result<(WebSocket, Response), Error> {
     options.config.validate()?;
     let target = Target::parse(url)?;
+    #[cfg(not(feature = "tls"))]
     if target.secure {
-        return Err(
-            HandshakeError::new(0, "wss:// is not supported by this client; use ws://").into(),
-        );
+        return Err(HandshakeError::new(
+            0,
+            "wss:// needs switchboard-net's `tls` feature; use ws://",
+        )
+        .into());
     }
     let timeout = options.config.handshake_timeout;
     // Boxed: the handshake's state would otherwise size the caller's task for good.
@@ -71,9 +94,38 @@ pub async fn connect_with(
 async fn open(target: &Target, options: ConnectOptions) -> Result<(WebSocket, Response), Error> {
     let mut stream = TcpStream::connect((target.host.as_str(), target.port)).await?;
     let _ = stream.set_nodelay(true);
+    #[cfg(feature = "tls")]
+    if target.secure {
+        let tls = options
+            .tls
+            .clone()
+            .unwrap_or_else(crate::tls::default_client_config);
+        let mut stream = crate::tls::connect(stream, &target.host, tls).await?;
+        let (response, rest, deflate) = handshake(&mut stream, target, &options).await?;
+        let socket = WebSocket::from_stream(stream, Role::Client, &options.config, rest);
+        return Ok(finish(socket, response, deflate));
+    }
+    let (response, rest, deflate) = handshake(&mut stream, target, &options).await?;
+    let socket = WebSocket::from_tcp(stream, Role::Client, &options.config, rest);
+    Ok(finish(socket, response, deflate))
+}
+
+/// The compression a server agreed to, with the local settings for it.
+type Agreed<'a> = Option<(Negotiated, &'a DeflateConfig)>;
+
+/// The opening handshake over an open stream: the response, the bytes read
+/// past it (they belong to the WebSocket), and the agreed compression.
+async fn handshake<'a, S>(
+    stream: &mut S,
+    target: &Target,
+    options: &'a ConnectOptions,
+) -> Result<(Response, BytesMut, Agreed<'a>), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut handshake_options = ClientOptions::default();
-    handshake_options.protocols = options.protocols;
-    handshake_options.headers = options.headers;
+    handshake_options.protocols = options.protocols.clone();
+    handshake_options.headers = options.headers.clone();
     handshake_options.limits = options.config.limits;
     handshake_options.extensions = options.config.deflate.as_ref().map(|d| d.client_offer());
     let (handshake, request) = ClientHandshake::new(target, handshake_options);
@@ -96,11 +148,15 @@ async fn open(target: &Target, options: ConnectOptions) -> Result<(WebSocket, Re
                     .map(|negotiated| (negotiated, deflate)),
                 None => None,
             };
-            let socket = WebSocket::from_tcp(stream, Role::Client, &options.config, rest);
-            if let Some((negotiated, deflate)) = deflate {
-                socket.enable_deflate(&negotiated, deflate);
-            }
-            return Ok((socket, response));
+            return Ok((response, rest, deflate));
         }
     }
+}
+
+/// Turns on the compression that was agreed.
+fn finish(socket: WebSocket, response: Response, deflate: Agreed<'_>) -> (WebSocket, Response) {
+    if let Some((negotiated, deflate)) = deflate {
+        socket.enable_deflate(&negotiated, deflate);
+    }
+    (socket, response)
 }

@@ -23,6 +23,8 @@ enum Kind {
     Config(ConfigError),
     Closed,
     Timeout(&'static str),
+    /// A TLS handshake failed or a certificate, key or CA file is unusable.
+    Tls(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -33,6 +35,28 @@ impl Error {
     pub(crate) fn timeout(what: &'static str) -> Self {
         Error {
             kind: Kind::Timeout(what),
+        }
+    }
+
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn tls(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Error {
+            kind: Kind::Tls(error.into()),
+        }
+    }
+
+    /// An I/O error from a TLS stream: a TLS failure (bad certificate,
+    /// alert from the peer) when rustls is its cause, else plain I/O.
+    #[cfg(feature = "tls")]
+    pub(crate) fn from_tls_io(error: io::Error) -> Self {
+        let kind = error.kind();
+        let from_rustls = error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<rustls::Error>());
+        match error.into_inner() {
+            Some(inner) if from_rustls => Error::tls(inner),
+            Some(inner) => Error::from(io::Error::new(kind, inner)),
+            None => Error::from(io::Error::from(kind)),
         }
     }
 
@@ -64,6 +88,13 @@ impl Error {
     /// A handshake or connect took longer than allowed.
     pub fn is_timeout(&self) -> bool {
         matches!(self.kind, Kind::Timeout(_))
+    }
+
+    /// TLS failed: the peer's certificate was not trusted or did not name
+    /// the host, the handshake was refused, or a certificate, key or CA
+    /// file could not be used. The rustls error, if any, is the source.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind, Kind::Tls(_))
     }
 
     /// An invalid configuration.
@@ -99,6 +130,7 @@ impl fmt::Display for Error {
             Kind::Config(error) => error.fmt(f),
             Kind::Closed => f.write_str("connection closed"),
             Kind::Timeout(what) => write!(f, "timed out: {what}"),
+            Kind::Tls(error) => write!(f, "TLS error: {error}"),
         }
     }
 }
@@ -111,6 +143,7 @@ impl std::error::Error for Error {
             Kind::Handshake(error) => Some(error),
             Kind::Usage(error) => Some(error),
             Kind::Config(error) => Some(error),
+            Kind::Tls(error) => Some(error.as_ref()),
             _ => None,
         }
     }

@@ -5,7 +5,9 @@
 //!
 //! - [`server`]: accept a TCP connection, answer plain HTTP through a
 //!   [`Handler`] or upgrade it to a [`WebSocket`].
-//! - [`client`]: [`connect`] to a `ws://` URL.
+//! - [`client`]: [`connect`] to a `ws://` or `wss://` URL.
+//! - [`tls`] (feature `tls`, default): rustls configs from PEM files,
+//!   [`tls::accept`] for servers, the trust of `wss://` clients.
 //! - [`upgrade`]: upgrade a request that came through a `hyper` 1.x server.
 //! - [`socket`]: the [`WebSocket`], its [`Reader`] and [`Writer`] halves,
 //!   keepalive, streaming and backpressure.
@@ -32,6 +34,8 @@ mod read_half;
 pub mod server;
 pub mod session;
 pub mod socket;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod upgrade;
 
 pub use client::{connect, connect_with, ConnectOptions};

@@ -3,7 +3,9 @@
 //! TCP is read by readiness: the read buffer is reserved only when bytes are
 //! there to read, and given back when a read would block with nothing
 //! pending, so an idle connection holds no read buffer at all. Other streams
-//! (TLS, hyper's upgraded connections) are read through `AsyncRead`.
+//! (TLS, hyper's upgraded connections) are read through `AsyncRead`, which
+//! needs the buffer before it can say whether bytes are there; it is given
+//! back in the same way when the read is pending with nothing in it.
 
 use std::io;
 use std::pin::Pin;
@@ -57,7 +59,13 @@ impl ReadHalf {
             },
             ReadHalf::Other(io) => {
                 reserve(buf, size);
-                tokio_util::io::poll_read_buf(Pin::new(io), cx, buf)
+                let read = tokio_util::io::poll_read_buf(Pin::new(io), cx, buf);
+                if read.is_pending() && buf.is_empty() {
+                    // Idle: 8 KiB per connection otherwise (measured on
+                    // 1000 idle wss connections), for one allocation per wakeup.
+                    *buf = BytesMut::new();
+                }
+                read
             }
             ReadHalf::Gone => Poll::Ready(Ok(0)),
         }
@@ -91,5 +99,27 @@ impl ReadHalf {
 fn reserve(buf: &mut BytesMut, size: usize) {
     if buf.capacity() - buf.len() < size / 2 {
         buf.reserve(size);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn an_idle_stream_holds_no_read_buffer() {
+        let (near, mut far) = tokio::io::duplex(64);
+        let mut half = ReadHalf::Other(Box::new(near));
+        let mut buf = BytesMut::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(half.poll_read_into(&mut cx, &mut buf, 8192).is_pending());
+        assert_eq!(buf.capacity(), 0, "given back while nothing is pending");
+
+        far.write_all(b"hello").await.unwrap();
+        let read = half.read_into(&mut buf, 8192).await.unwrap();
+        assert_eq!((read, &buf[..]), (5, &b"hello"[..]));
+        assert!(half.poll_read_into(&mut cx, &mut buf, 8192).is_pending());
+        assert!(buf.capacity() > 0, "kept while it holds bytes");
     }
 }
