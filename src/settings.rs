@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// Most messages queued for one client before the slow-consumer policy applies [default: 1024].
     #[arg(long, env = "SWITCHBOARD_QUEUE_LEN")]
     pub queue_len: Option<usize>,
+    /// Most bytes queued for one client before the slow-consumer policy applies [default: 4194304].
+    #[arg(long, env = "SWITCHBOARD_QUEUE_BYTES")]
+    pub queue_bytes: Option<usize>,
+    /// Bytes of user lists a second one room's changes may send, over all
+    /// its members; more changes are held and sent together [default: 4194304].
+    #[arg(long, env = "SWITCHBOARD_USERLIST_RATE")]
+    pub userlist_rate: Option<usize>,
     /// What to do with a client whose queue is full: close (1008) or drop [default: close].
     #[arg(long, env = "SWITCHBOARD_SLOW_CONSUMER")]
     pub slow_consumer: Option<String>,
@@ -236,6 +243,8 @@ pub struct ServeSettings {
     pub ping_interval: u64,
     pub pong_timeout: u64,
     pub queue_len: usize,
+    pub queue_bytes: usize,
+    pub userlist_rate: usize,
     pub slow_consumer: String,
     pub allowed_origins: Vec<String>,
     pub api_key: Option<String>,
@@ -294,6 +303,8 @@ impl Default for ServeSettings {
             ping_interval: 30,
             pong_timeout: 10,
             queue_len: 1024,
+            queue_bytes: 4 << 20,
+            userlist_rate: 4 << 20,
             slow_consumer: "close".into(),
             allowed_origins: Vec::new(),
             api_key: None,
@@ -364,6 +375,8 @@ impl ServeSettings {
             ping_interval,
             pong_timeout,
             queue_len,
+            queue_bytes,
+            userlist_rate,
             slow_consumer,
             allowed_origins,
             shutdown_timeout,
@@ -449,6 +462,8 @@ impl ServeSettings {
             "max_message_size must be at least 125 bytes"
         );
         anyhow::ensure!(self.queue_len > 0, "queue_len must be > 0");
+        anyhow::ensure!(self.queue_bytes > 0, "queue_bytes must be > 0");
+        anyhow::ensure!(self.userlist_rate > 0, "userlist_rate must be > 0");
         anyhow::ensure!(self.max_handshakes > 0, "max_handshakes must be > 0");
         anyhow::ensure!(
             self.memory_budget() >= 2 * self.max_message_size as u64,

@@ -131,6 +131,8 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     hub_config
         .max_connections(settings.max_connections)
         .queue_len(settings.queue_len)
+        .max_pending_send_bytes(settings.queue_bytes)
+        .userlist_rate(settings.userlist_rate)
         .max_wildcard_patterns(settings.max_wildcard_patterns)
         .rate(Rate {
             messages: settings.max_message_rate,
