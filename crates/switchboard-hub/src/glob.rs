@@ -5,7 +5,8 @@
 //! the start, the last at the end, and the ones between are found left to
 //! right, each at its leftmost place after the one before: taking the
 //! leftmost place never loses a match, so no backtracking is needed. A
-//! literal piece is found with `memchr::memmem`, a piece with `?` (any one
+//! literal piece is found with `memchr::memmem` (linear; the subscription
+//! tree keeps a prepared searcher per piece), a piece with `?` (any one
 //! byte) with the shift-and algorithm over a 64-bit state, which is why such
 //! a piece may be at most 64 bytes long.
 //!
@@ -89,6 +90,33 @@ impl Glob {
     /// Like [`Glob::matches`], given the bytes of `text` (computed once for
     /// the many globs tried against one address segment).
     pub fn matches_with(&self, text: &[u8], has: ByteSet) -> bool {
+        self.matches_using(text, has, |_, piece, between| piece.find(between))
+    }
+
+    /// A form of the glob for the subscription tree, where one glob is tried
+    /// against every publish: its literal pieces come with a prepared
+    /// searcher, so that no search is set up per publish. (Patterns held
+    /// per connection keep the lighter form: they are many, and rarely
+    /// matched.)
+    pub fn prepared(&self) -> PreparedGlob {
+        let finders = self
+            .pieces
+            .iter()
+            .map(|piece| (!piece.wild).then(|| memmem::Finder::new(&piece.bytes).into_owned()))
+            .collect();
+        PreparedGlob {
+            glob: self.clone(),
+            finders,
+        }
+    }
+
+    /// The match, with `find` looking for middle piece `i` in a text.
+    fn matches_using(
+        &self,
+        text: &[u8],
+        has: ByteSet,
+        find: impl Fn(usize, &Piece, &[u8]) -> Option<usize>,
+    ) -> bool {
         if text.len() < self.min_len || self.needs & !has != 0 {
             return false;
         }
@@ -108,13 +136,32 @@ impl Glob {
             return false;
         }
         let mut between = &text[first.bytes.len()..text.len() - last.bytes.len()];
-        for piece in middle {
-            match piece.find(between) {
+        for (i, piece) in middle.iter().enumerate() {
+            match find(i + 1, piece, between) {
                 Some(end) => between = &between[end..],
                 None => return false,
             }
         }
         true
+    }
+}
+
+/// A [`Glob`] with a searcher ready for each literal piece.
+#[derive(Clone, Debug)]
+pub struct PreparedGlob {
+    glob: Glob,
+    finders: Vec<Option<memmem::Finder<'static>>>,
+}
+
+impl PreparedGlob {
+    /// See [`Glob::matches_with`].
+    pub fn matches_with(&self, text: &[u8], has: ByteSet) -> bool {
+        self.glob.matches_using(text, has, |i, piece, between| {
+            match &self.finders[i] {
+                Some(finder) => finder.find(between).map(|at| at + piece.bytes.len()),
+                None => piece.find(between),
+            }
+        })
     }
 }
 
@@ -162,14 +209,6 @@ impl Piece {
             return Some(0);
         }
         if !self.wild {
-            // std's substring search (a SIMD scan for short needles, Two-Way
-            // for long ones) is linear and needs no set-up; texts cut by a
-            // `?` inside a character are not `str`s and go to memmem.
-            if let (Ok(text), Ok(needle)) =
-                (std::str::from_utf8(text), std::str::from_utf8(&self.bytes))
-            {
-                return text.find(needle).map(|at| at + needle.len());
-            }
             return memmem::find(text, &self.bytes).map(|at| at + self.bytes.len());
         }
         self.shift_and(text)
@@ -241,13 +280,13 @@ mod tests {
             for n in 0..4usize.pow(len) {
                 let glob: Vec<u8> = (0..len).map(|i| alphabet[n / 4usize.pow(i) % 4]).collect();
                 let compiled = Glob::new(std::str::from_utf8(&glob).unwrap()).unwrap();
+                let prepared = compiled.prepared();
                 for text in texts {
-                    assert_eq!(
-                        compiled.matches(text.as_bytes()),
-                        reference(&glob, text.as_bytes()),
-                        "{:?} against {text:?}",
-                        String::from_utf8_lossy(&glob)
-                    );
+                    let expected = reference(&glob, text.as_bytes());
+                    let what = format!("{:?} against {text:?}", String::from_utf8_lossy(&glob));
+                    assert_eq!(compiled.matches(text.as_bytes()), expected, "{what}");
+                    let has = byte_set(text.as_bytes());
+                    assert_eq!(prepared.matches_with(text.as_bytes(), has), expected, "{what}");
                 }
             }
         }

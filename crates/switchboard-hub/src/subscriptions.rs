@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use crate::glob::{byte_set, ByteSet, Glob};
+use crate::glob::{byte_set, ByteSet, Glob, PreparedGlob};
 use crate::id::ConnId;
 use crate::pattern::{self, Pattern};
 use crate::socket::Socket;
@@ -31,7 +31,7 @@ pub(crate) struct TooManyWildcards(pub usize);
 #[derive(Default)]
 struct Node {
     literal: HashMap<Box<str>, Node>,
-    wildcard: HashMap<Box<str>, (Glob, Node)>,
+    wildcard: HashMap<Box<str>, (PreparedGlob, Node)>,
     /// Subscribers whose pattern ends at this node.
     here: HashMap<ConnId, Socket>,
     /// Subscribers whose pattern ends at this node with `**`: everything
@@ -75,7 +75,7 @@ impl Subscriptions {
                 &mut node
                     .wildcard
                     .entry(text.into())
-                    .or_insert_with(|| (glob.clone(), Node::default()))
+                    .or_insert_with(|| (glob.prepared(), Node::default()))
                     .1
             };
         }
