@@ -58,6 +58,29 @@ impl Router {
     /// allowed origin, or, with none configured, from this server's own
     /// host. Programs (curl, backends) send no `Origin` and are not affected.
     fn check_post_origin(&self, request: &Request) -> Result<(), HandshakeError> {
+        self.check_same_origin(request, "publish here")
+    }
+
+    /// A browser sends its cookies with a WebSocket that any page opens, on
+    /// any site (cross-site WebSocket hijacking): a token that came in the
+    /// cookie counts only from an allowed origin or, with none configured,
+    /// from this server's own host. A token in a header or the query was put
+    /// there by the page itself and is not affected.
+    fn check_cookie_origin(&self, request: &Request) -> Result<(), HandshakeError> {
+        let settings = &self.app.settings;
+        let signed_tokens = settings.jwt_secret.is_some() || settings.jwt_public_key.is_some();
+        let from_cookie = super::credentials::bearer(request).is_none()
+            && super::credentials::cookie(request, &settings.jwt_cookie).is_some();
+        if signed_tokens && from_cookie {
+            self.check_same_origin(request, "use its cookie here")
+        } else {
+            Ok(())
+        }
+    }
+
+    /// A request with an `Origin` is from an allowed one or, with none
+    /// configured, from this server's own host.
+    fn check_same_origin(&self, request: &Request, to_do: &str) -> Result<(), HandshakeError> {
         let Some(origin) = request.header("origin") else {
             return Ok(());
         };
@@ -73,7 +96,7 @@ impl Router {
         } else {
             Err(HandshakeError::new(
                 403,
-                format!("origin {origin} may not publish here"),
+                format!("origin {origin} may not {to_do}"),
             ))
         }
     }
@@ -133,11 +156,13 @@ impl Handler for Router {
         let admitted = match request.path() {
             HUB_PATH => self
                 .check_origin(request)
+                .and_then(|()| self.check_cookie_origin(request))
                 .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()))
                 .and_then(|()| self.app.hub.admit(request))
                 .map(|admission| (Endpoint::Hub(admission), preferred)),
             ECHO_PATH => self
                 .check_origin(request)
+                .and_then(|()| self.check_cookie_origin(request))
                 .and_then(|()| self.check_echo_credentials(request))
                 .and_then(|()| self.echo_permit())
                 .map(|permit| (Endpoint::Echo(permit), None)),

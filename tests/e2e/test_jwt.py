@@ -121,6 +121,18 @@ def test_a_valid_token_by_header_cookie_or_query_connects_with_its_name(hs_serve
     assert sorted(user["name"] for user in users) == ["Ann", "Bob", "Cy"]
 
 
+def test_a_cookie_token_counts_only_from_this_sites_own_pages(hs_server, connect):
+    token = hs256(claims(sub="u1"))
+    cookie = {"Cookie": f"{COOKIE}={token}"}
+    # A page elsewhere, opening /ws with the visitor's cookie: refused.
+    status, body = refused(hs_server.ws, additional_headers=cookie, origin="http://evil.example")
+    assert status == 403 and "evil.example" in body, body
+    assert connect(hs_server.ws, headers=cookie, origin=f"http://127.0.0.1:{hs_server.port}").id
+    # A token the page put in the header itself is not sent on its own.
+    header = {"Authorization": f"Bearer {token}"}
+    assert connect(hs_server.ws, headers=header, origin="http://evil.example").id
+
+
 def test_no_token_is_401(hs_server):
     status, body = refused(hs_server.ws)
     assert status == 401

@@ -271,12 +271,12 @@ where
     let (request, mut rest) = match head {
         Err(_) => {
             let error = HandshakeError::new(408, "handshake timeout");
-            refuse(stream, &error).await;
+            refuse(stream, &error, config).await;
             return Err(Error::timeout("opening handshake"));
         }
         Ok(Err(error)) => {
             if let Some(handshake) = error.handshake_error() {
-                refuse(stream, handshake).await;
+                refuse(stream, handshake, config).await;
             }
             return Err(error);
         }
@@ -288,9 +288,8 @@ where
             Ok(body) => handler.http(&request, body),
             Err(error) => HttpResponse::text(error.status(), format!("{}\n", error.reason())),
         };
-        stream
-            .write_all(&response.encode(request.method() == "HEAD"))
-            .await?;
+        let response = response.encode(request.method() == "HEAD");
+        write_within(stream, &response, config).await?;
         linger(stream).await;
         return Ok(None);
     }
@@ -316,14 +315,14 @@ where
                         500,
                         "handler chose a subprotocol the client did not offer",
                     );
-                    refuse(stream, &error).await;
+                    refuse(stream, &error, config).await;
                     return Err(error.into());
                 }
             }
             let (deflate, extensions) = negotiate_deflate(&upgrade, config);
             let response =
                 upgrade.accept_response(protocol.as_deref(), extensions.as_deref(), &headers);
-            stream.write_all(&response).await?;
+            write_within(stream, &response, config).await?;
             Ok(Some(Upgraded {
                 request,
                 protocol,
@@ -333,7 +332,7 @@ where
             }))
         }
         Ok((_, Decision::Reject(error))) | Err(error) => {
-            refuse(stream, &error).await;
+            refuse(stream, &error, config).await;
             Err(error.into())
         }
     }
@@ -344,9 +343,27 @@ where
 const LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Answers with an error status and closes gracefully.
-async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, error: &HandshakeError) {
-    let _ = stream.write_all(&reject_response(error)).await;
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    error: &HandshakeError,
+    config: &Config,
+) {
+    let _ = write_within(stream, &reject_response(error), config).await;
     linger(stream).await;
+}
+
+/// Writes a response within `handshake_timeout`: a client that asks for a
+/// page and never reads it must not hold its connection (and its place
+/// among the handshakes) for as long as TCP keeps it open.
+async fn write_within<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    bytes: &[u8],
+    config: &Config,
+) -> Result<(), Error> {
+    match tokio::time::timeout(config.handshake_timeout, stream.write_all(bytes)).await {
+        Ok(written) => Ok(written?),
+        Err(_) => Err(Error::timeout("writing the handshake response")),
+    }
 }
 
 /// Sends FIN and reads what the peer still sends, for a short while: closing

@@ -514,3 +514,46 @@ async fn a_client_gives_up_on_a_silent_server_after_handshake_timeout() {
         started.elapsed()
     );
 }
+
+/// Answers every request with a body larger than any socket buffer.
+struct Flood;
+
+impl Handler for Flood {
+    type Admission = ();
+
+    fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
+        Decision::Reject(HandshakeError::new(404, "no WebSocket here"))
+    }
+
+    fn http(&self, _: &Request, _: Bytes) -> HttpResponse {
+        HttpResponse::new(200, "application/octet-stream", vec![0u8; 32 << 20])
+    }
+}
+
+#[tokio::test]
+async fn a_response_the_client_does_not_read_is_given_up_after_handshake_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::default();
+    config.handshake_timeout(Duration::from_millis(300));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut client = socket.connect(addr).await.unwrap();
+    // Asks for the page, then never reads it.
+    client
+        .write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let (stream, _) = listener.accept().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let answered = tokio::time::timeout(
+        Duration::from_secs(5),
+        switchboard_net::accept(stream, &config, &Flood),
+    )
+    .await
+    .expect("the server still waits on a client that does not read");
+    let error = answered.err().expect("a timeout, not an answer");
+    assert!(error.is_timeout(), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    drop(client);
+}
