@@ -156,12 +156,11 @@ pub struct PreparedGlob {
 impl PreparedGlob {
     /// See [`Glob::matches_with`].
     pub fn matches_with(&self, text: &[u8], has: ByteSet) -> bool {
-        self.glob.matches_using(text, has, |i, piece, between| {
-            match &self.finders[i] {
+        self.glob
+            .matches_using(text, has, |i, piece, between| match &self.finders[i] {
                 Some(finder) => finder.find(between).map(|at| at + piece.bytes.len()),
                 None => piece.find(between),
-            }
-        })
+            })
     }
 }
 
@@ -286,7 +285,11 @@ mod tests {
                     let what = format!("{:?} against {text:?}", String::from_utf8_lossy(&glob));
                     assert_eq!(compiled.matches(text.as_bytes()), expected, "{what}");
                     let has = byte_set(text.as_bytes());
-                    assert_eq!(prepared.matches_with(text.as_bytes(), has), expected, "{what}");
+                    assert_eq!(
+                        prepared.matches_with(text.as_bytes(), has),
+                        expected,
+                        "{what}"
+                    );
                 }
             }
         }

@@ -76,14 +76,18 @@ impl Hub {
         runtime.spawn(async move {
             loop {
                 wake.notified().await;
-                tokio::time::sleep(interval).await;
-                // Rooms held back by their rate go out when their hold ends.
                 loop {
+                    tokio::time::sleep(interval).await;
                     let Some(inner) = weak.upgrade() else { return };
                     let Some(next) = (Hub { inner }).flush_userlists() else {
                         break;
                     };
-                    tokio::time::sleep_until(next.into()).await;
+                    // Rooms held back by their rate go out when their hold
+                    // ends; other rooms' changes meanwhile go as usual.
+                    tokio::select! {
+                        () = tokio::time::sleep_until(next.into()) => {}
+                        () = wake.notified() => {}
+                    }
                 }
             }
         });

@@ -1,0 +1,111 @@
+//! User lists under `userlist_rate`, over real loopback connections: a room
+//! whose lists cost more than the rate is held back, and its changes go
+//! out together when the hold ends, while other rooms' lists go on time.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use switchboard_hub::{Hub, HubConfig};
+use switchboard_net::{accept, connect, Config, Message, WebSocket};
+use tokio::net::TcpListener;
+
+const WITHIN: Duration = Duration::from_secs(10);
+/// Bytes of user lists a second per room: a list of three members sent to
+/// three members is about 450 bytes, a hold of more than two seconds.
+const RATE: usize = 200;
+
+async fn serve() -> String {
+    let mut config = HubConfig::default();
+    config.userlist_rate(RATE);
+    let hub = Hub::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let config = Arc::new(Config::default());
+        while let Ok((stream, remote)) = listener.accept().await {
+            let (hub, config) = (hub.clone(), config.clone());
+            tokio::spawn(async move {
+                if let Ok(Some(accepted)) = accept(stream, &config, &hub).await {
+                    hub.serve(accepted, Some(remote)).await;
+                }
+            });
+        }
+    });
+    url
+}
+
+async fn open(url: &str) -> WebSocket {
+    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert_eq!(recv(&mut socket).await["event"], "ready");
+    socket
+}
+
+async fn recv(socket: &mut WebSocket) -> Value {
+    let message = tokio::time::timeout(WITHIN, socket.recv())
+        .await
+        .expect("a message in time")
+        .expect("a message")
+        .expect("no error");
+    serde_json::from_slice(message.payload()).unwrap()
+}
+
+async fn send(socket: &mut WebSocket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+/// The next `userlist` of `room`, skipping everything else.
+async fn userlist(socket: &mut WebSocket, room: &str) -> Vec<Value> {
+    loop {
+        let message = recv(socket).await;
+        if message["event"] == "userlist" && message["room"] == room {
+            return message["data"].as_array().unwrap().clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_room_over_its_rate_is_held_while_other_rooms_go_on_time() {
+    let url = serve().await;
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let mut member = open(&url).await;
+        send(&mut member, json!({"event": "join", "room": "big"})).await;
+        members.push(member);
+    }
+    // The joins' list goes out, and holds the room for about two seconds.
+    while userlist(&mut members[0], "big").await.len() < 3 {}
+
+    send(
+        &mut members[1],
+        json!({"event": "rename", "data": {"name": "renamed"}}),
+    )
+    .await;
+    let renamed_at = Instant::now();
+    let mut other = open(&url).await;
+    send(&mut other, json!({"event": "join", "room": "small"})).await;
+    let list = userlist(&mut other, "small").await;
+    assert_eq!(list.len(), 1);
+    assert!(
+        renamed_at.elapsed() < Duration::from_secs(1),
+        "another room's list waited {:?} behind the held one",
+        renamed_at.elapsed()
+    );
+
+    let list = userlist(&mut members[0], "big").await;
+    assert!(
+        list.iter().any(|user| user["name"] == "renamed"),
+        "{list:?}"
+    );
+    assert!(
+        renamed_at.elapsed() > Duration::from_secs(1),
+        "the held room's list went after {:?}",
+        renamed_at.elapsed()
+    );
+}
