@@ -40,7 +40,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
     /// Most different wildcard segments the hub's subscriptions may hold
-    /// (each costs every publish one search); more are refused [default: 10000].
+    /// (each costs every publish one search); more are refused [default: 5000].
     #[arg(long, env = "SWITCHBOARD_MAX_WILDCARD_PATTERNS")]
     pub max_wildcard_patterns: Option<usize>,
     /// Messages a second one hub connection may send (burst: one second's
@@ -292,7 +292,7 @@ impl Default for ServeSettings {
             max_handshakes: 4096,
             max_handshakes_per_ip: 256,
             max_connections_per_ip: 0,
-            max_wildcard_patterns: 10_000,
+            max_wildcard_patterns: 5_000,
             max_message_rate: 1000,
             max_byte_rate: 16 << 20,
             max_message_rate_per_ip: 0,

@@ -162,10 +162,16 @@ def upgrade_request(port: int, path: str = "/ws") -> bytes:
     ).encode()
 
 
-def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """One client frame, masked as a client must (opcode 0x0 continues a message)."""
+ZERO_MASK = b"\0\0\0\0"
+
+
+def encode_frame(opcode: int, payload: bytes, fin: bool = True, mask: bytes | None = None) -> bytes:
+    """One client frame, masked as a client must (opcode 0x0 continues a
+    message), with a random key unless one is given. The all-zero key is
+    valid (RFC 6455 §5.3 asks only for a key) and leaves megabytes of
+    payload as they are, without a byte-by-byte pass."""
     first = (0x80 if fin else 0) | opcode
-    mask = os.urandom(4)
+    mask = os.urandom(4) if mask is None else mask
     length = len(payload)
     if length < 126:
         head = struct.pack("!BB", first, 0x80 | length)
@@ -173,6 +179,8 @@ def encode_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
         head = struct.pack("!BBH", first, 0x80 | 126, length)
     else:
         head = struct.pack("!BBQ", first, 0x80 | 127, length)
+    if mask == ZERO_MASK:
+        return head + mask + payload
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return head + mask + masked
 

@@ -2,35 +2,15 @@
 //! connection, one decision per upgrade (authorizer, limit and shutdown in
 //! one place), and the limit exact under concurrent upgrades.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{accept, connect, Config, Event, Message, WebSocket};
-use tokio::net::TcpListener;
+use switchboard_net::{connect, Event, Message, WebSocket};
 use tokio::task::JoinSet;
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-/// Serves `hub` on a fresh port the way an embedding program does: the hub
-/// is the accept handler, and each admitted connection runs in the task
-/// that accepted it. Returns the hub's URL.
-async fn serve(hub: Hub) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let config = Arc::new(Config::default());
-        while let Ok((stream, remote)) = listener.accept().await {
-            let (hub, config) = (hub.clone(), config.clone());
-            tokio::spawn(async move {
-                if let Ok(Some(accepted)) = accept(stream, &config, &hub).await {
-                    hub.serve(accepted, Some(remote)).await;
-                }
-            });
-        }
-    });
-    url
-}
 
 /// Connects and reads `ready`.
 async fn join(url: &str) -> WebSocket {
@@ -67,7 +47,7 @@ fn a_hub_connection_is_one_task() {
         .build()
         .unwrap();
     let hub = Hub::new(HubConfig::default());
-    let url = server.block_on(serve(hub.clone()));
+    let url = server.block_on(common::serve(hub.clone()));
     let clients = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -115,7 +95,7 @@ async fn concurrent_upgrades_admit_exactly_max_connections() {
     let mut config = HubConfig::default();
     config.max_connections(50);
     let hub = Hub::new(config);
-    let url = serve(hub.clone()).await;
+    let url = common::serve(hub.clone()).await;
     for run in 0..3 {
         let mut attempts = JoinSet::new();
         for _ in 0..200 {
@@ -158,7 +138,7 @@ async fn an_authorizer_that_refuses_after_a_delay_never_lets_a_101_out() {
             None => Err((401, "token required".into())),
         }
     });
-    let url = serve(hub.clone()).await;
+    let url = common::serve(hub.clone()).await;
     for (query, status) in [("", 401), ("?token=bad", 403)] {
         let error = connect(&format!("{url}{query}")).await.unwrap_err();
         assert_eq!(
@@ -175,7 +155,7 @@ async fn an_authorizer_that_refuses_after_a_delay_never_lets_a_101_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_shutdown_the_hub_itself_refuses_upgrades() {
     let hub = Hub::new(HubConfig::default());
-    let url = serve(hub.clone()).await;
+    let url = common::serve(hub.clone()).await;
     let mut client = join(&url).await;
     let shutdown = tokio::spawn({
         let hub = hub.clone();

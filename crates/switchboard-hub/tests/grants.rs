@@ -2,13 +2,13 @@
 //! authorizer that limits rooms and sets an expiry, and a refresher. What
 //! the server binary does with JWT is this, with tokens.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use switchboard_hub::{Access, Grant, Hub, HubConfig, RequestError, TOKEN_EXPIRED};
-use switchboard_net::{accept, connect, Config, Event, Message, WebSocket};
-use tokio::net::TcpListener;
+use switchboard_net::{connect, Event, Message, WebSocket};
 
 const WITHIN: Duration = Duration::from_secs(10);
 
@@ -45,20 +45,7 @@ async fn serve(lifetime: Duration) -> String {
             .ok_or_else(|| RequestError::new("invalid_token", "SUBJECT:SECONDS"))?;
         Ok(grant(sub, Duration::from_secs_f64(seconds)))
     });
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let config = Arc::new(Config::default());
-        while let Ok((stream, remote)) = listener.accept().await {
-            let (hub, config) = (hub.clone(), config.clone());
-            tokio::spawn(async move {
-                if let Ok(Some(accepted)) = accept(stream, &config, &hub).await {
-                    hub.serve(accepted, Some(remote)).await;
-                }
-            });
-        }
-    });
-    url
+    common::serve(hub).await
 }
 
 async fn open(url: &str) -> (WebSocket, Value) {

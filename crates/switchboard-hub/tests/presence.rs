@@ -2,13 +2,13 @@
 //! whose lists cost more than the rate is held back, and its changes go
 //! out together when the hold ends, while other rooms' lists go on time.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{accept, connect, Config, Message, WebSocket};
-use tokio::net::TcpListener;
+use switchboard_net::{connect, Message, WebSocket};
 
 const WITHIN: Duration = Duration::from_secs(10);
 /// Bytes of user lists a second per room: a list of three members sent to
@@ -18,21 +18,7 @@ const RATE: usize = 200;
 async fn serve() -> String {
     let mut config = HubConfig::default();
     config.userlist_rate(RATE);
-    let hub = Hub::new(config);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let config = Arc::new(Config::default());
-        while let Ok((stream, remote)) = listener.accept().await {
-            let (hub, config) = (hub.clone(), config.clone());
-            tokio::spawn(async move {
-                if let Ok(Some(accepted)) = accept(stream, &config, &hub).await {
-                    hub.serve(accepted, Some(remote)).await;
-                }
-            });
-        }
-    });
-    url
+    common::serve(Hub::new(config)).await
 }
 
 async fn open(url: &str) -> WebSocket {
