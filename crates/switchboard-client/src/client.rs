@@ -49,28 +49,65 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to a hub (`ws://host:port/ws`) and waits for `ready`.
+    /// Connects to a hub (`ws://host:port/ws`) and waits for `ready`, at
+    /// most [`ClientOptions::connect_timeout`].
     ///
-    /// Fails with [`ClientError::Closed`] when every attempt allowed by the
-    /// reconnection policy failed.
+    /// Fails at once, with the cause, when the first attempt fails: the
+    /// server refused the upgrade ([`ClientError::Refused`]: 401, 403, 404,
+    /// …) or could not be reached ([`ClientError::Unreachable`]). A server
+    /// that accepts the WebSocket but sends no `ready` in time is
+    /// [`ClientError::NotAHub`]. Once connected, a lost connection is
+    /// retried by the [`Reconnect`](crate::Reconnect) policy (a refusal is
+    /// not). Use [`Client::start`] to have the policy retry the first
+    /// connection too.
+    ///
+    /// Handlers registered with [`Client::on`] right after this returns
+    /// still get what the server sent right after `ready`: an event that
+    /// comes while no handler takes its name is kept for the first handler
+    /// registered for it (at most 256 events in all, the oldest dropped).
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
-        let client = Client::start(url, options);
+        let timeout = options.connect_timeout;
+        let client = Client::launch(url, options, true);
         let mut status = client.state.watch_status();
-        loop {
-            match *status.borrow_and_update() {
-                Status::Connected => return Ok(client),
-                Status::Gone => return Err(ClientError::Closed),
-                Status::Connecting | Status::Reconnecting => {}
+        let connected = async {
+            loop {
+                match *status.borrow_and_update() {
+                    Status::Connected => return Ok(()),
+                    Status::Gone => return Err(()),
+                    Status::Connecting | Status::Reconnecting => {}
+                }
+                if status.changed().await.is_err() {
+                    return Err(());
+                }
             }
-            if status.changed().await.is_err() {
-                return Err(ClientError::Closed);
+        };
+        match tokio::time::timeout(timeout, connected).await {
+            Ok(Ok(())) => Ok(client),
+            Ok(Err(())) => Err(client.state.failure().unwrap_or(ClientError::Closed)),
+            Err(_) => {
+                let failure = if client.state.is_open() {
+                    ClientError::NotAHub { waited: timeout }
+                } else {
+                    let cause = client
+                        .state
+                        .last_error()
+                        .unwrap_or_else(|| format!("no connection within {timeout:?}"));
+                    ClientError::Unreachable { cause }
+                };
+                client.close().await;
+                Err(failure)
             }
         }
     }
 
     /// Starts a client without waiting for the first connection; watch
-    /// [`Client::status`] or the `ready` event.
+    /// [`Client::status`] or the `ready` event. The first connection is
+    /// retried like any other (a refusal, 401 or 403, is not).
     pub fn start(url: &str, options: ClientOptions) -> Client {
+        Client::launch(url, options, false)
+    }
+
+    fn launch(url: &str, options: ClientOptions, first_is_final: bool) -> Client {
         let url = match &options.name {
             Some(name) => with_name(url, name),
             None => url.to_owned(),
@@ -78,7 +115,8 @@ impl Client {
         let state = Arc::new(ClientState::new());
         let (commands, receiver) = mpsc::channel(1024);
         let ack_timeout = options.ack_timeout;
-        tokio::spawn(driver::run(Arc::clone(&state), url, options, receiver));
+        let driver = driver::run(Arc::clone(&state), url, options, receiver, first_is_final);
+        tokio::spawn(driver);
         Client {
             state,
             commands,
@@ -87,9 +125,16 @@ impl Client {
         }
     }
 
+    /// Why the client gave up, once its status is [`Status::Gone`] for any
+    /// other reason than [`Client::close`].
+    pub fn failure(&self) -> Option<ClientError> {
+        self.state.failure()
+    }
+
     /// Calls `handler` for every event of this name: server events, and the
     /// client's own `reconnecting`, `reconnection_failed`; `address` for
-    /// `{path, values}` messages.
+    /// `{path, values}` messages. Events of this name that came while no
+    /// handler took it are handed to the first handler at once, in order.
     pub fn on<F: Fn(&Incoming) + Send + Sync + 'static>(&self, event: &str, handler: F) -> &Self {
         self.state.add_handler(event, Arc::new(handler));
         self

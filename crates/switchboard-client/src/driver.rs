@@ -53,11 +53,16 @@ struct State {
     pending: HashMap<u64, oneshot::Sender<AckResult>>,
 }
 
+/// Owns the connection until the application closes the client or the
+/// reconnection policy gives up. With `first_is_final` (from
+/// [`Client::connect`](crate::Client::connect)) a first attempt that fails
+/// ends the client at once, with its cause.
 pub(crate) async fn run(
     client: Arc<ClientState>,
     url: String,
     options: ClientOptions,
     mut commands: mpsc::Receiver<Command>,
+    first_is_final: bool,
 ) {
     let mut state = State {
         rooms: BTreeSet::new(),
@@ -73,20 +78,37 @@ pub(crate) async fn run(
         match open(&url, &options, &state).await {
             Ok((reader, writer)) => {
                 attempt = 0;
-                match session(&client, reader, writer, &mut commands, &mut state).await {
+                client.set_open(true);
+                let ended = session(&client, reader, writer, &mut commands, &mut state).await;
+                client.set_open(false);
+                match ended {
                     Ended::ByUser => break,
                     Ended::Lost => fail_pending(&mut state, ClientError::Disconnected),
                 }
             }
-            Err(failure) => error = Some(failure.to_string()),
+            Err(failure) => {
+                client.set_last_error(Some(failure.to_string()));
+                let never_connected = client.connection_count() == 0;
+                if let Some(refusal) = refusal(&failure) {
+                    give_up(&client, refusal, attempt + 1);
+                    break;
+                }
+                if first_is_final && never_connected {
+                    let cause = failure.to_string();
+                    give_up(&client, ClientError::Unreachable { cause }, 1);
+                    break;
+                }
+                error = Some(failure.to_string());
+            }
         }
         attempt += 1;
         if attempt > options.reconnect.attempts {
-            client.set_status(Status::Gone);
-            client.dispatch(Incoming::local(
-                "reconnection_failed",
-                json!({ "attempts": options.reconnect.attempts, "error": error }),
-            ));
+            let cause = error.unwrap_or_else(|| String::from("the connection was lost"));
+            give_up(
+                &client,
+                ClientError::Unreachable { cause },
+                options.reconnect.attempts,
+            );
             break;
         }
         let delay = options.reconnect.delay(attempt);
@@ -106,6 +128,30 @@ pub(crate) async fn run(
             let _ = reply.send(Err(ClientError::Closed));
         }
     }
+}
+
+/// A refusal that asking again would not change: the server answered the
+/// upgrade with a client error (401, 403, 404, …; not 408 or 429, which
+/// say "later").
+fn refusal(failure: &switchboard_net::Error) -> Option<ClientError> {
+    let handshake = failure.handshake_error()?;
+    let status = handshake.status();
+    let permanent = (400..500).contains(&status) && status != 408 && status != 429;
+    permanent.then(|| ClientError::Refused {
+        status,
+        reason: handshake.reason().to_owned(),
+    })
+}
+
+/// Ends the client for good: records why, says so with
+/// `reconnection_failed`, and sets the status `Gone`.
+fn give_up(client: &ClientState, failure: ClientError, attempts: u32) {
+    client.dispatch(Incoming::local(
+        "reconnection_failed",
+        json!({ "attempts": attempts, "error": failure.to_string() }),
+    ));
+    client.set_failure(failure);
+    client.set_status(Status::Gone);
 }
 
 /// Connects and restores the name, rooms and subscriptions.

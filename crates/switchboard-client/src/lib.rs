@@ -29,7 +29,24 @@
 //! `{"attempt", "delay_ms", "error"}`; `reconnection_failed` has
 //! `{"attempts", "error"}`. `error` says why the last attempt to connect
 //! failed (refused, an HTTP status, a timeout), or is `null` when a
-//! connection was just lost.
+//! connection was just lost. A server that refuses the upgrade with a
+//! client error (401, 403, 404, …) is not asked again: the client gives up
+//! at once, and [`Client::failure`] keeps the [`ClientError::Refused`].
+//!
+//! # Connecting
+//!
+//! [`Client::connect`] returns once `ready` has come, or fails with the
+//! cause: [`ClientError::Refused`] (the HTTP status and reason),
+//! [`ClientError::Unreachable`] (the first attempt could not connect: it is
+//! not retried here), [`ClientError::NotAHub`] (a WebSocket server that
+//! sends no `ready` within [`ClientOptions::connect_timeout`]).
+//! [`Client::start`] returns at once and lets the reconnection policy retry
+//! the first connection too.
+//!
+//! No event is lost between `connect` and `on`: an event that comes while
+//! no handler takes its name is kept (up to 256 in all) and handed to the
+//! first handler registered for it, so the order below receives what the
+//! server sends right after `ready`.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), switchboard_client::ClientError> {

@@ -59,6 +59,11 @@ pub struct ClientOptions {
     pub reconnect: Reconnect,
     /// How long `emit_with_ack` waits for its reply. Default 10 s.
     pub ack_timeout: Duration,
+    /// How long [`Client::connect`](crate::Client::connect) waits for the
+    /// first `ready`, all attempts included; a server that accepts the
+    /// WebSocket but is not a hub fails with
+    /// [`ClientError::NotAHub`](crate::ClientError::NotAHub). Default 10 s.
+    pub connect_timeout: Duration,
     /// Ping the server after this much silence. Default 15 s.
     pub ping_interval: Duration,
     /// How long the server has to answer before the connection is considered
@@ -77,6 +82,7 @@ impl Default for ClientOptions {
             tls: None,
             reconnect: Reconnect::default(),
             ack_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(10),
             buffer: 100,
