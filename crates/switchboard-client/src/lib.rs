@@ -59,6 +59,11 @@
 //! ```
 #![deny(missing_docs)]
 
+// The README's example compiles (it is a doc test of this empty item).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub mod client;
 mod driver;
 mod error;

@@ -10,7 +10,7 @@ use switchboard_net::tls::rustls::ClientConfig;
 #[non_exhaustive]
 pub struct Reconnect {
     /// Attempts after a connection is lost (or the first connect fails)
-    /// before giving up with `reconnection_failed`. Default 3, as in the seeds.
+    /// before giving up with `reconnection_failed`. Default 3.
     pub attempts: u32,
     /// The delay before the first attempt. Default 250 ms.
     pub min_delay: Duration,

@@ -118,7 +118,7 @@ pub enum PresenceChange {
 pub trait ClusterAdapter: Send + Sync + 'static {
     /// Sends a message to `message.nodes`. Returns whether it was taken
     /// (false when the cluster link is down or its queue is full: the
-    /// message is then lost for the other nodes, see docs/CLUSTERING.md).
+    /// message is then lost for the other nodes: delivery across nodes is at most once).
     fn send(&self, message: &ClusterMessage<'_>) -> bool;
 
     /// A local connection's presence changed; changes of one connection

@@ -1,4 +1,4 @@
-//! The hub's wire format (docs/PROTOCOL.md): parsing what clients send and
+//! The hub's wire format: parsing what clients send and
 //! encoding what they receive, in JSON or MessagePack.
 
 use std::cell::RefCell;
@@ -185,7 +185,7 @@ pub struct Parsed {
 /// the ack's `error` when the message asked for an ack).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestError {
-    /// A stable, machine-readable code (see docs/PROTOCOL.md).
+    /// A stable, machine-readable code (`invalid_room`, `forbidden`, …; each is listed in the protocol documentation).
     pub code: &'static str,
     /// A human-readable explanation.
     pub message: String,

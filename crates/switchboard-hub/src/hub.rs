@@ -162,7 +162,7 @@ impl Hub {
 
     // ---- hooks ------------------------------------------------------------
 
-    /// Handles a client event by name (the seeds' `ws.on("event", …)`).
+    /// Handles a client event by name (like `socket.on("event", …)` in Socket.IO).
     ///
     /// Handlers run on the connection's task (its one task), in order of
     /// registration; keep them short, spawn for slow work. An event addressed
@@ -214,7 +214,7 @@ impl Hub {
         self.hooks_mut().authorizer = Some(Arc::new(authorizer));
     }
 
-    /// Checks the tokens clients send with `refresh` (docs/PROTOCOL.md);
+    /// Checks the tokens clients send with `refresh` (the `refresh` request);
     /// without a refresher, `refresh` is answered `refresh_unavailable`.
     pub fn set_refresher<F>(&self, refresher: F)
     where

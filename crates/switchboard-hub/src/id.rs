@@ -11,7 +11,7 @@ const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 /// across a cluster with millions of connections.
 const LEN: usize = 12;
 
-/// The unique id of a connection (the seeds' `socket.id`). Cheap to
+/// The unique id of a connection (Socket.IO's `socket.id`). Cheap to
 /// clone: the registry's indexes share the one copy of the text.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(Arc<str>);

@@ -3,7 +3,7 @@
 //! Connections get ids and names, join rooms, send named JSON (or
 //! MessagePack) events to one connection, a room or everyone, get
 //! acknowledgements, subscribe to address patterns, and see who is in their
-//! rooms. The wire format is documented in `docs/PROTOCOL.md`.
+//! rooms. The wire format is in [`envelope`].
 //!
 //! # Modules
 //!
@@ -56,6 +56,11 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+
+// The README's example compiles (it is a doc test of this empty item).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 
 mod access;
 mod admission;

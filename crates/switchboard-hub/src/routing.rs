@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::socket::Socket;
 
 impl Hub {
-    /// Sends to the members of a room (the seeds' `hub.to(room).emit`).
+    /// Sends to the members of a room (Socket.IO's `io.to(room).emit`).
     pub fn to(&self, room: &str) -> RoomEmitter<'_> {
         RoomEmitter {
             hub: self,
@@ -30,7 +30,7 @@ impl Hub {
         }
     }
 
-    /// Sends an event to every connection (the seeds' `replyAll`); returns
+    /// Sends an event to every connection (a broadcast, `replyAll` elsewhere); returns
     /// how many queued it, counting those on other nodes it was sent toward.
     pub fn emit_all(&self, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);

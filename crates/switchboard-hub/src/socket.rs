@@ -181,7 +181,7 @@ impl Socket {
         self.inner.encoding
     }
 
-    /// Sends an event to this connection only (the seeds' `replyOne`).
+    /// Sends an event to this connection only (what other hubs call `replyOne` or `socket.emit`).
     /// Returns whether it was queued.
     pub fn emit(&self, event: &str, data: &Value) -> bool {
         self.send(self.encoding().frame(&Outgoing::new(event, data)), None)

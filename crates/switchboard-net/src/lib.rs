@@ -25,6 +25,11 @@
 //! a task awaits the reader.
 #![deny(missing_docs)]
 
+// The README's example compiles (it is a doc test of this empty item).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod chunks;
 pub mod client;
 pub mod config;

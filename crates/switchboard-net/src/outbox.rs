@@ -249,7 +249,7 @@ impl Outbox {
         self.lock().chunks.len()
     }
 
-    /// Bytes waiting to be written (the seeds' `bufferSize`).
+    /// Bytes waiting to be written (the browser's `bufferedAmount`).
     pub fn queued_bytes(&self) -> usize {
         self.lock().bytes
     }

@@ -263,7 +263,7 @@ impl WebSocket {
         self.reader.set_streaming(streaming);
     }
 
-    /// Bytes waiting to be written (the seeds' `bufferSize`).
+    /// Bytes waiting to be written (the browser's `bufferedAmount`).
     pub fn buffered_amount(&self) -> usize {
         self.writer.buffered_amount()
     }

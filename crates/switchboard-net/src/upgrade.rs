@@ -1,5 +1,5 @@
 //! Upgrading a request that arrived through a `hyper` 1.x server, for
-//! programs that already run their own HTTP server (the seeds' `listen(httpServer)`).
+//! programs that already run their own HTTP server (as Socket.IO's `attach(httpServer)`).
 
 use bytes::BytesMut;
 use http::{HeaderValue, Request, Response, StatusCode};

@@ -152,8 +152,8 @@ pub struct Fragment {
     pub kind: MessageKind,
     /// The fragment's payload.
     pub payload: Bytes,
-    /// The first fragment of its message (the seeds' `stream:start`).
+    /// The first fragment of its message (a stream's start).
     pub first: bool,
-    /// The last fragment of its message (the seeds' `stream:end`).
+    /// The last fragment of its message (a stream's end).
     pub fin: bool,
 }

@@ -8,7 +8,7 @@
 //! # Memory
 //!
 //! A zlib compressor with a 32 KiB window costs about 320 KiB resident
-//! (measured, see docs/BENCHMARKS.md); an inflater
+//! (measured); an inflater
 //! about 40 KiB. Without context takeover no state survives a message, so
 //! such connections borrow a compressor or inflater from a per-thread pool
 //! for the time of one message and hold nothing between messages. That is
