@@ -6,8 +6,8 @@
 //!
 //! The hub does not talk to other nodes itself. It calls a
 //! [`ClusterAdapter`] (Redis, in `switchboard serve`), set once with
-//! [`Hub::set_cluster`]; the adapter hands back what other nodes sent through
-//! [`Hub::deliver_remote`] and the `remote_*` methods. Without an adapter
+//! [`Hub::set_cluster`](crate::Hub::set_cluster); the adapter hands back what other nodes sent through
+//! [`Hub::deliver_remote`](crate::Hub::deliver_remote) and the `remote_*` methods. Without an adapter
 //! none of this costs anything: every path checks for it once and goes on.
 //!
 //! # Messages
@@ -16,7 +16,7 @@
 //! (from a client, the HTTP API or a bridge) that has recipients on other
 //! nodes is given to [`ClusterAdapter::send`] once, with the nodes it is for
 //! and its JSON encoding: the very bytes this node's JSON clients get. The
-//! receiving node frames that payload for its clients ([`Hub::deliver_remote`]):
+//! receiving node frames that payload for its clients ([`Hub::deliver_remote`](crate::Hub::deliver_remote)):
 //! JSON frames carry it as it is, MessagePack ones re-encode it once per
 //! message from the parsed JSON. So a message is encoded once per hop, never
 //! once per recipient.

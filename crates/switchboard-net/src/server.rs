@@ -161,7 +161,7 @@ impl<A> Accepted<A> {
     }
 
     /// Turns the connection into a [`Session`] for one task to drive, with
-    /// an [`Outbox`] of at most `max_frames` frames and `max_bytes` bytes
+    /// an [`Outbox`](crate::Outbox) of at most `max_frames` frames and `max_bytes` bytes
     /// (see [`crate::Config::max_pending_send_bytes`]) that other tasks send on.
     pub fn into_session(self, max_frames: usize, max_bytes: usize) -> (Session, Parts<A>) {
         let session = self.socket.into_session(max_frames, max_bytes);
