@@ -63,8 +63,9 @@ impl Client {
     ///
     /// Handlers registered with [`Client::on`] right after this returns
     /// still get what the server sent right after `ready`: an event that
-    /// comes while no handler takes its name is kept for the first handler
-    /// registered for it (at most 256 events in all, the oldest dropped).
+    /// comes while no handler takes its name (and no [`Client::events`]
+    /// stream is open) is kept for the first handler registered for it (at
+    /// most 256 events in all, the oldest dropped).
     pub async fn connect(url: &str, options: ClientOptions) -> Result<Client, ClientError> {
         let timeout = options.connect_timeout;
         let client = Client::launch(url, options, true);

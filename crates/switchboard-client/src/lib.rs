@@ -44,7 +44,7 @@
 //! the first connection too.
 //!
 //! No event is lost between `connect` and `on`: an event that comes while
-//! no handler takes its name is kept (up to 256 in all) and handed to the
+//! no handler takes its name (and no `events()` stream reads) is kept (up to 256 in all) and handed to the
 //! first handler registered for it, so the order below receives what the
 //! server sends right after `ready`.
 //!

@@ -129,13 +129,16 @@ impl ClientState {
     }
 
     /// Runs the handlers of an event and publishes it to `events()`
-    /// receivers; an event no handler takes yet is kept for the first one
-    /// (the oldest dropped past [`BACKLOG`]).
+    /// receivers; an event that neither a handler nor a stream takes is
+    /// kept for the first handler (the oldest dropped past [`BACKLOG`]).
     pub fn dispatch(&self, incoming: Incoming) {
         let handlers: Vec<Handler> = {
             let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
             match handlers.by_event.get(&incoming.event) {
                 Some(registered) => registered.clone(),
+                // A stream takes it: no copy is kept (an application that
+                // reads `events()` would otherwise pay one per event).
+                None if self.events.receiver_count() > 0 => Vec::new(),
                 None => {
                     if handlers.backlog.len() == BACKLOG {
                         handlers.backlog.pop_front();

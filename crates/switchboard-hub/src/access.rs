@@ -7,27 +7,17 @@ use crate::socket::Socket;
 
 /// A connection may join (or list) only the rooms its grant names.
 pub(crate) fn check_join(socket: &Socket, room: &str) -> Result<(), RequestError> {
-    if socket.may_join(room) {
-        Ok(())
-    } else {
-        Err(RequestError::new(
-            "forbidden",
-            format!("not allowed to join \"{room}\""),
-        ))
-    }
+    allowed_or(socket.may_join(room), || {
+        format!("not allowed to join \"{room}\"")
+    })
 }
 
 /// A connection may publish address messages only to the addresses its
 /// grant names.
 pub(crate) fn check_path(socket: &Socket, path: &str) -> Result<(), RequestError> {
-    if socket.may_publish_path(path) {
-        Ok(())
-    } else {
-        Err(RequestError::new(
-            "forbidden",
-            format!("not allowed to publish to {path}"),
-        ))
-    }
+    allowed_or(socket.may_publish_path(path), || {
+        format!("not allowed to publish to {path}")
+    })
 }
 
 /// A connection may send events only to the rooms its grant names, and to
@@ -35,17 +25,22 @@ pub(crate) fn check_path(socket: &Socket, path: &str) -> Result<(), RequestError
 /// the server's handlers are not limited: they reach one connection, or
 /// the application, which checks for itself.
 pub(crate) fn check_target(socket: &Socket, target: &Target) -> Result<(), RequestError> {
-    let allowed = match target {
-        Target::Room(room) => socket.may_publish(room),
-        Target::Everyone => socket.may_broadcast(),
-        Target::Direct(_) | Target::Server => true,
-    };
-    if allowed {
-        return Ok(());
+    match target {
+        Target::Room(room) => allowed_or(socket.may_publish(room), || {
+            format!("not allowed to send to \"{room}\"")
+        }),
+        Target::Everyone => allowed_or(socket.may_broadcast(), || {
+            String::from("not allowed to broadcast")
+        }),
+        Target::Direct(_) | Target::Server => Ok(()),
     }
-    let message = match target {
-        Target::Room(room) => format!("not allowed to send to \"{room}\""),
-        _ => String::from("not allowed to broadcast"),
-    };
-    Err(RequestError::new("forbidden", message))
+}
+
+/// `Ok`, or `forbidden` with the message `why` makes.
+fn allowed_or(allowed: bool, why: impl FnOnce() -> String) -> Result<(), RequestError> {
+    if allowed {
+        Ok(())
+    } else {
+        Err(RequestError::new("forbidden", why()))
+    }
 }

@@ -5,6 +5,7 @@
 //! own members.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use serde_json::Value;
 use crate::cluster::Route;
 use crate::envelope::{Outgoing, Prepared};
 use crate::hub::Hub;
+use crate::id::ConnId;
 use crate::socket::Socket;
 
 impl Hub {
@@ -25,8 +27,9 @@ impl Hub {
 
     /// Like [`Hub::users`], from the first id after `after`: the next page.
     ///
-    /// The cost is one pass over the room (or the hub) without copying it:
-    /// only the page's entries are built.
+    /// Every connection's page costs its own length (the registry is
+    /// ordered by id); a room's, one pass over the room without copying
+    /// it. Only the page's entries are built.
     pub fn users_after(&self, room: Option<&str>, after: Option<&str>, limit: usize) -> Vec<Value> {
         let mut users: Vec<Value> = {
             let registry = self.registry();
@@ -35,11 +38,13 @@ impl Hub {
                     .members(room)
                     .filter(|s| is_after(s.id().as_str(), after))
                     .collect(),
-                None => registry
-                    .conns
-                    .values()
-                    .filter(|s| is_after(s.id().as_str(), after))
-                    .collect(),
+                // Every connection: a page of the ordered map, not a pass.
+                None => {
+                    let after = after.map(ConnId::from_string);
+                    let from = after.as_ref().map_or(Bound::Unbounded, Bound::Excluded);
+                    let page = registry.conns.range((from, Bound::Unbounded));
+                    page.take(limit).map(|(_, socket)| socket).collect()
+                }
             };
             let sockets = first_by_id(sockets, limit, |s| s.id().as_str());
             sockets.into_iter().map(Socket::user_entry).collect()

@@ -3,7 +3,7 @@
 //! Lookups by id and by room are hash lookups; subscriptions are a tree
 //! over address segments (`subscriptions`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::id::ConnId;
 use crate::pattern::Pattern;
@@ -11,7 +11,8 @@ use crate::socket::Socket;
 use crate::subscriptions::{Subscriptions, TooManyWildcards};
 
 pub(crate) struct Registry {
-    pub conns: HashMap<ConnId, Socket>,
+    /// Ordered by id, so that `users` pages through it without a pass.
+    pub conns: BTreeMap<ConnId, Socket>,
     pub rooms: HashMap<String, HashMap<ConnId, Socket>>,
     subscriptions: Subscriptions,
 }
@@ -20,7 +21,7 @@ impl Registry {
     /// An empty registry; see [`HubConfig::max_wildcard_patterns`](crate::HubConfig::max_wildcard_patterns).
     pub fn new(max_wildcard_patterns: usize) -> Registry {
         Registry {
-            conns: HashMap::new(),
+            conns: BTreeMap::new(),
             rooms: HashMap::new(),
             subscriptions: Subscriptions::new(max_wildcard_patterns),
         }

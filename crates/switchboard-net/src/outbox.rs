@@ -16,6 +16,7 @@
 use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -89,6 +90,8 @@ impl std::fmt::Debug for Outbox {
 
 struct Outgoing {
     queue: Mutex<Queue>,
+    /// See `Queue::backlogged`.
+    backlogged: Arc<AtomicBool>,
     max_frames: usize,
     max_bytes: usize,
 }
@@ -115,6 +118,12 @@ pub(crate) struct Queue {
     shut_down: bool,
     /// What the queue holds of the budget shared with other connections.
     held: Holding,
+    /// Half the bounds (frames, bytes), and whether the queue is past
+    /// either: kept up to date under the lock by every change of the
+    /// queue, so that the session can look without taking the lock once
+    /// per message.
+    half: (usize, usize),
+    backlogged: Arc<AtomicBool>,
 }
 
 impl Outbox {
@@ -124,8 +133,11 @@ impl Outbox {
         max_bytes: usize,
         budget: Option<MemoryBudget>,
     ) -> Outbox {
+        let (max_frames, max_bytes) = (max_frames.max(1), max_bytes.max(1));
+        let backlogged = Arc::new(AtomicBool::new(false));
         Outbox {
             shared: Arc::new(Outgoing {
+                backlogged: Arc::clone(&backlogged),
                 queue: Mutex::new(Queue {
                     io,
                     chunks: VecDeque::new(),
@@ -139,9 +151,11 @@ impl Outbox {
                     unflushed: false,
                     shut_down: false,
                     held: Holding::new(budget.as_ref()),
+                    half: (max_frames / 2, max_bytes / 2),
+                    backlogged,
                 }),
-                max_frames: max_frames.max(1),
-                max_bytes: max_bytes.max(1),
+                max_frames,
+                max_bytes,
             }),
         }
     }
@@ -155,9 +169,11 @@ impl Outbox {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The bounds: (frames, bytes).
-    pub(crate) fn limits(&self) -> (usize, usize) {
-        (self.shared.max_frames, self.shared.max_bytes)
+    /// Whether more than half the bounds wait to be written. Read without
+    /// the lock: it may lag a change another task is making right now,
+    /// which the session sees on its next look.
+    pub(crate) fn is_backlogged(&self) -> bool {
+        self.shared.backlogged.load(Ordering::Acquire)
     }
 
     /// Sends a whole frame encoded beforehand (see
@@ -365,6 +381,13 @@ impl Queue {
         }
         self.bytes += chunk.len();
         self.chunks.push_back(chunk);
+        self.note_level();
+    }
+
+    /// Updates `backlogged` after the queue changed.
+    fn note_level(&self) {
+        let over = self.chunks.len() > self.half.0 || self.bytes > self.half.1;
+        self.backlogged.store(over, Ordering::Release);
     }
 
     fn wake_task(&mut self) {
@@ -411,14 +434,11 @@ impl Queue {
         if let Some(front) = keep {
             self.enqueue(front);
         }
+        self.note_level();
     }
 
     pub(crate) fn frames(&self) -> usize {
         self.chunks.len()
-    }
-
-    pub(crate) fn bytes(&self) -> usize {
-        self.bytes
     }
 
     /// Writes what is queued until done or the socket is full (the task's
@@ -445,6 +465,7 @@ impl Queue {
         self.bytes -= written;
         self.held.shrink_to(self.bytes);
         self.front_started = chunks::advance(&mut self.chunks, written);
+        self.note_level();
     }
 
     /// Shuts the write side down once (the connection is over).

@@ -136,7 +136,7 @@ impl Session {
     /// that sends requests without reading the replies is held back by its
     /// own replies, however many requests one read brought in.
     pub fn next_buffered_event(&mut self) -> Option<Event> {
-        if self.conn.is_open() && self.outbox_backlogged() {
+        if self.conn.is_open() && self.outbox.is_backlogged() {
             return None;
         }
         let event = self.conn.poll_event()?;
@@ -250,14 +250,7 @@ impl Session {
             return true;
         }
         drop(queue);
-        self.outbox_backlogged()
-    }
-
-    /// Whether what waits to be written is past half the outbox's bounds.
-    fn outbox_backlogged(&self) -> bool {
-        let (max_frames, max_bytes) = self.outbox.limits();
-        let queue = self.outbox.lock();
-        queue.frames() > max_frames / 2 || queue.bytes() > max_bytes / 2
+        self.outbox.is_backlogged()
     }
 
     /// Writes the rest and shuts the stream down, once the core is finished;
