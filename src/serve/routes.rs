@@ -152,7 +152,7 @@ impl Handler for Router {
     /// The one decision on an upgrade: the router's own checks, then the
     /// hub's (shutdown, authorizer, `max_connections`), which takes the
     /// connection's place.
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Endpoint> {
+    async fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Endpoint> {
         let admitted = match request.path() {
             HUB_PATH => self
                 .check_origin(request)

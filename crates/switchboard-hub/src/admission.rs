@@ -91,7 +91,7 @@ impl Hub {
 impl Handler for Hub {
     type Admission = Admission;
 
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Admission> {
+    async fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Admission> {
         match self.admit(request) {
             Ok(admission) => Decision::accept(preferred, admission),
             Err(error) => Decision::Reject(error),

@@ -105,7 +105,16 @@ pub trait Handler: Send + Sync {
     /// Decides on a valid upgrade request: authentication, origin checks,
     /// connection limits. `preferred` is the subprotocol the configuration
     /// would pick.
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Self::Admission>;
+    ///
+    /// The decision may wait (ask an authentication backend, say): it is an
+    /// `async fn` in an implementation. The whole handshake, this wait
+    /// included, is still bounded by [`Config::handshake_timeout`], after
+    /// which the client is answered 408.
+    fn upgrade(
+        &self,
+        request: &Request,
+        preferred: Option<&str>,
+    ) -> impl std::future::Future<Output = Decision<Self::Admission>> + Send;
 
     /// Answers a request that is not a WebSocket upgrade. Default: 426.
     fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
@@ -124,7 +133,7 @@ pub struct AcceptAll;
 impl Handler for AcceptAll {
     type Admission = ();
 
-    fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
+    async fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
         Decision::accept(preferred, ())
     }
 }
@@ -267,7 +276,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler + ?Sized,
 {
-    let head = tokio::time::timeout(config.handshake_timeout, read_head(stream, config)).await;
+    let deadline = tokio::time::Instant::now() + config.handshake_timeout;
+    let head = tokio::time::timeout_at(deadline, read_head(stream, config)).await;
     let (request, mut rest) = match head {
         Err(_) => {
             let error = HandshakeError::new(408, "handshake timeout");
@@ -293,13 +303,17 @@ where
         linger(stream).await;
         return Ok(None);
     }
-    let decision = request.validate_upgrade().map(|upgrade| {
-        let preferred = upgrade
-            .select_protocol(&config.protocols)
-            .map(str::to_owned);
-        let decision = handler.upgrade(&request, preferred.as_deref());
-        (upgrade, decision)
-    });
+    let decision = match request.validate_upgrade() {
+        Ok(upgrade) => {
+            let preferred = upgrade.select_protocol(&config.protocols);
+            let deciding = handler.upgrade(&request, preferred);
+            match tokio::time::timeout_at(deadline, deciding).await {
+                Ok(decision) => Ok((upgrade, decision)),
+                Err(_) => Err(HandshakeError::new(408, "handshake timeout")),
+            }
+        }
+        Err(error) => Err(error),
+    };
     match decision {
         Ok((
             upgrade,

@@ -172,7 +172,7 @@ struct Greeter;
 impl Handler for Greeter {
     type Admission = ();
 
-    fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
+    async fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
         Decision::accept(preferred, ())
     }
 
@@ -250,7 +250,7 @@ struct Gatekeeper;
 impl Handler for Gatekeeper {
     type Admission = ();
 
-    fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
+    async fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision {
         match request.header("authorization") {
             None => Decision::Reject(HandshakeError::new(401, "credentials required")),
             Some("Bearer good") => Decision::Accept {
@@ -370,7 +370,7 @@ struct Overloaded;
 impl Handler for Overloaded {
     type Admission = ();
 
-    fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
+    async fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
         Decision::Reject(HandshakeError::new(503, "try again later"))
     }
 }
@@ -521,7 +521,7 @@ struct Flood;
 impl Handler for Flood {
     type Admission = ();
 
-    fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
+    async fn upgrade(&self, _: &Request, _: Option<&str>) -> Decision {
         Decision::Reject(HandshakeError::new(404, "no WebSocket here"))
     }
 
@@ -558,4 +558,45 @@ async fn a_response_the_client_does_not_read_is_given_up_after_handshake_timeout
     assert!(error.is_timeout(), "{error}");
     assert!(started.elapsed() < Duration::from_secs(2));
     drop(client);
+}
+
+/// Decides only after `wait`, the way a handler that asks a backend does.
+struct Deliberate {
+    wait: Duration,
+}
+
+impl Handler for Deliberate {
+    type Admission = ();
+
+    async fn upgrade(&self, _: &Request, preferred: Option<&str>) -> Decision {
+        tokio::time::sleep(self.wait).await;
+        Decision::accept(preferred, ())
+    }
+}
+
+#[tokio::test]
+async fn a_decision_may_wait_for_an_answer() {
+    let wait = Duration::from_millis(200);
+    let addr = serve(Config::default(), Deliberate { wait }, echo).await;
+    let started = std::time::Instant::now();
+    let (mut socket, _) = within(WAIT, "connect", connect(&format!("ws://{addr}/")))
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= wait);
+    socket.send(Message::text("after a while")).await.unwrap();
+    let echoed = within(WAIT, "echo", socket.recv()).await.unwrap().unwrap();
+    assert_eq!(echoed, Message::text("after a while"));
+}
+
+#[tokio::test]
+async fn a_decision_that_outlasts_the_handshake_timeout_is_answered_408() {
+    let mut config = Config::default();
+    config.handshake_timeout(Duration::from_millis(300));
+    let addr = serve(config, Deliberate { wait: WAIT * 2 }, echo).await;
+    let response = within(WAIT, "408", http_exchange(addr, valid().as_bytes())).await;
+    assert_eq!(
+        status_line(&response),
+        "HTTP/1.1 408 Request Timeout",
+        "{response}"
+    );
 }
