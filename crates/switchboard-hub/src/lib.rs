@@ -12,6 +12,7 @@
 //! - `admission`: the one decision on an upgrade ([`Hub::admit`], and the
 //!   hub as a [`switchboard_net::Handler`]), carried to [`Hub::serve`] as an
 //!   [`Admission`].
+//! - `embed`: the hub behind a hyper or axum server ([`Hub::handle_upgrade`]).
 //! - `session`: one connection's life in one task: `ready`, reading and
 //!   dispatching, leaving ([`Hub::serve`]).
 //! - `dispatch`: what each client message does; `access`, the checks of a
@@ -68,6 +69,7 @@ pub mod cluster;
 mod clustered;
 pub mod config;
 mod dispatch;
+mod embed;
 pub mod envelope;
 mod expiry;
 mod glob;

@@ -139,7 +139,13 @@ where
             )
             .into());
         }
-        if let Some((response, len)) = handshake.parse_response(&buf)? {
+        let parsed = match handshake.parse_response(&buf) {
+            Err(refused) if refused.status() != 0 => {
+                return Err(with_explanation(stream, buf, refused).await.into())
+            }
+            parsed => parsed?,
+        };
+        if let Some((response, len)) = parsed {
             let rest = buf.split_off(len);
             let deflate = match &options.config.deflate {
                 Some(deflate) => deflate
@@ -151,6 +157,57 @@ where
             return Ok((response, rest, deflate));
         }
     }
+}
+
+/// The most of a refusal's body that is kept as its explanation.
+const MAX_EXPLANATION: usize = 1024;
+
+/// How long a refusal's body is waited for: the status alone is an answer.
+const EXPLANATION_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Adds the body of a refusal (a server's "token expired", "say who you
+/// are") to its status line, as far as it is short plain text (not an
+/// HTML page) that arrives soon.
+async fn with_explanation<S>(
+    stream: &mut S,
+    mut buf: BytesMut,
+    refused: HandshakeError,
+) -> HandshakeError
+where
+    S: AsyncRead + Unpin,
+{
+    let Some(head_end) = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
+    else {
+        return refused;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let announced = head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    let wanted = head_end + announced.unwrap_or(MAX_EXPLANATION).min(MAX_EXPLANATION);
+    let read = async {
+        while buf.len() < wanted {
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    let _ = tokio::time::timeout(EXPLANATION_WAIT, read).await;
+    let end = buf.len().min(wanted);
+    let body = String::from_utf8_lossy(&buf[head_end..end]);
+    let body = body.trim();
+    if body.is_empty() || body.contains('<') {
+        return refused;
+    }
+    HandshakeError::new(refused.status(), format!("{}: {body}", refused.reason()))
 }
 
 /// Turns on the compression that was agreed.

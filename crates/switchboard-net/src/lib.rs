@@ -52,6 +52,7 @@ pub use server::{
 };
 pub use session::Session;
 pub use socket::{Reader, WebSocket, Writer};
+pub use upgrade::{upgrade_with, PendingUpgrade};
 // What the signatures above use from the protocol core, so that a user
 // of this crate needs no other.
 pub use switchboard_proto::handshake::{Request, Response};

@@ -301,6 +301,13 @@ async fn a_handler_refuses_with_401_or_403() {
         Some(401),
         "{error}"
     );
+    // The client keeps the server's explanation from the response body.
+    let reason = error.handshake_error().map(HandshakeError::reason);
+    assert_eq!(
+        reason,
+        Some("server answered 401 Unauthorized: credentials required"),
+        "{error}"
+    );
 
     let options = ConnectOptions::default().header("Authorization", "Bearer good");
     let (mut socket, response) = within(WAIT, "connect", connect_with(&url, options))
