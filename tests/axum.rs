@@ -130,7 +130,7 @@ async fn the_page_the_api_and_the_hub_share_one_port() {
 
     // The Rust client's ack comes back from the handler too.
     let answer = ann
-        .emit_with_ack("shout", json!("hi"), To::Server)
+        .emit_with_ack("shout", &json!("hi"), To::Server)
         .await
         .unwrap();
     assert_eq!(answer, json!("sent"));

@@ -110,7 +110,7 @@ async fn two_clients_exchange_events_and_acks() {
 
     // A room message: acked with the number of recipients (sender included).
     let ack = alice
-        .emit_with_ack("chat", json!({"text": "hi"}), To::Room("lobby".into()))
+        .emit_with_ack("chat", &json!({"text": "hi"}), To::Room("lobby".into()))
         .await
         .unwrap();
     assert_eq!(ack, json!({"delivered": 2}));
@@ -123,7 +123,7 @@ async fn two_clients_exchange_events_and_acks() {
     // A direct message reaches only its target, through `on`.
     bob.emit(
         "chat",
-        json!({"text": "psst"}),
+        &json!({"text": "psst"}),
         To::Connection(alice_id.clone()),
     )
     .await
@@ -138,7 +138,7 @@ async fn two_clients_exchange_events_and_acks() {
 
     // Invalid requests come back as server errors with the protocol's codes.
     let error = alice
-        .emit_with_ack("nothing-handles-this", Value::Null, To::Server)
+        .emit_with_ack("nothing-handles-this", &Value::Null, To::Server)
         .await
         .unwrap_err();
     assert!(
@@ -146,7 +146,7 @@ async fn two_clients_exchange_events_and_acks() {
         "{error:?}"
     );
     let error = alice
-        .emit_with_ack("join", Value::Null, To::Server)
+        .emit_with_ack("join", &Value::Null, To::Server)
         .await
         .unwrap_err();
     assert!(
@@ -154,7 +154,7 @@ async fn two_clients_exchange_events_and_acks() {
         "{error:?}"
     );
     let error = alice
-        .emit_with_ack("chat", json!("?"), To::Connection("nobody".into()))
+        .emit_with_ack("chat", &json!("?"), To::Connection("nobody".into()))
         .await
         .unwrap_err();
     assert!(
@@ -165,7 +165,7 @@ async fn two_clients_exchange_events_and_acks() {
     alice.close().await;
     assert_eq!(alice.status(), Status::Gone);
     assert_eq!(
-        alice.emit("chat", Value::Null, To::Server).await,
+        alice.emit("chat", &Value::Null, To::Server).await,
         Err(ClientError::Closed)
     );
     bob.close().await;
@@ -200,7 +200,7 @@ async fn an_unanswered_ack_times_out() {
     assert_eq!(client.id().as_deref(), Some("silent1"));
     let started = Instant::now();
     let result = client
-        .emit_with_ack("question", json!(42), To::Server)
+        .emit_with_ack("question", &json!(42), To::Server)
         .await;
     let elapsed = started.elapsed();
     assert_eq!(result, Err(ClientError::Timeout));
@@ -247,7 +247,9 @@ async fn a_lost_connection_fails_the_request_in_flight() {
     options.ack_timeout = Duration::from_secs(30);
     let client = connect(&format!("ws://127.0.0.1:{port}/ws"), options).await;
     let started = Instant::now();
-    let result = client.emit_with_ack("question", json!(1), To::Server).await;
+    let result = client
+        .emit_with_ack("question", &json!(1), To::Server)
+        .await;
     assert_eq!(result, Err(ClientError::Disconnected));
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -285,7 +287,7 @@ async fn reconnects_to_a_restarted_server_with_rooms_subscriptions_and_buffer() 
     alice
         .emit(
             "chat",
-            json!({"text": "while down 1"}),
+            &json!({"text": "while down 1"}),
             To::Room("lobby".into()),
         )
         .await
@@ -296,7 +298,7 @@ async fn reconnects_to_a_restarted_server_with_rooms_subscriptions_and_buffer() 
             alice
                 .emit_with_ack(
                     "chat",
-                    json!({"text": "while down 2"}),
+                    &json!({"text": "while down 2"}),
                     To::Room("lobby".into()),
                 )
                 .await
@@ -307,14 +309,14 @@ async fn reconnects_to_a_restarted_server_with_rooms_subscriptions_and_buffer() 
         let small = small.clone();
         tokio::spawn(async move {
             small
-                .emit_with_ack("chat", json!({"text": "b1"}), To::Room("bounded".into()))
+                .emit_with_ack("chat", &json!({"text": "b1"}), To::Room("bounded".into()))
                 .await
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     for text in ["b2", "b3", "b4"] {
         small
-            .emit("chat", json!({"text": text}), To::Room("bounded".into()))
+            .emit("chat", &json!({"text": text}), To::Room("bounded".into()))
             .await
             .unwrap();
     }
@@ -345,7 +347,7 @@ async fn reconnects_to_a_restarted_server_with_rooms_subscriptions_and_buffer() 
     small
         .emit(
             "chat",
-            json!({"text": "marker"}),
+            &json!({"text": "marker"}),
             To::Room("bounded".into()),
         )
         .await
@@ -360,7 +362,7 @@ async fn reconnects_to_a_restarted_server_with_rooms_subscriptions_and_buffer() 
     let bob = connect(&url, patient("bob")).await;
     bob.emit(
         "chat",
-        json!({"text": "welcome back"}),
+        &json!({"text": "welcome back"}),
         To::Room("lobby".into()),
     )
     .await
@@ -422,7 +424,7 @@ async fn gives_up_after_the_last_attempt() {
     );
     assert_eq!(client.status(), Status::Gone);
     assert_eq!(
-        client.emit("chat", Value::Null, To::Server).await,
+        client.emit("chat", &Value::Null, To::Server).await,
         Err(ClientError::Closed)
     );
 
@@ -542,7 +544,7 @@ async fn wss_with_a_private_ca_and_a_clear_error_with_another() {
     let mut bob_events = bob.events();
     let to_bob = To::Connection(bob.id().unwrap());
     let ack = alice
-        .emit_with_ack("chat", json!({"text": "over TLS"}), to_bob)
+        .emit_with_ack("chat", &json!({"text": "over TLS"}), to_bob)
         .await
         .unwrap();
     assert_eq!(ack, json!({"delivered": 1}));

@@ -137,7 +137,7 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
         "" => match room {
             Some(room) => {
                 client
-                    .emit("chat", json!({ "text": rest }), To::Room(room.clone()))
+                    .emit("chat", &json!({ "text": rest }), To::Room(room.clone()))
                     .await
             }
             None => {
@@ -165,7 +165,7 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
                 client
                     .emit(
                         "chat",
-                        json!({ "text": text }),
+                        &json!({ "text": text }),
                         To::Connection(id.to_owned()),
                     )
                     .await
@@ -177,7 +177,7 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
         },
         "all" => {
             client
-                .emit("chat", json!({ "text": rest }), To::Everyone)
+                .emit("chat", &json!({ "text": rest }), To::Everyone)
                 .await
         }
         "name" if !rest.is_empty() => client.rename(rest).await,
@@ -222,7 +222,7 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
                 } else {
                     To::Server
                 };
-                client.emit(&event, data, to).await
+                client.emit(&event, &data, to).await
             }
             _ => {
                 output.error("usage: /send {\"event\":…,\"data\":…}");

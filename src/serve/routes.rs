@@ -286,7 +286,7 @@ fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
             let room = envelope::room_name(Some(room))?;
             Ok(hub.to(&room).emit(event, &data))
         }
-        (None, Some(to), false) => Ok(usize::from(hub.emit_to(to, event, &data))),
+        (None, Some(to), false) => Ok(usize::from(hub.emit_to(to, event, &data).is_ok())),
         (None, None, true) => Ok(hub.emit_all(event, &data)),
         (None, None, false) => Err(RequestError::new(
             "invalid_target",

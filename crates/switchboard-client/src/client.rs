@@ -164,7 +164,7 @@ impl Client {
 
     /// Sends an event. While reconnecting it is buffered (see
     /// [`ClientOptions::buffer`]).
-    pub async fn emit(&self, event: &str, data: Value, to: To) -> Result<(), ClientError> {
+    pub async fn emit(&self, event: &str, data: &Value, to: To) -> Result<(), ClientError> {
         self.command(Command::Send(message(event, data, &to), None))
             .await
     }
@@ -173,7 +173,7 @@ impl Client {
     pub async fn emit_with_ack(
         &self,
         event: &str,
-        data: Value,
+        data: &Value,
         to: To,
     ) -> Result<Value, ClientError> {
         self.request(message(event, data, &to)).await
@@ -261,7 +261,7 @@ impl Client {
     }
 }
 
-fn message(event: &str, data: Value, to: &To) -> Value {
+fn message(event: &str, data: &Value, to: &To) -> Value {
     let mut message = json!({ "event": event, "data": data });
     match to {
         To::Server => {}
@@ -294,15 +294,15 @@ mod tests {
     #[test]
     fn messages_carry_their_target() {
         assert_eq!(
-            message("e", json!(1), &To::Server),
+            message("e", &json!(1), &To::Server),
             json!({"event":"e","data":1})
         );
-        assert_eq!(message("e", json!(1), &To::Room("r".into()))["room"], "r");
+        assert_eq!(message("e", &json!(1), &To::Room("r".into()))["room"], "r");
         assert_eq!(
-            message("e", json!(1), &To::Connection("x".into()))["to"],
+            message("e", &json!(1), &To::Connection("x".into()))["to"],
             "x"
         );
-        assert_eq!(message("e", json!(1), &To::Everyone)["broadcast"], true);
+        assert_eq!(message("e", &json!(1), &To::Everyone)["broadcast"], true);
     }
 
     #[test]

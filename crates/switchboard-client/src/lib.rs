@@ -54,7 +54,7 @@
 //! let client = Client::connect("ws://127.0.0.1:9080/ws", ClientOptions::default()).await?;
 //! client.on("chat", |message| println!("{:?}: {}", message.from_name, message.data));
 //! client.join("lobby").await?;
-//! client.emit("chat", serde_json::json!({"text": "hi"}), To::Room("lobby".into())).await?;
+//! client.emit("chat", &serde_json::json!({"text": "hi"}), To::Room("lobby".into())).await?;
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]

@@ -20,7 +20,7 @@ const WITHIN: Duration = Duration::from_secs(5);
 async fn greeting_hub() -> String {
     let hub = Hub::new(HubConfig::default());
     hub.on_connect(|_, socket| {
-        socket.emit("initialData", &json!({ "id": socket.id().as_str() }));
+        let _ = socket.emit("initialData", &json!({ "id": socket.id().as_str() }));
     });
     hub::serve(hub).await
 }

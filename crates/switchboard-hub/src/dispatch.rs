@@ -219,7 +219,7 @@ impl Hub {
         let mut message = Outgoing::new("ack", &data);
         message.ack = Some(ack);
         message.error = error.as_ref();
-        socket.send(socket.encoding().frame(&message), Some(cork));
+        let _ = socket.send(socket.encoding().frame(&message), Some(cork));
     }
 
     /// Answers bad input: as the ack's error if the client asked for an
@@ -237,7 +237,7 @@ impl Hub {
             None => {
                 let data = json!({ "code": error.code, "message": error.message });
                 let frame = socket.encoding().frame(&Outgoing::new("error", &data));
-                socket.send(frame, Some(cork));
+                let _ = socket.send(frame, Some(cork));
             }
         }
     }

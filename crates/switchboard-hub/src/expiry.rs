@@ -68,7 +68,7 @@ impl Hub {
     /// 4001 close after what is already queued.
     pub(crate) fn expire(&self, socket: &Socket) {
         tracing::debug!(id = %socket.id(), "token expired");
-        socket.emit(
+        let _ = socket.emit(
             "error",
             &json!({ "code": "token_expired", "message": "the token expired; reconnect with a new one" }),
         );

@@ -344,7 +344,7 @@ impl Hub {
     /// Sends `end` and a 1001 close to one connection, once.
     pub(crate) fn send_end(&self, socket: &Socket) {
         if socket.mark_ended() {
-            socket.emit("end", &Value::Null);
+            let _ = socket.emit("end", &Value::Null);
             socket.close(CloseCode::GOING_AWAY, "server shutting down");
         }
     }

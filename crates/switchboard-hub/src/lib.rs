@@ -32,6 +32,14 @@
 //! - `registry`: who is where (connections, rooms, subscriptions).
 //! - [`socket`], [`id`], [`config`], [`metrics`].
 //!
+//! # Sending
+//!
+//! Every send borrows its data (as the client's `emit` does) and encodes
+//! it once. A send to one connection ([`Socket::emit`], [`Hub::emit_to`])
+//! returns `Result<(), SendError>`: the connection is gone, or its queue is
+//! full. A send to many ([`Hub::emit_all`], [`Hub::to`]`(room).emit`,
+//! [`Hub::publish`]) returns how many connections queued it.
+//!
 //! # Use
 //!
 //! ```no_run
@@ -100,7 +108,7 @@ pub use metrics::Metrics;
 pub use rate::{address_group, Rate};
 pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
-pub use socket::{Meta, Socket};
+pub use socket::{Meta, SendError, Socket};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so
 /// that a program embedding the hub needs no other dependency for it.
 pub use switchboard_net as net;

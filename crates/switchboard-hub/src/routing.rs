@@ -18,7 +18,7 @@ use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
-use crate::socket::Socket;
+use crate::socket::{SendError, Socket};
 
 impl Hub {
     /// Sends to the members of a room (Socket.IO's `io.to(room).emit`).
@@ -42,12 +42,19 @@ impl Hub {
         )
     }
 
-    /// Sends an event to one connection, on this node or another; returns
-    /// whether it was queued (or handed to the cluster).
-    pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> bool {
+    /// Sends an event to one connection, on this node or another (handed
+    /// to the cluster then). `Err` as for [`Socket::emit`]: no such
+    /// connection, or its queue is full.
+    pub fn emit_to(&self, id: &str, event: &str, data: &Value) -> Result<(), SendError> {
         let mut message = Outgoing::new(event, data);
         message.to = Some(id);
-        self.route(Route::Direct { to: id }, &Prepared::new(message), None) == 1
+        if self.route(Route::Direct { to: id }, &Prepared::new(message), None) == 1 {
+            Ok(())
+        } else if self.socket(id).is_some() {
+            Err(SendError::Full)
+        } else {
+            Err(SendError::Gone)
+        }
     }
 
     /// Publishes an address-style message to every matching subscriber and
@@ -191,7 +198,7 @@ fn deliver<'a, T: Serialize>(
         }
         let frame = prepared.frame(socket.encoding());
         let len = frame.len();
-        if socket.push(frame, now, cork.as_deref_mut()) {
+        if socket.push(frame, now, cork.as_deref_mut()).is_ok() {
             delivered += 1;
             bytes += len;
         }

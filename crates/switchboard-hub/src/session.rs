@@ -95,12 +95,12 @@ impl Hub {
         self.presence_changed(socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
-        socket.emit(
+        let _ = socket.emit(
             "ready",
             &json!({ "id": socket.id().as_str(), "name": socket.name() }),
         );
         if let Some(error) = name_error {
-            socket.emit(
+            let _ = socket.emit(
                 "error",
                 &json!({ "code": error.code, "message": error.message }),
             );

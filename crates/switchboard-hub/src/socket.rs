@@ -181,22 +181,22 @@ impl Socket {
         self.inner.encoding
     }
 
-    /// Sends an event to this connection only (what other hubs call `replyOne` or `socket.emit`).
-    /// Returns whether it was queued.
-    pub fn emit(&self, event: &str, data: &Value) -> bool {
+    /// Sends an event to this connection only (what other hubs call
+    /// `replyOne` or `socket.emit`). `Err` says why it was not queued: the
+    /// connection is gone, or its queue is full (the slow-consumer policy
+    /// then dropped the message or closed the connection).
+    pub fn emit(&self, event: &str, data: &Value) -> Result<(), SendError> {
         self.send(self.encoding().frame(&Outgoing::new(event, data)), None)
     }
 
     /// Pushes a frame for this connection alone (through `cork`, if given),
     /// counting it.
-    pub(crate) fn send(&self, frame: Bytes, cork: Option<&mut Cork>) -> bool {
+    pub(crate) fn send(&self, frame: Bytes, cork: Option<&mut Cork>) -> Result<(), SendError> {
         let len = frame.len() as u64;
-        let sent = self.push(frame, Instant::now(), cork);
-        if sent {
-            Metrics::add(&self.inner.metrics.messages_out, 1);
-            Metrics::add(&self.inner.metrics.bytes_out, len);
-        }
-        sent
+        self.push(frame, Instant::now(), cork)?;
+        Metrics::add(&self.inner.metrics.messages_out, 1);
+        Metrics::add(&self.inner.metrics.bytes_out, len);
+        Ok(())
     }
 
     /// Closes the connection after the messages already queued for it.
@@ -217,13 +217,18 @@ impl Socket {
     /// Pushes a finished frame, written now or when `cork` is flushed; a
     /// full queue applies the slow-consumer policy. Returns whether the
     /// frame was taken. Counted by the caller.
-    pub(crate) fn push(&self, frame: Bytes, now: Instant, cork: Option<&mut Cork>) -> bool {
+    pub(crate) fn push(
+        &self,
+        frame: Bytes,
+        now: Instant,
+        cork: Option<&mut Cork>,
+    ) -> Result<(), SendError> {
         let pushed = match cork {
             Some(cork) => self.inner.outbox.push_corked(frame, now, cork),
             None => self.inner.outbox.push(frame, now),
         };
         match pushed {
-            Ok(()) => true,
+            Ok(()) => Ok(()),
             Err(PushError::Full { frames, bytes }) => {
                 let metrics = &self.inner.metrics;
                 match self.inner.policy {
@@ -239,9 +244,9 @@ impl Socket {
                             .abort(CloseCode::POLICY_VIOLATION, &reason);
                     }
                 }
-                false
+                Err(SendError::Full)
             }
-            Err(_) => false,
+            Err(_) => Err(SendError::Gone),
         }
     }
 
@@ -259,3 +264,25 @@ impl Socket {
         serde_json::json!({ "id": self.id().as_str(), "name": self.name() })
     }
 }
+
+/// Why a message for one connection was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closing or gone, or no connection has that id.
+    Gone,
+    /// Its outbound queue is at its bound: the connection is not keeping
+    /// up, and the slow-consumer policy dropped the message or closed it.
+    Full,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::Gone => "the connection is gone",
+            SendError::Full => "the connection's outbound queue is full",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}

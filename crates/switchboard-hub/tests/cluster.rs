@@ -289,7 +289,10 @@ async fn direct_messages_presence_and_users_span_both_hubs() {
 async fn without_an_adapter_nothing_is_forwarded() {
     let hub = Hub::new(HubConfig::default());
     assert!(!hub.is_clustered());
-    assert!(!hub.emit_to("nobody", "x", &Value::Null));
+    assert_eq!(
+        hub.emit_to("nobody", "x", &Value::Null),
+        Err(switchboard_hub::SendError::Gone)
+    );
     assert_eq!(hub.to("lobby").emit("x", &Value::Null), 0);
     // Remote state given to an unclustered hub is kept but not consulted.
     hub.remote_sync("elsewhere", Vec::new());
