@@ -118,7 +118,7 @@ fn ids(list: &Value) -> Vec<&str> {
     ids
 }
 
-fn sorted<'a>(mut ids: Vec<&'a str>) -> Vec<&'a str> {
+fn sorted(mut ids: Vec<&str>) -> Vec<&str> {
     ids.sort_unstable();
     ids
 }
@@ -255,8 +255,7 @@ async fn registry_refuses_a_connection_without_a_user_with_401() {
         let refused = tokio::time::timeout(WITHIN, connect(&url))
             .await
             .expect("an answer in time")
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         let status = refused.handshake_error().map(|error| error.status());
         assert_eq!(status, Some(401), "{url}: {refused}");
     }
