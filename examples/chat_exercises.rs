@@ -91,9 +91,10 @@ pub fn build_hub() -> Hub {
     hub
 }
 
-/// Runs the hub on `listener` until `shutdown` completes, then shuts it
-/// down gracefully: new upgrades refused, `end` and a 1001 close sent to
-/// every connection, and up to five seconds for them to leave.
+/// Runs the hub on `listener` until `shutdown` completes, then stops
+/// accepting and shuts the hub down gracefully: upgrades under way refused
+/// (503), `end` and a 1001 close sent to every connection, and up to five
+/// seconds for them to leave.
 pub async fn run(
     listener: TcpListener,
     hub: Hub,
