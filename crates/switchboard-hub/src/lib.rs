@@ -23,7 +23,8 @@
 //!   a connection may join and send to ([`Access`]) and the addresses it
 //!   may publish to ([`Paths`]).
 //! - `routing`: the one way out for every message (`to(room).emit`,
-//!   `emit_all`, `emit_to`, `publish`, client relays, other nodes' messages).
+//!   `emit_all`, `emit_all_except`, `emit_to`, `publish`, client relays,
+//!   other nodes' messages).
 //! - `presence`: coalesced room user lists.
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.

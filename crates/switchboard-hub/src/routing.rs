@@ -33,13 +33,20 @@ impl Hub {
     /// Sends an event to every connection (a broadcast, `replyAll` elsewhere); returns
     /// how many queued it, counting those on other nodes it was sent toward.
     pub fn emit_all(&self, event: &str, data: &Value) -> usize {
+        self.emit_everyone(None, event, data)
+    }
+
+    /// Sends an event to every connection but one, typically the one whose
+    /// message caused it (Socket.IO's `socket.broadcast.emit`); returns how
+    /// many queued it, counting those on other nodes it was sent toward.
+    pub fn emit_all_except(&self, except: &ConnId, event: &str, data: &Value) -> usize {
+        self.emit_everyone(Some(except.as_str()), event, data)
+    }
+
+    fn emit_everyone(&self, except: Option<&str>, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);
         message.broadcast = Some(true);
-        self.route(
-            Route::Everyone { except: None },
-            &Prepared::new(message),
-            None,
-        )
+        self.route(Route::Everyone { except }, &Prepared::new(message), None)
     }
 
     /// Sends an event to one connection, on this node or another (handed
