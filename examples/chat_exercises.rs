@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use switchboard_hub::net::{accept, Config};
-use switchboard_hub::{Context, Hub, HubConfig, RequestError, Socket, Target};
+use switchboard_hub::{Context, Hub, HubConfig, RequestError, SendError, Socket, Target};
 use tokio::net::TcpListener;
 
 /// Who a message is from: `{"id", "name"}`.
@@ -60,7 +60,7 @@ pub fn build_hub() -> Hub {
     hub.on_connect(|hub, socket| {
         // Who is online, for the newcomer; news of it, for the others.
         let online: Vec<Value> = hub.sockets().iter().map(sender).collect();
-        socket.emit("online", &json!(online));
+        let _ = socket.emit("online", &json!(online));
         hub.emit_all_except(socket.id(), "joined", &sender(socket));
     });
     hub.on_disconnect(|hub, socket| {
@@ -82,11 +82,14 @@ pub fn build_hub() -> Hub {
     hub.on("private", |cx| {
         let private = message(cx)?;
         let to = cx.data["to"].as_str().unwrap_or_default();
-        if !cx.hub.emit_to(to, "private", &private) {
-            let why = format!("no connection with id {to:?}");
-            return Err(RequestError::new("unknown_target", why));
+        match cx.hub.emit_to(to, "private", &private) {
+            Ok(()) => Ok(json!({ "delivered": 1 })),
+            Err(SendError::Gone) => {
+                let why = format!("no connection with id {to:?}");
+                Err(RequestError::new("unknown_target", why))
+            }
+            Err(why) => Err(RequestError::new("not_delivered", why.to_string())),
         }
-        Ok(json!({ "delivered": 1 }))
     });
     hub
 }

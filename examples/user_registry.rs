@@ -62,7 +62,7 @@ pub fn build_hub() -> Hub {
         let mut users = list.lock();
         users.insert(id, entry.clone());
         let userlist: Vec<&Entry> = users.values().collect();
-        socket.emit(
+        let _ = socket.emit(
             "initialData",
             &json!({ "you": entry, "userlist": userlist }),
         );

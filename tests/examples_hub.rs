@@ -281,7 +281,7 @@ async fn registry_with_the_rust_client() {
     );
 
     let reply = ann
-        .emit_with_ack("updateUser", json!({ "status": "busy" }), To::Server)
+        .emit_with_ack("updateUser", &json!({ "status": "busy" }), To::Server)
         .await
         .unwrap();
     assert_eq!(
@@ -292,7 +292,7 @@ async fn registry_with_the_rust_client() {
     assert_eq!(userlist.data, json!([reply]));
 
     let refused = ann
-        .emit_with_ack("updateUser", json!("busy"), To::Server)
+        .emit_with_ack("updateUser", &json!("busy"), To::Server)
         .await;
     assert!(
         matches!(&refused, Err(ClientError::Server { code, .. }) if code == "invalid_user"),
@@ -448,14 +448,14 @@ async fn chat_with_the_rust_client() {
 
     // A nickname changed with the hub's `rename` shows in later messages.
     ann.rename("anna").await.unwrap();
-    ann.emit("typing", json!(true), To::Server).await.unwrap();
+    ann.emit("typing", &json!(true), To::Server).await.unwrap();
     let typing = expect(&mut bob_seen, "typing").await;
     assert_eq!(
         typing.data,
         json!({ "id": ann_id, "name": "anna", "typing": true })
     );
     let reply = ann
-        .emit_with_ack("chat", json!({ "text": "hello" }), To::Server)
+        .emit_with_ack("chat", &json!({ "text": "hello" }), To::Server)
         .await
         .unwrap();
     assert_eq!(reply, json!({ "delivered": 1 }));
@@ -466,7 +466,7 @@ async fn chat_with_the_rust_client() {
     );
 
     let private = json!({ "to": ann_id, "text": "psst" });
-    bob.emit_with_ack("private", private, To::Server)
+    bob.emit_with_ack("private", &private, To::Server)
         .await
         .unwrap();
     let received = expect(&mut ann_seen, "private").await;

@@ -45,6 +45,6 @@ async fn emit_all_except_leaves_out_one_connection() {
     assert_eq!(recv(&mut b).await, expected);
     assert_eq!(recv(&mut c).await, expected);
     // A's queue is in order: the marker sent after is the first thing it gets.
-    assert!(hub.emit_to(&a_id, "marker", &Value::Null));
+    assert_eq!(hub.emit_to(&a_id, "marker", &Value::Null), Ok(()));
     assert_eq!(recv(&mut a).await["event"], "marker");
 }
