@@ -1,6 +1,8 @@
 //! `switchboard bench`: a load generator for any WebSocket server.
 //!
 //! - `echo`: round trips on pipelined connections (messages/s, MB/s, latency);
+//! - `events`: acknowledged hub events, handled by the server (an event
+//!   proxy's backend, say) or relayed back by the hub (events/s, latency);
 //! - `fanout`: one publisher, many subscribers (deliveries/s, latency);
 //! - `idle`: many idle connections held open (for the server's memory);
 //! - `handshake`: connections opened and closed per second;
@@ -20,6 +22,7 @@
 
 mod echo;
 mod endpoint;
+mod events;
 mod fanout;
 mod flags;
 mod handshake;
@@ -51,6 +54,8 @@ pub struct BenchArgs {
 enum Scenario {
     /// Round trips: C connections, each keeping K messages in flight.
     Echo(echo::EchoArgs),
+    /// Hub connections sending acknowledged events: events/s and ack latency.
+    Events(events::EventsArgs),
     /// One publisher, N subscribers: deliveries per second and latency.
     Fanout(fanout::FanoutArgs),
     /// Open N connections, hold them idle, close them.
@@ -84,6 +89,7 @@ pub fn main(args: BenchArgs) -> ExitCode {
     let result = runtime.block_on(async move {
         match args.scenario {
             Scenario::Echo(args) => echo::run(args).await,
+            Scenario::Events(args) => events::run(args).await,
             Scenario::Fanout(args) => fanout::run(args).await,
             Scenario::Idle(args) => idle::run(args, limit).await,
             Scenario::Handshake(args) => handshake::run(args).await,
