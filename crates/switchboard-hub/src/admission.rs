@@ -56,6 +56,17 @@ impl Hub {
         let grant = self
             .authorize_grant(request)
             .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
+        self.admit_with(grant)
+    }
+
+    /// Admits an upgrade that was authorized elsewhere (an asynchronous
+    /// check, such as the server's connect proxy) with its grant, in place
+    /// of the authorizer: 503 while shutting down, 403 if the grant has
+    /// expired already, 503 when `max_connections` are in the hub.
+    pub fn admit_with(&self, grant: Grant) -> Result<Admission, HandshakeError> {
+        if self.is_closing() {
+            return Err(HandshakeError::new(503, "server shutting down"));
+        }
         // A grant that is over already would be admitted only to be closed.
         if grant.expires.is_some_and(|at| at <= SystemTime::now()) {
             return Err(HandshakeError::new(403, "authorization expired"));
