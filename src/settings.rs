@@ -224,7 +224,11 @@ pub struct ServeArgs {
     pub connect_proxy: Option<String>,
     /// Seconds the connect proxy has to answer, below the 10 s handshake
     /// timeout; past it the upgrade is refused with 503 [default: 3].
-    #[arg(long, env = "SWITCHBOARD_CONNECT_PROXY_TIMEOUT", value_name = "SECONDS")]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CONNECT_PROXY_TIMEOUT",
+        value_name = "SECONDS"
+    )]
     pub connect_proxy_timeout: Option<f64>,
     /// Backend that events nothing handles, and connects and disconnects,
     /// are POSTed to (an http:// URL; docs/PROXY.md) [default: none].
@@ -592,7 +596,10 @@ impl ServeSettings {
     }
 
     fn validate_proxies(&self) -> anyhow::Result<()> {
-        for url in [&self.connect_proxy, &self.event_proxy].into_iter().flatten() {
+        for url in [&self.connect_proxy, &self.event_proxy]
+            .into_iter()
+            .flatten()
+        {
             crate::serve::check_proxy_url(url)?;
         }
         let connect = self.connect_proxy_timeout;

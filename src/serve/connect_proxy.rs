@@ -42,7 +42,10 @@ impl ConnectProxy {
         remote: Option<SocketAddr>,
     ) -> Result<Grant, HandshakeError> {
         let deadline = Instant::now() + self.backend.timeout();
-        let answer = self.backend.post(&describe(request, remote), deadline).await;
+        let answer = self
+            .backend
+            .post(&describe(request, remote), deadline)
+            .await;
         match answer {
             Ok(Answer::Result(result)) => grant(result).map_err(|why| {
                 tracing::warn!(%why, "connect proxy: unusable result");
@@ -158,14 +161,20 @@ mod tests {
 
     #[test]
     fn a_result_becomes_a_grant() {
-        let grant = grant(json!({"name":"ann","meta":{"role":"admin","level":3},"rooms":["a","b"]}))
-            .unwrap();
+        let grant =
+            grant(json!({"name":"ann","meta":{"role":"admin","level":3},"rooms":["a","b"]}))
+                .unwrap();
         assert_eq!(grant.name.as_deref(), Some("ann"));
         assert_eq!(grant.join, ["a", "b"]);
         assert_eq!(grant.meta.get("level").map(String::as_str), Some("3"));
         assert_eq!(grant.profile.unwrap()["role"], "admin");
         assert!(super::grant(json!({})).is_ok());
-        for bad in [json!([]), json!({"name":1}), json!({"meta":"x"}), json!({"rooms":[1]})] {
+        for bad in [
+            json!([]),
+            json!({"name":1}),
+            json!({"meta":"x"}),
+            json!({"rooms":[1]}),
+        ] {
             assert!(super::grant(bad.clone()).is_err(), "{bad}");
         }
     }

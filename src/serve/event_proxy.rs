@@ -76,7 +76,10 @@ impl EventProxy {
         match answer {
             Ok(Answer::Result(result)) => reply(result, hub.metrics()).map_err(|why| {
                 tracing::warn!(%why, event = %forward.event, "event proxy: unusable result");
-                ForwardError::new(PROXY_BAD_RESPONSE, format!("the event proxy answered badly: {why}"))
+                ForwardError::new(
+                    PROXY_BAD_RESPONSE,
+                    format!("the event proxy answered badly: {why}"),
+                )
             }),
             Ok(Answer::Error(error)) => Err(backend_error(&error)),
             Err(failure) => {
@@ -162,8 +165,14 @@ fn emit_entry(entry: Value) -> Result<Emit, String> {
     let data = entry.remove("data").unwrap_or(Value::Null);
     let flag = |entry: &Map<String, Value>, key| entry.get(key) == Some(&Value::Bool(true));
     let targets = [
-        entry.get("to").and_then(Value::as_str).map(|id| EmitTarget::Connection(id.into())),
-        entry.get("room").and_then(Value::as_str).map(|room| EmitTarget::Room(room.into())),
+        entry
+            .get("to")
+            .and_then(Value::as_str)
+            .map(|id| EmitTarget::Connection(id.into())),
+        entry
+            .get("room")
+            .and_then(Value::as_str)
+            .map(|room| EmitTarget::Room(room.into())),
         flag(&entry, "broadcast").then_some(EmitTarget::Everyone),
         flag(&entry, "reply").then_some(EmitTarget::Sender),
     ];
@@ -181,7 +190,10 @@ fn emit_entry(entry: Value) -> Result<Emit, String> {
 
 /// The backend's `{"error":{"code","message"}}`, passed on.
 fn backend_error(error: &Map<String, Value>) -> ForwardError {
-    let code = error.get("code").and_then(Value::as_str).unwrap_or(PROXY_ERROR);
+    let code = error
+        .get("code")
+        .and_then(Value::as_str)
+        .unwrap_or(PROXY_ERROR);
     let message = error
         .get("message")
         .and_then(Value::as_str)
@@ -225,7 +237,10 @@ mod tests {
     fn backend_errors_keep_their_code() {
         let error = json!({"code": "not_allowed", "message": "no"});
         let error = backend_error(error.as_object().unwrap());
-        assert_eq!((error.code.as_str(), error.message.as_str()), ("not_allowed", "no"));
+        assert_eq!(
+            (error.code.as_str(), error.message.as_str()),
+            ("not_allowed", "no")
+        );
         assert_eq!(backend_error(&Map::new()).code, PROXY_ERROR);
     }
 }

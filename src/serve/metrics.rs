@@ -156,7 +156,10 @@ fn render_proxies(app: &App, out: &mut String) {
     for (kind, backend) in &backends {
         for (outcome, counter) in OUTCOMES.iter().zip(&backend.counters.outcomes) {
             let value = counter.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}{{kind=\"{kind}\",outcome=\"{outcome}\"}} {value}");
+            let _ = writeln!(
+                out,
+                "{name}{{kind=\"{kind}\",outcome=\"{outcome}\"}} {value}"
+            );
         }
         if *kind == "event" {
             let busy = Metrics::get(&app.hub.metrics().forward_busy);
@@ -170,7 +173,11 @@ fn render_proxies(app: &App, out: &mut String) {
     );
     for (kind, backend) in &backends {
         let counters = &backend.counters;
-        let count: u64 = counters.outcomes.iter().map(|c| c.load(Ordering::Relaxed)).sum();
+        let count: u64 = counters
+            .outcomes
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
         let seconds = counters.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
         let _ = writeln!(out, "{name}_sum{{kind=\"{kind}\"}} {seconds}");
         let _ = writeln!(out, "{name}_count{{kind=\"{kind}\"}} {count}");

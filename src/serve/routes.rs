@@ -181,7 +181,9 @@ impl Handler for Router {
                 let checked = self
                     .check_origin(request)
                     .and_then(|()| self.check_cookie_origin(request))
-                    .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()));
+                    .and_then(|()| {
+                        self.check_token(request, self.app.settings.ws_token.as_deref())
+                    });
                 match checked {
                     Ok(()) => self.admit(request).await,
                     Err(error) => Err(error),

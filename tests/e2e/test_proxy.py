@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +33,7 @@ from websockets.sync.client import connect as ws_connect
 
 from httpcalls import http
 from hubclient import Client
-from serverproc import free_port
+from serverproc import ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -403,3 +406,26 @@ def test_a_thousand_events_from_fifty_connections_in_order(start_server, backend
     ok = re.search(r'switchboard_proxy_requests_total\{kind="event",outcome="ok"\} (\d+)', metrics)
     assert ok and int(ok.group(1)) >= 1050, metrics  # the events and the connects
     assert 'switchboard_proxy_request_seconds_count{kind="event"}' in metrics
+
+
+def test_the_readme_backend_implements_update_user(start_server, connect):
+    """examples/proxy/backend.py, as the README shows it, in its own process."""
+    script = ROOT / "examples" / "proxy" / "backend.py"
+    assert script.read_text() in (ROOT / "README.md").read_text(), "README and example differ"
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(script), str(port)])
+    try:
+        wait_for(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, what="backend")
+        server = start_server("--event-proxy", f"http://127.0.0.1:{port}/")
+        alice, bob = connect(server.ws), connect(server.ws)
+        reply = alice.request({"event": "updateUser", "data": {"user": "alice"}}, ack=1)
+        assert reply["data"] == {"users": 1}
+        assert bob.next("users")["data"] == [{"user": "alice"}]
+        bob.request({"event": "updateUser", "data": {"user": "bob"}}, ack=2)
+        assert alice.next("users")["data"] == [{"user": "alice"}]
+        assert alice.next("users")["data"] == [{"user": "alice"}, {"user": "bob"}]
+        bob.close()
+        assert alice.next("users")["data"] == [{"user": "alice"}]
+    finally:
+        process.kill()
+        process.wait(5)

@@ -18,7 +18,8 @@ use crate::socket::Meta;
 /// connection's place under `max_connections`, held until it leaves.
 #[derive(Debug)]
 pub struct Admission {
-    grant: Grant,
+    /// Boxed: a grant is a few hundred bytes, carried through the handshake.
+    grant: Box<Grant>,
     permit: OwnedSemaphorePermit,
 }
 
@@ -36,7 +37,7 @@ impl Admission {
     /// The grant, and the place under `max_connections` to hold while the
     /// connection lives.
     pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit) {
-        (self.grant, self.permit)
+        (*self.grant, self.permit)
     }
 }
 
@@ -82,7 +83,10 @@ impl Hub {
                     ),
                 )
             })?;
-        Ok(Admission { grant, permit })
+        Ok(Admission {
+            grant: Box::new(grant),
+            permit,
+        })
     }
 
     /// Connections admitted and not yet gone (including those between their

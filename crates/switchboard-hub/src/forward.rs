@@ -228,16 +228,32 @@ impl Hub {
     /// Starts a connection's worker and queues its `connect`.
     pub(crate) fn start_forwarding(&self, socket: &Socket, worker: Worker) {
         tokio::spawn(worker.run(self.clone(), socket.clone()));
-        self.queue_builtin(socket, ForwardKind::Connect, Value::Null, Connection::of(socket));
+        self.queue_builtin(
+            socket,
+            ForwardKind::Connect,
+            Value::Null,
+            Connection::of(socket),
+        );
     }
 
     /// Queues a connection's `disconnect`, with its last state.
-    pub(crate) fn forward_disconnect(&self, socket: &Socket, last: Connection, close: (u16, String)) {
+    pub(crate) fn forward_disconnect(
+        &self,
+        socket: &Socket,
+        last: Connection,
+        close: (u16, String),
+    ) {
         let data = json!({ "code": close.0, "reason": close.1 });
         self.queue_builtin(socket, ForwardKind::Disconnect, data, last);
     }
 
-    fn queue_builtin(&self, socket: &Socket, kind: ForwardKind, data: Value, connection: Connection) {
+    fn queue_builtin(
+        &self,
+        socket: &Socket,
+        kind: ForwardKind,
+        data: Value,
+        connection: Connection,
+    ) {
         let Some(queue) = socket.forward_queue() else {
             return;
         };
@@ -329,32 +345,42 @@ impl Hub {
     /// invalid ones are skipped and counted.
     fn deliver_emits(&self, socket: &Socket, emits: &[Emit]) {
         for emit in emits {
-            let delivered = envelope::check_event_name(&emit.event).is_ok()
-                && match &emit.target {
-                    EmitTarget::Connection(id) => self.emit_to(id, &emit.event, &emit.data),
-                    EmitTarget::Room(room) => match envelope::room_name(Some(room)) {
-                        Ok(room) => {
-                            self.to(&room).emit(&emit.event, &emit.data);
-                            true
-                        }
-                        Err(_) => false,
-                    },
-                    EmitTarget::Everyone => {
-                        self.emit_all(&emit.event, &emit.data);
-                        true
-                    }
-                    EmitTarget::Sender => socket.emit(&emit.event, &emit.data) || true,
-                };
-            if !delivered {
+            if !self.deliver_emit(socket, emit) {
                 Metrics::add(&self.inner.metrics.forward_emits_skipped, 1);
                 tracing::debug!(event = %emit.event, target = ?emit.target, "emit skipped");
             }
         }
     }
 
+    /// Sends one `emit` entry; false when it names an invalid event or
+    /// room, or a connection that is not there.
+    fn deliver_emit(&self, socket: &Socket, emit: &Emit) -> bool {
+        if envelope::check_event_name(&emit.event).is_err() {
+            return false;
+        }
+        let (event, data) = (emit.event.as_str(), &emit.data);
+        match &emit.target {
+            EmitTarget::Connection(id) => return self.emit_to(id, event, data),
+            EmitTarget::Room(room) => match envelope::room_name(Some(room)) {
+                Ok(room) => self.to(&room).emit(event, data),
+                Err(_) => return false,
+            },
+            EmitTarget::Everyone => self.emit_all(event, data),
+            // A sender that is gone or full is not the reply's fault.
+            EmitTarget::Sender => usize::from(socket.emit(event, data)),
+        };
+        true
+    }
+
     /// Answers a forwarded event: its ack with the data or the error, or
     /// without an ack, the error as an `error` event. Both name the event.
-    fn answer_forwarded(&self, socket: &Socket, event: &str, ack: Option<&Value>, result: Result<Value, ForwardError>) {
+    fn answer_forwarded(
+        &self,
+        socket: &Socket,
+        event: &str,
+        ack: Option<&Value>,
+        result: Result<Value, ForwardError>,
+    ) {
         let error = match &result {
             Ok(_) => None,
             Err(error) => {

@@ -103,7 +103,12 @@ impl Hub {
 
     /// Puts the connection in the registry and in the rooms its grant
     /// joins it to, then sends `ready` (with those rooms, when there are).
-    fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>, join: &[String]) {
+    fn join_hub(
+        &self,
+        socket: &Socket,
+        name_error: Option<envelope::RequestError>,
+        join: &[String],
+    ) {
         self.registry_mut().insert(socket.clone());
         self.presence_changed(socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
