@@ -869,6 +869,61 @@ mod tests {
     }
 
     #[test]
+    fn proxy_settings_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(
+            &file,
+            "event_proxy = \"http://127.0.0.1:8000/event\"\nevent_proxy_events = [\"chat\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            connect_proxy: Some("http://127.0.0.1:8000/connect".into()),
+            connect_proxy_timeout: Some(0.5),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            settings.event_proxy.as_deref(),
+            Some("http://127.0.0.1:8000/event")
+        );
+        assert_eq!(settings.event_proxy_events, ["chat"]);
+        assert_eq!(settings.connect_proxy_timeout, 0.5);
+        assert_eq!(
+            (
+                settings.event_proxy_timeout,
+                settings.event_proxy_max_queued,
+                settings.proxy_max_in_flight
+            ),
+            (5.0, 64, 256)
+        );
+        for args in [
+            ServeArgs {
+                connect_proxy: Some("https://auth.example/connect".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                connect_proxy_timeout: Some(10.0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                event_proxy_max_queued: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                connect_proxy: Some("http://127.0.0.1:1/".into()),
+                jwt_secret: Some("s".repeat(32)),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
     fn tls_files_from_the_file_and_flags() {
         let dir = std::env::temp_dir().join(format!("sb-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -48,12 +48,14 @@ impl ConnectProxy {
             .await;
         match answer {
             Ok(Answer::Result(result)) => grant(result).map_err(|why| {
-                tracing::warn!(%why, "connect proxy: unusable result");
+                tracing::debug!(%why, "connect proxy: unusable result");
                 HandshakeError::new(503, "connect proxy answered badly")
             }),
             Ok(Answer::Error(error)) => Err(refusal(&error)),
             Err(failure) => {
-                tracing::warn!(?failure, "connect proxy failed");
+                // Counted in /metrics; a log line per refused upgrade would let a
+                // dead backend and a crowd of clients flood the log.
+                tracing::debug!(?failure, "connect proxy failed");
                 let reason = match failure {
                     Failure::Unavailable(_) => "connect proxy unavailable",
                     Failure::Timeout => "connect proxy timed out",

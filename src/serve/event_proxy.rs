@@ -75,7 +75,7 @@ impl EventProxy {
         };
         match answer {
             Ok(Answer::Result(result)) => reply(result, hub.metrics()).map_err(|why| {
-                tracing::warn!(%why, event = %forward.event, "event proxy: unusable result");
+                tracing::debug!(%why, event = %forward.event, "event proxy: unusable result");
                 ForwardError::new(
                     PROXY_BAD_RESPONSE,
                     format!("the event proxy answered badly: {why}"),
