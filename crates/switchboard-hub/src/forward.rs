@@ -284,24 +284,32 @@ impl Hub {
         let Some(queue) = socket.forward_queue() else {
             return Some(parsed);
         };
-        let Request::Event { event, target, .. } = &parsed.request else {
-            return Some(parsed);
-        };
-        let always = queue.always.contains(event.as_str());
-        let unhandled = *target == Target::Server && self.event_handlers(event).is_empty();
-        if !(always || unhandled) {
+        if !self.goes_forward(queue, &parsed.request) {
             return Some(parsed);
         }
+        let (event, data, target, ack) = match parsed {
+            Parsed {
+                request:
+                    Request::Event {
+                        event,
+                        data,
+                        target,
+                        ..
+                    },
+                ack,
+            } => (event, data, target, ack),
+            other => return Some(other),
+        };
         let refusal = if matches!(event.as_str(), "connect" | "disconnect") {
             Err(RequestError::new(
                 "reserved_event",
                 format!("\"{event}\" is sent by the server to its event proxy"),
             ))
         } else {
-            crate::access::check_target(socket, target)
+            crate::access::check_target(socket, &target)
         };
         if let Err(error) = refusal {
-            self.reply_error(socket, parsed.ack.as_ref(), &error, cork);
+            self.reply_error(socket, ack.as_ref(), &error, cork);
             return None;
         }
         let limit = self.inner.config.max_forward_queue;
@@ -312,18 +320,9 @@ impl Hub {
                 PROXY_BUSY,
                 format!("{limit} events of this connection are waiting for the event proxy"),
             );
-            self.reply_error(socket, parsed.ack.as_ref(), &error, cork);
+            self.reply_error(socket, ack.as_ref(), &error, cork);
             return None;
         }
-        let Request::Event {
-            event,
-            data,
-            target,
-            ..
-        } = parsed.request
-        else {
-            unreachable!("matched above")
-        };
         let forward = Forward {
             kind: ForwardKind::Event,
             connection: Connection::of(socket),
@@ -331,14 +330,21 @@ impl Hub {
             data,
             target,
         };
-        let job = Job {
-            forward,
-            ack: parsed.ack,
-        };
+        let job = Job { forward, ack };
         if queue.jobs.send(job).is_err() {
             queue.waiting.fetch_sub(1, Ordering::AcqRel);
         }
         None
+    }
+
+    /// Whether a client request is an event for the forwarder: one that no
+    /// handler takes, addressed to no one, or one always forwarded.
+    fn goes_forward(&self, queue: &ForwardQueue, request: &Request) -> bool {
+        let Request::Event { event, target, .. } = request else {
+            return false;
+        };
+        queue.always.contains(event.as_str())
+            || (*target == Target::Server && self.event_handlers(event).is_empty())
     }
 
     /// Delivers a reply's `emit` entries through the hub's routing;
