@@ -309,18 +309,19 @@ impl Hub {
             crate::access::check_target(socket, &target)
         };
         if let Err(error) = refusal {
-            self.reply_error(socket, ack.as_ref(), &error, cork);
+            let error = ForwardError::new(error.code, error.message);
+            self.answer_forwarded(socket, &event, ack.as_ref(), Err(error), Some(cork));
             return None;
         }
         let limit = self.inner.config.max_forward_queue;
         if queue.waiting.fetch_add(1, Ordering::AcqRel) >= limit {
             queue.waiting.fetch_sub(1, Ordering::AcqRel);
             Metrics::add(&self.inner.metrics.forward_busy, 1);
-            let error = RequestError::new(
+            let error = ForwardError::new(
                 PROXY_BUSY,
                 format!("{limit} events of this connection are waiting for the event proxy"),
             );
-            self.reply_error(socket, ack.as_ref(), &error, cork);
+            self.answer_forwarded(socket, &event, ack.as_ref(), Err(error), Some(cork));
             return None;
         }
         let forward = Forward {
@@ -380,12 +381,15 @@ impl Hub {
 
     /// Answers a forwarded event: its ack with the data or the error, or
     /// without an ack, the error as an `error` event. Both name the event.
+    /// Written through `cork` when the connection's task answers (after
+    /// what the same read already queued), at once from the worker.
     fn answer_forwarded(
         &self,
         socket: &Socket,
         event: &str,
         ack: Option<&Value>,
         result: Result<Value, ForwardError>,
+        cork: Option<&mut Cork>,
     ) {
         let error = match &result {
             Ok(_) => None,
@@ -405,7 +409,7 @@ impl Hub {
             (None, Some(error)) => socket.encoding().frame(&Outgoing::new("error", error)),
             (None, None) => return,
         };
-        socket.send(frame, None);
+        socket.send(frame, cork);
     }
 }
 
@@ -429,11 +433,11 @@ impl Worker {
                         hub.deliver_emits(&socket, &reply.emit);
                         reply.data
                     });
-                    hub.answer_forwarded(&socket, &event, job.ack.as_ref(), result);
+                    hub.answer_forwarded(&socket, &event, job.ack.as_ref(), result, None);
                 }
                 ForwardKind::Connect => match result {
                     Ok(reply) => hub.deliver_emits(&socket, &reply.emit),
-                    Err(error) => hub.answer_forwarded(&socket, &event, None, Err(error)),
+                    Err(error) => hub.answer_forwarded(&socket, &event, None, Err(error), None),
                 },
                 ForwardKind::Disconnect => {
                     match result {
