@@ -218,6 +218,37 @@ pub struct ServeArgs {
     /// [default: nodes].
     #[arg(long, env = "SWITCHBOARD_CLUSTER_CHANNELS")]
     pub cluster_channels: Option<String>,
+    /// Backend asked about every /ws upgrade (an http:// URL); it accepts,
+    /// names and places the connection or refuses it (docs/PROXY.md) [default: none].
+    #[arg(long, env = "SWITCHBOARD_CONNECT_PROXY", value_name = "URL")]
+    pub connect_proxy: Option<String>,
+    /// Seconds the connect proxy has to answer, below the 10 s handshake
+    /// timeout; past it the upgrade is refused with 503 [default: 3].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_CONNECT_PROXY_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub connect_proxy_timeout: Option<f64>,
+    /// Backend that events nothing handles, and connects and disconnects,
+    /// are POSTed to (an http:// URL; docs/PROXY.md) [default: none].
+    #[arg(long, env = "SWITCHBOARD_EVENT_PROXY", value_name = "URL")]
+    pub event_proxy: Option<String>,
+    /// Seconds the event proxy has to answer one event; past it the client
+    /// gets `proxy_timeout` [default: 5].
+    #[arg(long, env = "SWITCHBOARD_EVENT_PROXY_TIMEOUT", value_name = "SECONDS")]
+    pub event_proxy_timeout: Option<f64>,
+    /// Events that go to the event proxy even when addressed to a room, a
+    /// connection or everyone, comma-separated [default: none].
+    #[arg(long, env = "SWITCHBOARD_EVENT_PROXY_EVENTS", value_delimiter = ',')]
+    pub event_proxy_events: Option<Vec<String>>,
+    /// Events of one connection waiting for the event proxy; past it an
+    /// event is refused with `proxy_busy` [default: 64].
+    #[arg(long, env = "SWITCHBOARD_EVENT_PROXY_MAX_QUEUED")]
+    pub event_proxy_max_queued: Option<usize>,
+    /// Requests at the event proxy at once, over all connections [default: 256].
+    #[arg(long, env = "SWITCHBOARD_PROXY_MAX_IN_FLIGHT")]
+    pub proxy_max_in_flight: Option<usize>,
 }
 
 /// The resolved settings of `serve`.
@@ -277,6 +308,17 @@ pub struct ServeSettings {
     /// Seconds (fractions allowed).
     pub cluster_heartbeat: f64,
     pub cluster_channels: String,
+    /// The connect proxy's URL; none admits without asking.
+    pub connect_proxy: Option<String>,
+    /// Seconds (fractions allowed).
+    pub connect_proxy_timeout: f64,
+    /// The event proxy's URL; none answers unhandled events `unknown_event`.
+    pub event_proxy: Option<String>,
+    /// Seconds (fractions allowed).
+    pub event_proxy_timeout: f64,
+    pub event_proxy_events: Vec<String>,
+    pub event_proxy_max_queued: usize,
+    pub proxy_max_in_flight: usize,
 }
 
 impl Default for ServeSettings {
@@ -334,6 +376,18 @@ impl Default for ServeSettings {
             cluster_ttl: 10.0,
             cluster_heartbeat: 3.0,
             cluster_channels: "nodes".into(),
+            connect_proxy: None,
+            // Well inside the 10 s handshake timeout, so that a client
+            // hears 503 from us rather than 408.
+            connect_proxy_timeout: 3.0,
+            event_proxy: None,
+            event_proxy_timeout: 5.0,
+            event_proxy_events: Vec::new(),
+            // A client may pipeline; one client cannot queue without bound.
+            event_proxy_max_queued: 64,
+            // Enough for a busy backend; a slow one holds at most this many
+            // sockets and requests.
+            proxy_max_in_flight: 256,
         }
     }
 }
@@ -389,8 +443,19 @@ impl ServeSettings {
             cluster_heartbeat,
             cluster_channels,
             jwt_cookie,
-            jwt_leeway
+            jwt_leeway,
+            connect_proxy_timeout,
+            event_proxy_timeout,
+            event_proxy_events,
+            event_proxy_max_queued,
+            proxy_max_in_flight
         );
+        if args.connect_proxy.is_some() {
+            settings.connect_proxy = args.connect_proxy.clone();
+        }
+        if args.event_proxy.is_some() {
+            settings.event_proxy = args.event_proxy.clone();
+        }
         if args.redis.is_some() {
             settings.redis = args.redis.clone();
         }
@@ -491,6 +556,7 @@ impl ServeSettings {
             "tls_cert and tls_key go together: give both or neither"
         );
         self.bridge.validate()?;
+        self.validate_proxies()?;
         self.validate_jwt()?;
         self.validate_cluster()
     }
@@ -525,6 +591,35 @@ impl ServeSettings {
                     .jwt_cookie
                     .contains(|c: char| c.is_whitespace() || c == '=' || c == ';'),
             "jwt_cookie must be a cookie name, without spaces, = or ;"
+        );
+        Ok(())
+    }
+
+    fn validate_proxies(&self) -> anyhow::Result<()> {
+        for url in [&self.connect_proxy, &self.event_proxy]
+            .into_iter()
+            .flatten()
+        {
+            crate::serve::check_proxy_url(url)?;
+        }
+        let connect = self.connect_proxy_timeout;
+        anyhow::ensure!(
+            connect.is_finite() && connect > 0.0 && connect < 10.0,
+            "connect_proxy_timeout must be above 0 and below the 10 s handshake timeout, not {connect}"
+        );
+        let event = self.event_proxy_timeout;
+        anyhow::ensure!(
+            event.is_finite() && event > 0.0 && event <= 600.0,
+            "event_proxy_timeout must be above 0 and at most 600 seconds, not {event}"
+        );
+        anyhow::ensure!(
+            self.event_proxy_max_queued > 0 && self.proxy_max_in_flight > 0,
+            "event_proxy_max_queued and proxy_max_in_flight must be > 0"
+        );
+        anyhow::ensure!(
+            !(self.connect_proxy.is_some()
+                && (self.jwt_secret.is_some() || self.jwt_public_key.is_some())),
+            "connect_proxy and jwt_secret/jwt_public_key exclude each other: give one"
         );
         Ok(())
     }
@@ -771,6 +866,61 @@ mod tests {
             ServeSettings::resolve(&args).is_err(),
             "a cert without a key"
         );
+    }
+
+    #[test]
+    fn proxy_settings_from_the_file_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-proxy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(
+            &file,
+            "event_proxy = \"http://127.0.0.1:8000/event\"\nevent_proxy_events = [\"chat\"]\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            connect_proxy: Some("http://127.0.0.1:8000/connect".into()),
+            connect_proxy_timeout: Some(0.5),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            settings.event_proxy.as_deref(),
+            Some("http://127.0.0.1:8000/event")
+        );
+        assert_eq!(settings.event_proxy_events, ["chat"]);
+        assert_eq!(settings.connect_proxy_timeout, 0.5);
+        assert_eq!(
+            (
+                settings.event_proxy_timeout,
+                settings.event_proxy_max_queued,
+                settings.proxy_max_in_flight
+            ),
+            (5.0, 64, 256)
+        );
+        for args in [
+            ServeArgs {
+                connect_proxy: Some("https://auth.example/connect".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                connect_proxy_timeout: Some(10.0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                event_proxy_max_queued: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                connect_proxy: Some("http://127.0.0.1:1/".into()),
+                jwt_secret: Some("s".repeat(32)),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
+        }
     }
 
     #[test]

@@ -36,6 +36,10 @@ pub struct App {
     pub cluster: Option<Cluster>,
     /// With `--tls-cert`: every connection starts with a TLS handshake.
     pub tls: Option<Arc<Tls>>,
+    /// With `--connect-proxy`: the backend that decides on /ws upgrades.
+    pub connect_proxy: Option<super::connect_proxy::ConnectProxy>,
+    /// With `--event-proxy`: the hub's forwarder (for its metrics).
+    pub event_proxy: Option<Arc<super::event_proxy::EventProxy>>,
 }
 
 impl App {

@@ -2,7 +2,11 @@
 
 use std::fmt::Write as _;
 
+use std::sync::atomic::Ordering;
+
 use switchboard_hub::Metrics;
+
+use super::backend::{Backend, OUTCOMES};
 
 use super::app::App;
 
@@ -123,9 +127,71 @@ pub fn render(app: &App) -> String {
             "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
         );
     }
+    render_proxies(app, &mut out);
     app.bridges.render_metrics(&mut out);
     if let Some(cluster) = &app.cluster {
         cluster.render_metrics(&app.hub, &mut out);
     }
     out
+}
+
+/// The proxies' requests by kind (`connect`, `event`) and outcome, with
+/// their latency; `busy` counts events refused before any request.
+fn render_proxies(app: &App, out: &mut String) {
+    let backends: Vec<(&str, &Backend)> = [
+        ("connect", app.connect_proxy.as_ref().map(|p| &p.backend)),
+        ("event", app.event_proxy.as_ref().map(|p| &p.backend)),
+    ]
+    .into_iter()
+    .filter_map(|(kind, backend)| Some((kind, backend?)))
+    .collect();
+    if backends.is_empty() {
+        return;
+    }
+    let name = "switchboard_proxy_requests_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Proxy requests by kind and outcome\n# TYPE {name} counter"
+    );
+    for (kind, backend) in &backends {
+        for (outcome, counter) in OUTCOMES.iter().zip(&backend.counters.outcomes) {
+            let value = counter.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}{{kind=\"{kind}\",outcome=\"{outcome}\"}} {value}"
+            );
+        }
+        if *kind == "event" {
+            let busy = Metrics::get(&app.hub.metrics().forward_busy);
+            let _ = writeln!(out, "{name}{{kind=\"event\",outcome=\"busy\"}} {busy}");
+        }
+    }
+    let name = "switchboard_proxy_request_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time proxy requests took\n# TYPE {name} summary"
+    );
+    for (kind, backend) in &backends {
+        let counters = &backend.counters;
+        let count: u64 = counters
+            .outcomes
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum();
+        let seconds = counters.latency_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_sum{{kind=\"{kind}\"}} {seconds}");
+        let _ = writeln!(out, "{name}_count{{kind=\"{kind}\"}} {count}");
+    }
+    if let Some(proxy) = &app.event_proxy {
+        let in_flight = proxy.in_flight(app.settings.proxy_max_in_flight);
+        let skipped = Metrics::get(&app.hub.metrics().forward_emits_skipped);
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_proxy_in_flight Event proxy requests at the backend now\n\
+             # TYPE switchboard_proxy_in_flight gauge\nswitchboard_proxy_in_flight {in_flight}\n\
+             # HELP switchboard_proxy_emits_skipped_total Event proxy emit entries not delivered\n\
+             # TYPE switchboard_proxy_emits_skipped_total counter\n\
+             switchboard_proxy_emits_skipped_total {skipped}"
+        );
+    }
 }

@@ -5,14 +5,20 @@
 //! - `credentials`: where a request's token is (header, cookie, query);
 //! - `jwt` and `claims`: signed tokens for /ws, as the hub's authorizer;
 //! - `metrics`: the Prometheus exposition;
+//! - `backend`: the HTTP client of the proxies; `connect_proxy`, the
+//!   backend's decision on an upgrade; `event_proxy`, the hub's forwarder
+//!   of events to the backend;
 //! - `slots`, `files`: places for handshakes and connections, and the
 //!   open-file limit they must fit in;
 //! - `tls`: the certificate and key, reloaded on SIGHUP;
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
+mod backend;
 mod claims;
+mod connect_proxy;
 mod credentials;
+mod event_proxy;
 mod files;
 mod jwt;
 mod metrics;
@@ -38,6 +44,11 @@ use app::App;
 pub use routes::{Endpoint, Router};
 use slots::Slots;
 use tls::Tls;
+
+/// Checks a `connect_proxy` or `event_proxy` URL (http:// only).
+pub fn check_proxy_url(url: &str) -> anyhow::Result<()> {
+    backend::check_url(url).map(drop)
+}
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -134,6 +145,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .max_pending_send_bytes(settings.queue_bytes)
         .userlist_rate(settings.userlist_rate)
         .max_wildcard_patterns(settings.max_wildcard_patterns)
+        .max_forward_queue(settings.event_proxy_max_queued)
         .rate(Rate {
             messages: settings.max_message_rate,
             bytes: settings.max_byte_rate,
@@ -152,6 +164,26 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     if let Some(verifier) = jwt::Verifier::from_settings(&settings)? {
         verifier.install(&hub);
     }
+    let connect_proxy = match &settings.connect_proxy {
+        Some(url) => Some(connect_proxy::ConnectProxy::new(
+            url,
+            Duration::from_secs_f64(settings.connect_proxy_timeout),
+            settings.proxy_max_in_flight,
+        )?),
+        None => None,
+    };
+    let event_proxy = match &settings.event_proxy {
+        Some(url) => {
+            let proxy = Arc::new(event_proxy::EventProxy::new(
+                url,
+                Duration::from_secs_f64(settings.event_proxy_timeout),
+                settings.proxy_max_in_flight,
+            )?);
+            proxy.install(&hub, &settings.event_proxy_events);
+            Some(proxy)
+        }
+        None => None,
+    };
     let bridges = Bridges::new(&hub, settings.max_message_size);
     let cluster = match settings.cluster() {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
@@ -171,6 +203,8 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         net,
         echo_permits,
         tls,
+        connect_proxy,
+        event_proxy,
         started: std::time::Instant::now(),
     })
 }
@@ -209,6 +243,9 @@ async fn accept_loop(
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
         tokio::spawn(async move {
             let _connection_place = connection_place;
+            // The router as this peer sees it: the connect proxy is told
+            // the peer's address.
+            let router = router.for_peer(remote);
             // A handshake is not cut short by a shutdown: the router refuses
             // upgrades (503) from the moment it begins, and one admitted just
             // before gets `end` and 1001 like every other connection. Only
@@ -216,10 +253,9 @@ async fn accept_loop(
             // end with the process.
             let accepted = match &app.tls {
                 Some(tls) => {
-                    switchboard_net::tls::accept(stream, tls.config(), &app.net, router.as_ref())
-                        .await
+                    switchboard_net::tls::accept(stream, tls.config(), &app.net, &router).await
                 }
-                None => switchboard_net::accept(stream, &app.net, router.as_ref()).await,
+                None => switchboard_net::accept(stream, &app.net, &router).await,
             };
             drop(handshake_place);
             let accepted = match accepted {

@@ -1,6 +1,7 @@
 //! Which path does what: WebSocket endpoints, the page, the client script,
 //! health, metrics and the publish API.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -35,11 +36,33 @@ pub enum Endpoint {
 /// Routes requests for `serve`.
 pub struct Router {
     app: Arc<App>,
+    /// The peer, in the router of one connection ([`Router::for_peer`]).
+    remote: Option<SocketAddr>,
 }
 
 impl Router {
     pub fn new(app: Arc<App>) -> Router {
-        Router { app }
+        Router { app, remote: None }
+    }
+
+    /// The router for one connection, which knows its peer's address.
+    pub fn for_peer(&self, remote: SocketAddr) -> Router {
+        Router {
+            app: self.app.clone(),
+            remote: Some(remote),
+        }
+    }
+
+    /// The hub's decision, after the backend's when there is a connect
+    /// proxy (asked only once the router's own checks passed).
+    async fn admit(&self, request: &Request) -> Result<Admission, HandshakeError> {
+        let hub = &self.app.hub;
+        match &self.app.connect_proxy {
+            None => hub.admit(request),
+            // Not worth asking the backend about a server that is closing.
+            Some(_) if hub.is_closing() => Err(HandshakeError::new(503, "server shutting down")),
+            Some(proxy) => hub.admit_with(proxy.decide(request, self.remote).await?),
+        }
     }
 
     fn check_origin(&self, request: &Request) -> Result<(), HandshakeError> {
@@ -150,16 +173,23 @@ impl Handler for Router {
     type Admission = Endpoint;
 
     /// The one decision on an upgrade: the router's own checks, then the
-    /// hub's (shutdown, authorizer, `max_connections`), which takes the
-    /// connection's place.
+    /// connect proxy's, if there is one, then the hub's (shutdown,
+    /// authorizer, `max_connections`), which takes the connection's place.
     async fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Endpoint> {
         let admitted = match request.path() {
-            HUB_PATH => self
-                .check_origin(request)
-                .and_then(|()| self.check_cookie_origin(request))
-                .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()))
-                .and_then(|()| self.app.hub.admit(request))
-                .map(|admission| (Endpoint::Hub(admission), preferred)),
+            HUB_PATH => {
+                let checked = self
+                    .check_origin(request)
+                    .and_then(|()| self.check_cookie_origin(request))
+                    .and_then(|()| {
+                        self.check_token(request, self.app.settings.ws_token.as_deref())
+                    });
+                match checked {
+                    Ok(()) => self.admit(request).await,
+                    Err(error) => Err(error),
+                }
+                .map(|admission| (Endpoint::Hub(admission), preferred))
+            }
             ECHO_PATH => self
                 .check_origin(request)
                 .and_then(|()| self.check_cookie_origin(request))

@@ -18,7 +18,8 @@ use crate::socket::Meta;
 /// connection's place under `max_connections`, held until it leaves.
 #[derive(Debug)]
 pub struct Admission {
-    grant: Grant,
+    /// Boxed: a grant is a few hundred bytes, carried through the handshake.
+    grant: Box<Grant>,
     permit: OwnedSemaphorePermit,
 }
 
@@ -36,7 +37,7 @@ impl Admission {
     /// The grant, and the place under `max_connections` to hold while the
     /// connection lives.
     pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit) {
-        (self.grant, self.permit)
+        (*self.grant, self.permit)
     }
 }
 
@@ -56,6 +57,17 @@ impl Hub {
         let grant = self
             .authorize_grant(request)
             .map_err(|(status, reason)| HandshakeError::new(status, reason))?;
+        self.admit_with(grant)
+    }
+
+    /// Admits an upgrade that was authorized elsewhere (an asynchronous
+    /// check, such as the server's connect proxy) with its grant, in place
+    /// of the authorizer: 503 while shutting down, 403 if the grant has
+    /// expired already, 503 when `max_connections` are in the hub.
+    pub fn admit_with(&self, grant: Grant) -> Result<Admission, HandshakeError> {
+        if self.is_closing() {
+            return Err(HandshakeError::new(503, "server shutting down"));
+        }
         // A grant that is over already would be admitted only to be closed.
         if grant.expires.is_some_and(|at| at <= SystemTime::now()) {
             return Err(HandshakeError::new(403, "authorization expired"));
@@ -71,7 +83,10 @@ impl Hub {
                     ),
                 )
             })?;
-        Ok(Admission { grant, permit })
+        Ok(Admission {
+            grant: Box::new(grant),
+            permit,
+        })
     }
 
     /// Connections admitted and not yet gone (including those between their

@@ -34,6 +34,7 @@ pub struct HubConfig {
     pub(crate) userlist_rate: usize,
     pub(crate) rate: Rate,
     pub(crate) rate_per_address: Rate,
+    pub(crate) max_forward_queue: usize,
 }
 
 impl Default for HubConfig {
@@ -54,6 +55,7 @@ impl Default for HubConfig {
                 bytes: 16 << 20,
             },
             rate_per_address: Rate::UNLIMITED,
+            max_forward_queue: 64,
         }
     }
 }
@@ -157,6 +159,16 @@ impl HubConfig {
         self
     }
 
+    /// The most events of one connection waiting for the forwarder
+    /// ([`Hub::set_forwarder`](crate::Hub::set_forwarder)), the one being
+    /// answered included; past it an event is refused at once with
+    /// `proxy_busy`. Default 64: a client may pipeline, but one client
+    /// cannot queue without bound behind a slow backend.
+    pub fn max_forward_queue(&mut self, events: usize) -> &mut Self {
+        self.max_forward_queue = events;
+        self
+    }
+
     /// Checks that the values can work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_len == 0 {
@@ -169,6 +181,9 @@ impl HubConfig {
         }
         if self.userlist_rate == 0 {
             return Err(ConfigError::new("userlist_rate must be > 0"));
+        }
+        if self.max_forward_queue == 0 {
+            return Err(ConfigError::new("max_forward_queue must be > 0"));
         }
         if self.max_rooms_per_connection == 0 {
             return Err(ConfigError::new("max_rooms_per_connection must be > 0"));

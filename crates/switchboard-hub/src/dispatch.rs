@@ -42,6 +42,9 @@ impl Hub {
         };
         match envelope::parse(value) {
             Ok(parsed) => {
+                let Some(parsed) = self.take_forwarded(socket, parsed, cork) else {
+                    return false;
+                };
                 let refresh = matches!(parsed.request, Request::Refresh(_));
                 let result = self.handle(socket, parsed.request, cork);
                 let refreshed = refresh && result.is_ok();
@@ -130,7 +133,7 @@ impl Hub {
         }
     }
 
-    fn join(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
+    pub(crate) fn join(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
         let limit = self.inner.config.max_rooms_per_connection;
         let (joined, size) = {
             let mut registry = self.registry_mut();
@@ -224,7 +227,7 @@ impl Hub {
 
     /// Answers bad input: as the ack's error if the client asked for an
     /// ack (exactly one reply), else as an `error` event.
-    fn reply_error(
+    pub(crate) fn reply_error(
         &self,
         socket: &Socket,
         ack: Option<&Value>,

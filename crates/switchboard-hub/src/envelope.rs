@@ -423,6 +423,9 @@ pub struct Outgoing<'a> {
     /// The sender's name, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_name: Option<&'a str>,
+    /// The sender's profile (an object its grant gave), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_meta: Option<&'a Value>,
     /// The room, for room events and room user lists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub room: Option<&'a str>,
@@ -450,6 +453,7 @@ impl<'a> Outgoing<'a> {
             event,
             from: None,
             from_name: None,
+            from_meta: None,
             room: None,
             to: None,
             broadcast: None,

@@ -9,6 +9,8 @@
 
 use std::time::SystemTime;
 
+use serde_json::{Map, Value};
+
 use crate::rights::Rights;
 pub use crate::rights::{Access, Paths};
 use crate::socket::Meta;
@@ -27,6 +29,14 @@ pub struct Grant {
     pub name: Option<String>,
     /// Metadata for handlers ([`Socket::meta`](crate::Socket::meta)).
     pub meta: Meta,
+    /// An object shown with the connection to other clients: as `meta` in
+    /// its user-list entries and as `from_meta` on the events it sends
+    /// ([`Socket::profile`](crate::Socket::profile)). `None` shows nothing.
+    pub profile: Option<Map<String, Value>>,
+    /// Rooms the connection is in from the start: joined before its
+    /// `ready`, which lists them. Names that are not valid room names, and
+    /// those past `max_rooms_per_connection`, are skipped.
+    pub join: Vec<String>,
     /// The rooms it may join (and list with `users`).
     pub rooms: Access,
     /// The rooms it may send events to; a broadcast needs [`Access::allows_all`].
@@ -49,8 +59,8 @@ impl Grant {
     }
 
     /// Splits off what the hub keeps for checks, from what it hands to
-    /// the socket once (name and metadata).
-    pub(crate) fn into_parts(self) -> (Option<String>, Meta, Rights) {
+    /// the socket once (name, metadata, profile) and the rooms to join.
+    pub(crate) fn into_parts(self) -> (Identity, Vec<String>, Rights) {
         let rights = Rights {
             subject: self.subject,
             rooms: self.rooms,
@@ -58,8 +68,20 @@ impl Grant {
             paths: self.paths,
             expires: self.expires,
         };
-        (self.name, self.meta, rights)
+        let identity = Identity {
+            name: self.name,
+            meta: self.meta,
+            profile: self.profile.map(Value::Object),
+        };
+        (identity, self.join, rights)
     }
+}
+
+/// What a grant hands to its socket once: name, metadata and profile.
+pub(crate) struct Identity {
+    pub name: Option<String>,
+    pub meta: Meta,
+    pub profile: Option<Value>,
 }
 
 #[cfg(test)]
@@ -69,8 +91,9 @@ mod tests {
     #[test]
     fn a_meta_only_grant_allows_everything() {
         let meta = Meta::from([("user".to_owned(), "ann".to_owned())]);
-        let (name, meta_out, rights) = Grant::with_meta(meta.clone()).into_parts();
-        assert_eq!((name, meta_out), (None, meta));
+        let (identity, join, rights) = Grant::with_meta(meta.clone()).into_parts();
+        assert_eq!((identity.name, identity.meta), (None, meta));
+        assert!(identity.profile.is_none() && join.is_empty());
         assert_eq!(rights, Rights::default());
         assert!(rights.rooms.allows("x") && rights.publish.allows_all());
     }

@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::cluster::ClusterAdapter;
 use crate::config::HubConfig;
 use crate::envelope::{RequestError, Target};
+use crate::forward::ForwardHook;
 use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -55,13 +56,14 @@ pub type Refresher = Arc<dyn Fn(&str) -> Result<Grant, RequestError> + Send + Sy
 pub type AddressHook = Arc<dyn Fn(&str, &[Value]) + Send + Sync>;
 
 #[derive(Default)]
-struct Hooks {
+pub(crate) struct Hooks {
     events: HashMap<String, Vec<EventHandler>>,
     connect: Vec<SocketHook>,
     disconnect: Vec<SocketHook>,
     address: Vec<AddressHook>,
     authorizer: Option<GrantAuthorizer>,
     refresher: Option<Refresher>,
+    pub forward: Option<ForwardHook>,
 }
 
 pub(crate) struct HubInner {
@@ -265,11 +267,15 @@ impl Hub {
         self.hooks().address.clone()
     }
 
+    pub(crate) fn forward_hook(&self) -> Option<ForwardHook> {
+        self.hooks().forward.clone()
+    }
+
     fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
         self.inner.hooks.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn hooks_mut(&self) -> RwLockWriteGuard<'_, Hooks> {
+    pub(crate) fn hooks_mut(&self) -> RwLockWriteGuard<'_, Hooks> {
         self.inner.hooks.write().unwrap_or_else(|p| p.into_inner())
     }
 

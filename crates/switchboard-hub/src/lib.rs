@@ -22,6 +22,9 @@
 //!   deadline in the connection's task and `refresh`; `rights`, the rooms
 //!   a connection may join and send to ([`Access`]) and the addresses it
 //!   may publish to ([`Paths`]).
+//! - [`forward`]: events nothing here handles, and each connection's
+//!   `connect` and `disconnect`, handed to an asynchronous forwarder
+//!   ([`Hub::set_forwarder`]) in order per connection, off its task.
 //! - `routing`: the one way out for every message (`to(room).emit`,
 //!   `emit_all`, `emit_all_except`, `emit_to`, `publish`, client relays,
 //!   other nodes' messages).
@@ -81,6 +84,7 @@ mod dispatch;
 mod embed;
 pub mod envelope;
 mod expiry;
+pub mod forward;
 mod glob;
 pub mod grant;
 pub mod hub;
@@ -102,6 +106,10 @@ pub use cluster::{ClusterAdapter, ClusterMessage, PresenceChange, Route, User};
 pub use config::{HubConfig, SlowConsumerPolicy};
 pub use envelope::{Codec, Encoding, RequestError, Target, JSON_PROTOCOL, MSGPACK_PROTOCOL};
 pub use expiry::TOKEN_EXPIRED;
+pub use forward::{
+    Connection, Emit, EmitTarget, Forward, ForwardError, ForwardFuture, ForwardKind, ForwardReply,
+    Forwarder, PROXY_BUSY,
+};
 pub use grant::Grant;
 pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub errors: AtomicU64,
     /// Messages published through the HTTP API or bridges.
     pub published: AtomicU64,
+    /// Events refused `proxy_busy`: the connection had
+    /// `max_forward_queue` events waiting for the forwarder.
+    pub forward_busy: AtomicU64,
+    /// `emit` entries of forwarder replies that were not delivered
+    /// (an unknown target, an invalid name or room).
+    pub forward_emits_skipped: AtomicU64,
 }
 
 impl Metrics {

@@ -99,6 +99,7 @@ impl Hub {
         let mut message = Outgoing::new(event, data);
         message.from = Some(from.id().as_str());
         message.from_name = name.as_deref();
+        message.from_meta = from.profile();
         let except = (!echo).then(|| from.id().as_str());
         let route = match target {
             Target::Server => return Ok(0),

@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::admission::Admission;
 use crate::envelope::{self, Codec, Encoding};
 use crate::expiry::Deadline;
+use crate::forward::Connection;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -41,8 +42,12 @@ impl Hub {
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
-            self.run(&mut session, &socket).await;
+            let close = self.run(&mut session, &socket).await;
+            let last = socket.forward_queue().map(|_| Connection::of(&socket));
             self.remove(&socket);
+            if let Some(last) = last {
+                self.forward_disconnect(&socket, last, close);
+            }
             drop(socket);
             // The close reply (or our close frame) is written and the stream
             // shut down, within the close timeout.
@@ -62,10 +67,10 @@ impl Hub {
         let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
         let (grant, permit) = parts.admission.into_parts();
-        let (granted_name, meta, rights) = grant.into_parts();
+        let (identity, join, rights) = grant.into_parts();
         // The request (its headers) is not kept for the connection's life.
         // A name the authorizer gave wins over the one the client asked for.
-        let name = granted_name.or_else(|| parts.request.query_param("name"));
+        let name = identity.name.or_else(|| parts.request.query_param("name"));
         let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(error)) => (None, Some(error)),
@@ -75,30 +80,50 @@ impl Hub {
             codec: Codec::from_protocol(parts.protocol.as_deref()),
             deflate: parts.deflate,
         };
+        let (forward, worker) = self.forward_queue().unzip();
         let socket = Socket::new(SocketParts {
             id: ConnId::random(),
             encoding,
             outbox: session.outbox().clone(),
             policy: config.slow_consumer,
             metrics: self.inner.metrics.clone(),
-            meta,
+            meta: identity.meta,
+            profile: identity.profile,
+            forward,
             remote,
             name,
             rights,
         });
-        self.join_hub(&socket, name_error);
+        self.join_hub(&socket, name_error, &join);
+        if let Some(worker) = worker {
+            self.start_forwarding(&socket, worker);
+        }
         (session, socket, permit)
     }
 
-    fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
+    /// Puts the connection in the registry and in the rooms its grant
+    /// joins it to, then sends `ready` (with those rooms, when there are).
+    fn join_hub(
+        &self,
+        socket: &Socket,
+        name_error: Option<envelope::RequestError>,
+        join: &[String],
+    ) {
         self.registry_mut().insert(socket.clone());
         self.presence_changed(socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
-        let _ = socket.emit(
-            "ready",
-            &json!({ "id": socket.id().as_str(), "name": socket.name() }),
-        );
+        for room in join {
+            let joined = envelope::room_name(Some(room)).and_then(|room| self.join(socket, &room));
+            if let Err(error) = joined {
+                tracing::debug!(id = %socket.id(), %room, code = error.code, "granted room not joined");
+            }
+        }
+        let mut ready = json!({ "id": socket.id().as_str(), "name": socket.name() });
+        if !join.is_empty() {
+            ready["rooms"] = json!(socket.rooms());
+        }
+        let _ = socket.emit("ready", &ready);
         if let Some(error) = name_error {
             let _ = socket.emit(
                 "error",
@@ -122,7 +147,10 @@ impl Hub {
     /// close completes. A `refresh` moves the deadline. Waiting on the
     /// deadline beside the read loses nothing: the read is cancel-safe; a
     /// connection without one waits on the read alone.
-    async fn run(&self, session: &mut Session, socket: &Socket) {
+    ///
+    /// Returns the close's code and reason (1006 and the error when the
+    /// connection just ended).
+    async fn run(&self, session: &mut Session, socket: &Socket) -> (u16, String) {
         let mut cork = Cork::default();
         let config = &self.inner.config;
         let mut limits = ConnectionLimits::new(
@@ -163,12 +191,14 @@ impl Hub {
                 }
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
-                    return;
+                    let frame = info.received.as_ref().or(info.sent.as_ref());
+                    let reason = frame.map(|frame| frame.reason.clone()).unwrap_or_default();
+                    return (info.code().0, reason);
                 }
                 Ok(_) => {}
                 Err(error) => {
                     tracing::debug!(id = %socket.id(), %error, "connection ended");
-                    return;
+                    return (CloseCode::ABNORMAL.0, error.to_string());
                 }
             }
         }

@@ -13,6 +13,7 @@ use switchboard_net::{CloseCode, Cork, Outbox, PushError};
 
 use crate::config::SlowConsumerPolicy;
 use crate::envelope::{Codec, Encoding, Outgoing};
+use crate::forward::ForwardQueue;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::pattern::Pattern;
@@ -35,6 +36,10 @@ struct SocketInner {
     policy: SlowConsumerPolicy,
     metrics: Arc<Metrics>,
     meta: Meta,
+    /// The object shown with the connection (user lists, `from_meta`).
+    profile: Option<Value>,
+    /// Where its events for the forwarder go, when one is set.
+    forward: Option<ForwardQueue>,
     remote: Option<SocketAddr>,
     /// `end` was sent (shutdown): it is sent once.
     ended: AtomicBool,
@@ -72,6 +77,8 @@ pub(crate) struct SocketParts {
     pub policy: SlowConsumerPolicy,
     pub metrics: Arc<Metrics>,
     pub meta: Meta,
+    pub profile: Option<Value>,
+    pub forward: Option<ForwardQueue>,
     pub remote: Option<SocketAddr>,
     pub name: Option<String>,
     pub rights: Rights,
@@ -87,6 +94,8 @@ impl Socket {
                 policy: parts.policy,
                 metrics: parts.metrics,
                 meta: parts.meta,
+                profile: parts.profile,
+                forward: parts.forward,
                 remote: parts.remote,
                 ended: AtomicBool::new(false),
                 restricted: AtomicBool::new(parts.rights.restricts()),
@@ -112,6 +121,17 @@ impl Socket {
     /// The metadata given when the connection was accepted.
     pub fn meta(&self) -> &Meta {
         &self.inner.meta
+    }
+
+    /// The object shown with the connection to other clients: `meta` in
+    /// user lists, `from_meta` on the events it sends.
+    pub fn profile(&self) -> Option<&Value> {
+        self.inner.profile.as_ref()
+    }
+
+    /// The connection's forward queue, when a forwarder is set.
+    pub(crate) fn forward_queue(&self) -> Option<&ForwardQueue> {
+        self.inner.forward.as_ref()
     }
 
     /// Who the connection acts for, as its authorizer said (a token's `sub`).
@@ -261,7 +281,12 @@ impl Socket {
 
     /// The entry of this connection in a user list.
     pub(crate) fn user_entry(&self) -> Value {
-        serde_json::json!({ "id": self.id().as_str(), "name": self.name() })
+        match self.profile() {
+            None => serde_json::json!({ "id": self.id().as_str(), "name": self.name() }),
+            Some(profile) => {
+                serde_json::json!({ "id": self.id().as_str(), "name": self.name(), "meta": profile })
+            }
+        }
     }
 }
 

@@ -100,6 +100,12 @@ impl Request {
         query_param(self.query(), key)
     }
 
+    /// Every query parameter, decoded as [`Request::query_param`] decodes
+    /// one, in order (a key may come more than once).
+    pub fn query_params(&self) -> Vec<(String, String)> {
+        query_pairs(self.query()).collect()
+    }
+
     /// All headers, in order.
     pub fn headers(&self) -> &[Header] {
         &self.headers
@@ -310,10 +316,19 @@ pub fn status_text(status: u16) -> &'static str {
 
 /// The decoded value of `key` in a query string (see [`Request::query_param`]).
 pub fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k) == key).then(|| percent_decode(v))
-    })
+    query_pairs(query).find_map(|(k, v)| (k == key).then_some(v))
+}
+
+/// The decoded `key=value` pairs of a query string, in order.
+fn query_pairs(query: Option<&str>) -> impl Iterator<Item = (String, String)> + '_ {
+    query
+        .into_iter()
+        .flat_map(|query| query.split('&'))
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
 }
 
 fn percent_decode(text: &str) -> String {
