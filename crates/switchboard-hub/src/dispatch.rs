@@ -75,11 +75,7 @@ impl Hub {
             }
             Request::Leave(room) => self.leave(socket, &room),
             Request::Rename(name) => {
-                socket.state().name = Some(name.clone());
-                for room in socket.rooms() {
-                    self.mark_dirty(&room);
-                }
-                self.presence_changed(socket);
+                self.rename(socket, name.clone());
                 Ok(json!({ "name": name }))
             }
             Request::Users { room, after } => {
@@ -152,6 +148,15 @@ impl Hub {
         self.mark_dirty(room);
         let members = size + self.remote_room_size(room);
         Ok(json!({ "room": room, "members": members }))
+    }
+
+    /// Gives the connection a (checked) name; its rooms' lists follow.
+    pub(crate) fn rename(&self, socket: &Socket, name: String) {
+        socket.state().name = Some(name);
+        for room in socket.rooms() {
+            self.mark_dirty(&room);
+        }
+        self.presence_changed(socket);
     }
 
     pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {

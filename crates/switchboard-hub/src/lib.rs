@@ -28,6 +28,8 @@
 //! - `routing`: the one way out for every message (`to(room).emit`,
 //!   `emit_all`, `emit_all_except`, `emit_to`, `publish`, client relays,
 //!   other nodes' messages).
+//! - `membership`: the server putting a connection in rooms and naming it
+//!   ([`Hub::join_room`], [`Hub::leave_room`], [`Hub::set_name`]).
 //! - `presence`: coalesced room user lists.
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
@@ -89,6 +91,7 @@ mod glob;
 pub mod grant;
 pub mod hub;
 pub mod id;
+mod membership;
 pub mod metrics;
 pub mod pattern;
 mod presence;
