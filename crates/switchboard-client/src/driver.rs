@@ -139,8 +139,16 @@ fn refusal(failure: &switchboard_net::Error) -> Option<ClientError> {
     let permanent = (400..500).contains(&status) && status != 408 && status != 429;
     permanent.then(|| ClientError::Refused {
         status,
-        reason: handshake.reason().to_owned(),
+        reason: explanation(handshake.reason(), status).to_owned(),
     })
+}
+
+/// The server's own words in a refusal's reason ("server answered 401
+/// Unauthorized: a token is required"), else its status text.
+fn explanation(reason: &str, status: u16) -> &str {
+    let answered = format!("server answered {status} ");
+    let rest = reason.strip_prefix(answered.as_str()).unwrap_or(reason);
+    rest.split_once(": ").map_or(rest, |(_, said)| said)
 }
 
 /// Ends the client for good: records why, says so with
@@ -391,5 +399,20 @@ fn is_data(message: &Value) -> bool {
 fn fail_pending(state: &mut State, error: ClientError) {
     for (_, reply) in state.pending.drain() {
         let _ = reply.send(Err(error.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explanation;
+
+    #[test]
+    fn a_refusal_keeps_the_servers_words_or_its_status_text() {
+        let said = "server answered 401 Unauthorized: a token is required";
+        assert_eq!(explanation(said, 401), "a token is required");
+        assert_eq!(
+            explanation("server answered 404 Not Found", 404),
+            "Not Found"
+        );
     }
 }
