@@ -2,6 +2,7 @@
 //!
 //! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
+//! - `bridge_api`: `/api/bridges`, the bridges opened and closed at run time;
 //! - `credentials`: where a request's token is (header, cookie, query);
 //! - `jwt` and `claims`: signed tokens for /ws, as the hub's authorizer;
 //! - `metrics`: the Prometheus exposition;
@@ -11,6 +12,7 @@
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
+mod bridge_api;
 mod claims;
 mod credentials;
 mod files;
@@ -133,6 +135,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .queue_len(settings.queue_len)
         .max_pending_send_bytes(settings.queue_bytes)
         .userlist_rate(settings.userlist_rate)
+        .global_userlist(settings.global_userlist)
         .max_wildcard_patterns(settings.max_wildcard_patterns)
         .rate(Rate {
             messages: settings.max_message_rate,
@@ -152,7 +155,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
     if let Some(verifier) = jwt::Verifier::from_settings(&settings)? {
         verifier.install(&hub);
     }
-    let bridges = Bridges::new(&hub, settings.max_message_size);
+    let bridges = Bridges::new(&hub, settings.max_message_size).with_max_open(settings.max_bridges);
     let cluster = match settings.cluster() {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,

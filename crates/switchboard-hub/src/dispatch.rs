@@ -77,6 +77,7 @@ impl Hub {
                     self.mark_dirty(&room);
                 }
                 self.presence_changed(socket);
+                self.mark_hub_dirty();
                 Ok(json!({ "name": name }))
             }
             Request::Users { room, after } => {

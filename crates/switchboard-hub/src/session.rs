@@ -93,6 +93,7 @@ impl Hub {
     fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
         self.registry_mut().insert(socket.clone());
         self.presence_changed(socket);
+        self.mark_hub_dirty();
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
         let _ = socket.emit(
@@ -177,6 +178,7 @@ impl Hub {
     fn remove(&self, socket: &Socket) {
         let rooms = self.registry_mut().remove(socket);
         self.presence_removed(socket);
+        self.mark_hub_dirty();
         for room in &rooms {
             self.mark_dirty(room);
         }
