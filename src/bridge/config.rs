@@ -268,13 +268,18 @@ mod tests {
         assert_eq!(new.name.as_deref(), Some("lights-1"));
         let bad = |body: &str| NewBridge::from_json(body.as_bytes()).unwrap_err();
         assert!(bad(r#"{"kind":"zmq_rep","endpoint":"tcp://127.0.0.1:1"}"#).contains("kind"));
-        assert!(bad(r#"{"kind":"zmq_pull","endpoint":"tcp://127.0.0.1:1=/a"}"#)
-            .contains("outputs only"));
+        assert!(
+            bad(r#"{"kind":"zmq_pull","endpoint":"tcp://127.0.0.1:1=/a"}"#)
+                .contains("outputs only")
+        );
         assert!(bad(r#"{"kind":"osc_send","endpoint":"x"}"#).contains("HOST:PORT"));
-        assert!(bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","port":2}"#)
-            .contains("unknown field"));
-        assert!(bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","name":"a:b"}"#)
-            .contains("name"));
+        assert!(
+            bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","port":2}"#)
+                .contains("unknown field")
+        );
+        assert!(
+            bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","name":"a:b"}"#).contains("name")
+        );
         assert!(!bad("[]").is_empty());
         assert!(!bad("{").is_empty());
     }

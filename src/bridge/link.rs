@@ -183,7 +183,11 @@ impl Link {
         let mut value = self.summary();
         let stats = &self.stats;
         if self.kind.is_output() {
-            value["patterns"] = self.filter.read().unwrap_or_else(|p| p.into_inner()).describe();
+            value["patterns"] = self
+                .filter
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe();
         }
         value["messages_in"] = Stats::get(&stats.messages_in).into();
         value["messages_out"] = Stats::get(&stats.messages_out).into();

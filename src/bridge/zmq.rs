@@ -165,8 +165,10 @@ impl Peers {
             _ => return,
         };
         tracing::debug!(bridge = link.kind.name(), endpoint = %link.endpoint, %peer, "peer {what}");
-        task.inbox
-            .announce(what, json!({ "id": link.id(), "kind": link.kind.name(), "peer": peer }));
+        task.inbox.announce(
+            what,
+            json!({ "id": link.id(), "kind": link.kind.name(), "peer": peer }),
+        );
     }
 }
 

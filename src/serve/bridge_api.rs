@@ -86,12 +86,8 @@ pub fn handle(
                 .route
                 .pattern()
                 .map_err(|why| (400, "invalid_bridge", why))?;
-            let opened = wait(bridges.open_new(
-                new.kind,
-                &new.route.endpoint,
-                pattern,
-                new.name.as_deref(),
-            ));
+            let opened =
+                wait(bridges.open_new(new.kind, &new.route.endpoint, pattern, new.name.as_deref()));
             match opened {
                 Ok(link) => Ok((201, link.describe())),
                 Err(error @ OpenError::Invalid(_)) => {
@@ -151,10 +147,7 @@ mod tests {
             id_in("/api/bridges/zmq_sub%3A%3Etcp%3A%2F%2Fh%3A1"),
             Some(Some("zmq_sub:>tcp://h:1".into()))
         );
-        assert_eq!(
-            id_in("/api/bridges/100%25"),
-            Some(Some("100%".into()))
-        );
+        assert_eq!(id_in("/api/bridges/100%25"), Some(Some("100%".into())));
         assert_eq!(id_in("/api/bridges/a%zz"), Some(Some("a%zz".into())));
     }
 }

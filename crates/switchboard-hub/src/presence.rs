@@ -128,7 +128,10 @@ impl Hub {
             let (local, remote) = if hub_list {
                 (self.connection_count(), self.remote_stats().users)
             } else {
-                (self.registry().room_size(&room), self.remote_room_size(&room))
+                (
+                    self.registry().room_size(&room),
+                    self.remote_room_size(&room),
+                )
             };
             if local == 0 || local + remote > limit {
                 continue;

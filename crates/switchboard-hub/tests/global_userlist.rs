@@ -90,7 +90,9 @@ async fn everyone_gets_the_list_on_connect_rename_and_disconnect() {
     let bob = list.iter().find(|u| u["id"] == b_id.as_str()).unwrap();
     assert_eq!(bob, &json!({"id": b_id, "name": "bob"}));
 
-    b.close(switchboard_net::CloseCode::NORMAL, "bye").await.ok();
+    b.close(switchboard_net::CloseCode::NORMAL, "bye")
+        .await
+        .ok();
     drop(b);
     loop {
         let list = hub_list(&mut a, WITHIN).await.unwrap();
