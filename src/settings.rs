@@ -84,6 +84,10 @@ pub struct ServeArgs {
     /// its members; more changes are held and sent together [default: 4194304].
     #[arg(long, env = "SWITCHBOARD_USERLIST_RATE")]
     pub userlist_rate: Option<usize>,
+    /// Send every connection the list of all users (a `userlist` without
+    /// `room`) when anyone connects, leaves or renames [default: false].
+    #[arg(long, env = "SWITCHBOARD_GLOBAL_USERLIST", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub global_userlist: Option<bool>,
     /// What to do with a client whose queue is full: close (1008) or drop [default: close].
     #[arg(long, env = "SWITCHBOARD_SLOW_CONSUMER")]
     pub slow_consumer: Option<String>,
@@ -145,6 +149,10 @@ pub struct ServeArgs {
     /// Messages shorter than this many bytes go uncompressed [default: 128].
     #[arg(long, env = "SWITCHBOARD_DEFLATE_THRESHOLD")]
     pub deflate_threshold: Option<usize>,
+    /// Most bridge endpoints open at once, configured and opened through
+    /// /api/bridges alike [default: 32].
+    #[arg(long, env = "SWITCHBOARD_MAX_BRIDGES")]
+    pub max_bridges: Option<usize>,
     /// ZeroMQ PUSH endpoint that address messages go to, as
     /// `tcp://HOST:PORT[=PATTERN]`; repeatable [default: none].
     #[arg(
@@ -276,6 +284,7 @@ pub struct ServeSettings {
     pub queue_len: usize,
     pub queue_bytes: usize,
     pub userlist_rate: usize,
+    pub global_userlist: bool,
     pub slow_consumer: String,
     pub allowed_origins: Vec<String>,
     pub api_key: Option<String>,
@@ -300,6 +309,8 @@ pub struct ServeSettings {
     pub deflate_threshold: usize,
     /// ZeroMQ and OSC endpoints (the `[bridge]` table); none by default.
     pub bridge: BridgeSettings,
+    /// Bridge endpoints open at once, from `[bridge]` and `/api/bridges`.
+    pub max_bridges: usize,
     /// The Redis URL of the cluster; none runs one node.
     pub redis: Option<String>,
     pub redis_prefix: String,
@@ -347,6 +358,8 @@ impl Default for ServeSettings {
             queue_len: 1024,
             queue_bytes: 4 << 20,
             userlist_rate: 4 << 20,
+            // Off: on a big hub every change costs a list to everyone.
+            global_userlist: false,
             slow_consumer: "close".into(),
             allowed_origins: Vec::new(),
             api_key: None,
@@ -368,6 +381,9 @@ impl Default for ServeSettings {
             deflate_threshold: 128,
             log: "warn".into(),
             bridge: Default::default(),
+            // Each endpoint is a socket and a task; a few dozen is plenty
+            // for an installation, and bounds what a leaked key can open.
+            max_bridges: 32,
             redis: None,
             redis_prefix: "switchboard".into(),
             // A node is declared dead 10 to 13 s after it stops: long enough
@@ -431,6 +447,8 @@ impl ServeSettings {
             queue_len,
             queue_bytes,
             userlist_rate,
+            global_userlist,
+            max_bridges,
             slow_consumer,
             allowed_origins,
             shutdown_timeout,
@@ -556,6 +574,12 @@ impl ServeSettings {
             "tls_cert and tls_key go together: give both or neither"
         );
         self.bridge.validate()?;
+        let configured = self.bridge.entries().count();
+        anyhow::ensure!(
+            configured <= self.max_bridges,
+            "{configured} bridge endpoints are configured, more than max_bridges ({})",
+            self.max_bridges
+        );
         self.validate_proxies()?;
         self.validate_jwt()?;
         self.validate_cluster()
@@ -796,6 +820,21 @@ mod tests {
             Some("/a/**")
         );
         assert_eq!(settings.bridge.osc_listen[0].endpoint, "127.0.0.1:2");
+    }
+
+    #[test]
+    fn more_configured_bridges_than_max_bridges_is_an_error() {
+        let mut settings = ServeSettings {
+            bridge: toml::from_str("osc_listen = [\"127.0.0.1:1\", \"127.0.0.1:2\"]").unwrap(),
+            max_bridges: 1,
+            ..ServeSettings::default()
+        };
+        let error = settings.validate().unwrap_err().to_string();
+        assert!(error.contains("max_bridges"), "{error}");
+        settings.max_bridges = 2;
+        settings.validate().unwrap();
+        assert_eq!(ServeSettings::default().max_bridges, 32);
+        assert!(!ServeSettings::default().global_userlist);
     }
 
     #[test]

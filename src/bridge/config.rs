@@ -133,19 +133,89 @@ impl BridgeSettings {
     /// Checks every endpoint and pattern.
     pub fn validate(&self) -> anyhow::Result<()> {
         for (kind, route) in self.entries() {
-            let what = || format!("bridge.{} {:?}", kind.name(), route.endpoint);
-            endpoint::check(kind, &route.endpoint)
-                .map_err(anyhow::Error::msg)
-                .with_context(what)?;
-            if route.pattern.is_some() && !kind.is_output() {
-                anyhow::bail!("{}: a pattern filters outputs only", what());
-            }
-            route
-                .pattern()
-                .map_err(anyhow::Error::msg)
-                .with_context(what)?;
+            route.check(kind)?;
         }
         Ok(())
+    }
+}
+
+impl Route {
+    /// Checks the endpoint and pattern for an endpoint of this kind.
+    fn check(&self, kind: Kind) -> anyhow::Result<()> {
+        let what = || format!("bridge.{} {:?}", kind.name(), self.endpoint);
+        endpoint::check(kind, &self.endpoint)
+            .map_err(anyhow::Error::msg)
+            .with_context(what)?;
+        if self.pattern.is_some() && !kind.is_output() {
+            anyhow::bail!("{}: a pattern filters outputs only", what());
+        }
+        self.pattern()
+            .map_err(anyhow::Error::msg)
+            .with_context(what)?;
+        Ok(())
+    }
+}
+
+/// The body of `POST /api/bridges`: an entry of the `[bridge]` table with
+/// its kind, `{"kind": "zmq_push", "endpoint": "tcp://...", "pattern":
+/// "/a/**"}` (or `"endpoint": "ENDPOINT=PATTERN"`, as on the command
+/// line), and optionally the `name` it will be known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBridge {
+    /// The kind of endpoint.
+    pub kind: Kind,
+    /// The endpoint and pattern.
+    pub route: Route,
+    /// Its id instead of `KIND:ENDPOINT`.
+    pub name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBridgeSpec {
+    kind: String,
+    endpoint: String,
+    pattern: Option<String>,
+    name: Option<String>,
+}
+
+/// The longest bridge name.
+const MAX_NAME_LEN: usize = 64;
+
+impl NewBridge {
+    /// Reads and checks a request body; the error says what is wrong.
+    pub fn from_json(body: &[u8]) -> Result<NewBridge, String> {
+        let spec: NewBridgeSpec = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        let kind = Kind::from_name(&spec.kind).ok_or_else(|| {
+            format!(
+                "unknown kind {:?}: zmq_push, zmq_pub, zmq_pull, zmq_sub, osc_listen or osc_send",
+                spec.kind
+            )
+        })?;
+        let route = match spec.pattern {
+            Some(pattern) => Route {
+                endpoint: spec.endpoint.trim().to_owned(),
+                pattern: Some(pattern),
+            },
+            None => Route::parse(&spec.endpoint)?,
+        };
+        route.check(kind).map_err(|error| format!("{error:#}"))?;
+        if let Some(name) = &spec.name {
+            let valid = (1..=MAX_NAME_LEN).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            if !valid {
+                return Err(format!(
+                    "a name is 1 to {MAX_NAME_LEN} letters, digits, '.', '_' or '-', not {name:?}"
+                ));
+            }
+        }
+        Ok(NewBridge {
+            kind,
+            route,
+            name: spec.name,
+        })
     }
 }
 
@@ -184,6 +254,34 @@ mod tests {
             toml::from_str::<BridgeSettings>("zmq_pull = [{ endpoint = \"x\", port = 1 }]")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn api_bodies() {
+        let body = br#"{"kind":"zmq_push","endpoint":"tcp://127.0.0.1:1","pattern":"/a/**"}"#;
+        let new = NewBridge::from_json(body).unwrap();
+        assert_eq!(new.kind, Kind::ZmqPush);
+        assert_eq!(new.route.pattern.as_deref(), Some("/a/**"));
+        let body = br#"{"kind":"osc_send","endpoint":"127.0.0.1:1=/b/*","name":"lights-1"}"#;
+        let new = NewBridge::from_json(body).unwrap();
+        assert_eq!(new.route.endpoint, "127.0.0.1:1");
+        assert_eq!(new.name.as_deref(), Some("lights-1"));
+        let bad = |body: &str| NewBridge::from_json(body.as_bytes()).unwrap_err();
+        assert!(bad(r#"{"kind":"zmq_rep","endpoint":"tcp://127.0.0.1:1"}"#).contains("kind"));
+        assert!(
+            bad(r#"{"kind":"zmq_pull","endpoint":"tcp://127.0.0.1:1=/a"}"#)
+                .contains("outputs only")
+        );
+        assert!(bad(r#"{"kind":"osc_send","endpoint":"x"}"#).contains("HOST:PORT"));
+        assert!(
+            bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","port":2}"#)
+                .contains("unknown field")
+        );
+        assert!(
+            bad(r#"{"kind":"osc_send","endpoint":"127.0.0.1:1","name":"a:b"}"#).contains("name")
+        );
+        assert!(!bad("[]").is_empty());
+        assert!(!bad("{").is_empty());
     }
 
     #[test]

@@ -71,3 +71,18 @@ pub(crate) fn check_address(address: &str) -> Result<(), String> {
         _ => Err(format!("an OSC address is HOST:PORT, not {address:?}")),
     }
 }
+
+/// Whether a key asks for any free port (`:0`): such an endpoint is a new
+/// one each time it is opened.
+pub(crate) fn any_port(key: &str) -> bool {
+    key.ends_with(":0")
+}
+
+/// The key of an open endpoint with its address replaced by the one it
+/// bound or connected to (the port resolved), its `@`/`>` prefix kept.
+pub(crate) fn resolved_key(key: &str, local: &str) -> String {
+    match key.chars().next() {
+        Some(prefix @ ('@' | '>')) => format!("{prefix}{local}"),
+        _ => local.to_owned(),
+    }
+}

@@ -39,6 +39,20 @@ impl Kind {
         }
     }
 
+    /// The kind with this name, if any.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        [
+            Kind::ZmqPush,
+            Kind::ZmqPub,
+            Kind::ZmqPull,
+            Kind::ZmqSub,
+            Kind::OscListen,
+            Kind::OscSend,
+        ]
+        .into_iter()
+        .find(|kind| kind.name() == name)
+    }
+
     /// ZeroMQ or OSC.
     pub fn family(self) -> Family {
         match self {

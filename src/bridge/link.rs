@@ -20,6 +20,10 @@ use super::osc_codec;
 /// many; the others go to `debug`.
 const WARN_EVERY: u64 = 1000;
 
+/// Where the bridges' own events are published, as address messages:
+/// `opened`, `closed`, `connected` and `disconnected` under it.
+pub const EVENTS_PREFIX: &str = "/switchboard/bridges";
+
 /// Counters of one endpoint.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -65,6 +69,15 @@ impl Filter {
     pub(super) fn matches(&self, path: &str) -> bool {
         self.everything || self.patterns.iter().any(|p| p.matches(path))
     }
+
+    /// The patterns as text; `None` when everything is sent.
+    fn describe(&self) -> Value {
+        if self.everything {
+            Value::Null
+        } else {
+            self.patterns.iter().map(Pattern::as_str).collect()
+        }
+    }
 }
 
 /// A message on its way out, encoded at most once per format however many
@@ -103,6 +116,8 @@ impl Outbound {
 
 /// One open endpoint.
 pub struct Link {
+    /// `KIND:ENDPOINT` with the port resolved, or the name it was given.
+    pub(super) id: String,
     pub(super) kind: Kind,
     /// The registry key: the endpoint as configured, normalized.
     pub(super) endpoint: String,
@@ -118,6 +133,7 @@ pub struct Link {
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
+            .field("id", &self.id)
             .field("kind", &self.kind)
             .field("endpoint", &self.endpoint)
             .field("local", &self.local)
@@ -126,6 +142,11 @@ impl std::fmt::Debug for Link {
 }
 
 impl Link {
+    /// What the endpoint is known by in `/api/bridges` and in its events.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     /// The kind of endpoint.
     pub fn kind(&self) -> Kind {
         self.kind
@@ -144,6 +165,36 @@ impl Link {
     /// Its counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Its id, kind, endpoint and local address, as JSON (the value of its
+    /// `opened` and `closed` events).
+    pub fn summary(&self) -> Value {
+        serde_json::json!({
+            "id": self.id,
+            "kind": self.kind.name(),
+            "endpoint": self.endpoint,
+            "local": self.local,
+        })
+    }
+
+    /// [`Link::summary`] with its filter and counters (`GET /api/bridges`).
+    pub fn describe(&self) -> Value {
+        let mut value = self.summary();
+        let stats = &self.stats;
+        if self.kind.is_output() {
+            value["patterns"] = self
+                .filter
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .describe();
+        }
+        value["messages_in"] = Stats::get(&stats.messages_in).into();
+        value["messages_out"] = Stats::get(&stats.messages_out).into();
+        value["malformed"] = Stats::get(&stats.malformed).into();
+        value["send_errors"] = Stats::get(&stats.send_errors).into();
+        value["dropped"] = Stats::get(&stats.dropped).into();
+        value
     }
 
     /// Counts a bad input and logs it, at `warn` only now and then.
@@ -257,6 +308,14 @@ impl Inbox {
         self.links.route(Some(link.kind.family()), path, values);
         Stats::bump(&link.stats.messages_in);
         Ok(())
+    }
+
+    /// Publishes one of the bridges' own events to the hub's subscribers
+    /// (not to the bridges): `EVENTS_PREFIX/what`, with `value` as its one
+    /// value.
+    pub fn announce(&self, what: &str, value: Value) {
+        let path = format!("{EVENTS_PREFIX}/{what}");
+        self.hub.publish_local(&path, &[value]);
     }
 
     /// The most bytes one received message may have.

@@ -24,7 +24,14 @@
 //! Endpoints are opened on demand and reused: asking [`Bridges::open`] again
 //! for an open endpoint returns it (adding the new pattern to its filter),
 //! as IS2's `createServer` returns the socket it made before.
+//! [`Bridges::open_new`] (`POST /api/bridges`) refuses an endpoint that is
+//! open already. Each open endpoint has an id ([`Link::id`]);
 //! [`Bridges::close`] closes one, [`Bridges::close_all`] every one.
+//!
+//! Opening, closing and the peers a ZeroMQ socket sees come and go are
+//! announced to the hub's subscribers as address messages under
+//! `/switchboard/bridges/` (`link::EVENTS_PREFIX`); they never go out through
+//! the bridges themselves.
 
 mod config;
 mod endpoint;
@@ -43,7 +50,7 @@ use switchboard_hub::pattern::Pattern;
 use switchboard_hub::Hub;
 use tokio::sync::{mpsc, watch};
 
-pub use config::BridgeSettings;
+pub use config::{BridgeSettings, NewBridge};
 pub use kind::Kind;
 pub use link::{Link, Stats};
 
@@ -62,6 +69,8 @@ pub struct Bridges {
     inbox: Inbox,
     /// Serializes opening and closing, so one endpoint is never opened twice.
     opening: Arc<tokio::sync::Mutex<()>>,
+    /// The most endpoints open at once.
+    max_open: usize,
 }
 
 impl std::fmt::Debug for Bridges {
@@ -86,7 +95,15 @@ impl Bridges {
             },
             links,
             opening: Arc::new(tokio::sync::Mutex::new(())),
+            max_open: usize::MAX,
         }
+    }
+
+    /// Caps how many endpoints may be open at once, those of the settings
+    /// included (`max_bridges`); no cap until this is called.
+    pub fn with_max_open(mut self, max_open: usize) -> Bridges {
+        self.max_open = max_open;
+        self
     }
 
     /// Opens every endpoint in the settings and names each on stderr; on an
@@ -128,7 +145,68 @@ impl Bridges {
                 .add(pattern);
             return Ok(link);
         }
-        endpoint::check(kind, endpoint).map_err(anyhow::Error::msg)?;
+        self.create(kind, endpoint, pattern, None)
+            .await
+            .map_err(anyhow::Error::from)
+    }
+
+    /// Opens an endpoint that is not open yet (`POST /api/bridges`), known
+    /// by `name` if one is given, else by `KIND:ENDPOINT` with its port
+    /// resolved. An endpoint on port 0 is a new one every time.
+    pub async fn open_new(
+        &self,
+        kind: Kind,
+        endpoint: &str,
+        pattern: Option<Pattern>,
+        name: Option<&str>,
+    ) -> Result<Arc<Link>, OpenError> {
+        let _opening = self.opening.lock().await;
+        endpoint::check(kind, endpoint).map_err(OpenError::Invalid)?;
+        let key = endpoint::key(kind, endpoint);
+        if !endpoint::any_port(&key) && self.find(kind, &key).is_some() {
+            return Err(OpenError::AlreadyOpen(format!(
+                "{} {key} is already open",
+                kind.name()
+            )));
+        }
+        if let Some(name) = name {
+            if self.get(name).is_some() {
+                return Err(OpenError::AlreadyOpen(format!(
+                    "a bridge named {name:?} is already open"
+                )));
+            }
+        }
+        self.create(kind, endpoint, pattern, name).await
+    }
+
+    /// Opens the socket and starts its task; the caller holds `opening`.
+    async fn create(
+        &self,
+        kind: Kind,
+        endpoint: &str,
+        pattern: Option<Pattern>,
+        name: Option<&str>,
+    ) -> Result<Arc<Link>, OpenError> {
+        if self.links.read().len() >= self.max_open {
+            return Err(OpenError::TooMany(self.max_open));
+        }
+        endpoint::check(kind, endpoint).map_err(OpenError::Invalid)?;
+        let key = endpoint::key(kind, endpoint);
+        let opened = match kind.family() {
+            Family::Zmq => zmq::open(kind, endpoint).await.map(Opened::Zmq),
+            Family::Osc => osc::open(kind, endpoint).await.map(Opened::Osc),
+        }
+        .map_err(OpenError::Failed)?;
+        let local = opened.local();
+        let id = match name {
+            Some(name) => name.to_owned(),
+            None => format!("{}:{}", kind.name(), endpoint::resolved_key(&key, &local)),
+        };
+        if self.get(&id).is_some() {
+            // Another spelling of an open endpoint (a host name for its
+            // address); the new socket is dropped unused.
+            return Err(OpenError::AlreadyOpen(format!("{id} is already open")));
+        }
         let (stop_tx, stop_rx) = watch::channel(false);
         let (queue_tx, queue_rx) = if kind.is_output() {
             let (tx, rx) = mpsc::channel(OUTPUT_QUEUE_LEN);
@@ -138,14 +216,11 @@ impl Bridges {
         };
         let mut filter = Filter::default();
         filter.add(pattern);
-        let opened = match kind.family() {
-            Family::Zmq => Opened::Zmq(zmq::open(kind, endpoint).await?),
-            Family::Osc => Opened::Osc(osc::open(kind, endpoint).await?),
-        };
         let link = Arc::new(Link {
+            id,
             kind,
             endpoint: key,
-            local: opened.local(),
+            local,
             stats: Stats::default(),
             filter: RwLock::new(filter),
             queue: queue_tx,
@@ -162,6 +237,7 @@ impl Bridges {
         *link.task.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         self.links.write().push(link.clone());
         tracing::info!(bridge = kind.name(), endpoint, local = %link.local, "bridge open");
+        self.inbox.announce("opened", link.summary());
         Ok(link)
     }
 
@@ -173,42 +249,64 @@ impl Bridges {
             .cloned()
     }
 
+    /// The open endpoint with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<Link>> {
+        self.links.read().iter().find(|link| link.id == id).cloned()
+    }
+
     /// The open endpoints.
     pub fn links(&self) -> Vec<Arc<Link>> {
         self.links.read().clone()
     }
 
-    /// Closes one endpoint; returns whether it was open. (`serve` itself
-    /// only closes them all, at shutdown.)
-    #[allow(dead_code)]
-    pub async fn close(&self, kind: Kind, endpoint: &str) -> bool {
-        let _opening = self.opening.lock().await;
-        let key = endpoint::key(kind, endpoint);
-        let link = {
-            let mut links = self.links.write();
-            let index = links
-                .iter()
-                .position(|link| link.kind == kind && link.endpoint == key);
-            index.map(|index| links.remove(index))
-        };
-        match link {
-            Some(link) => {
-                stop(&link).await;
-                true
-            }
-            None => false,
-        }
+    /// The most endpoints open at once (`max_bridges`).
+    pub fn max_open(&self) -> usize {
+        self.max_open
     }
 
-    /// Closes every endpoint (at shutdown).
-    pub async fn close_all(&self) {
+    /// Closes the endpoint with this id and waits until its socket is
+    /// closed (a bound port is free again); returns it, or `None` if no
+    /// endpoint has this id.
+    pub async fn close(&self, id: &str) -> Option<Arc<Link>> {
+        let _opening = self.opening.lock().await;
+        let link = {
+            let mut links = self.links.write();
+            let index = links.iter().position(|link| link.id == id);
+            index.map(|index| links.remove(index))
+        }?;
+        self.stop(&link).await;
+        Some(link)
+    }
+
+    /// Closes every endpoint (at shutdown, or `DELETE /api/bridges`);
+    /// returns how many there were.
+    pub async fn close_all(&self) -> usize {
+        let _opening = self.opening.lock().await;
         let links = std::mem::take(&mut *self.links.write());
         for link in &links {
             let _ = link.stop.send(true);
         }
         for link in &links {
-            stop(link).await;
+            self.stop(link).await;
         }
+        links.len()
+    }
+
+    /// Tells a link's task to stop and waits for it (a bound socket is
+    /// unbound when it ends), then announces it closed.
+    async fn stop(&self, link: &Link) {
+        let _ = link.stop.send(true);
+        let handle = link.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut handle) = handle {
+            if tokio::time::timeout(CLOSE_TIMEOUT, &mut handle)
+                .await
+                .is_err()
+            {
+                handle.abort();
+            }
+        }
+        tracing::info!(bridge = link.kind.name(), endpoint = %link.endpoint, "bridge closed");
+        self.inbox.announce("closed", link.summary());
     }
 
     /// Appends the bridge counters to a Prometheus exposition, one series per
@@ -262,21 +360,30 @@ impl Bridges {
     }
 }
 
-/// Tells a link's task to stop and waits for it (a bound socket is unbound
-/// when it ends).
-async fn stop(link: &Link) {
-    let _ = link.stop.send(true);
-    let handle = link.task.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(mut handle) = handle {
-        if tokio::time::timeout(CLOSE_TIMEOUT, &mut handle)
-            .await
-            .is_err()
-        {
-            handle.abort();
+/// Why [`Bridges::open_new`] opened nothing.
+#[derive(Debug)]
+pub enum OpenError {
+    /// The endpoint is not valid for its kind.
+    Invalid(String),
+    /// The endpoint is open already, or the name taken.
+    AlreadyOpen(String),
+    /// `max_bridges` endpoints are open.
+    TooMany(usize),
+    /// The socket could not be opened (the address is in use, ...).
+    Failed(anyhow::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenError::Invalid(why) | OpenError::AlreadyOpen(why) => f.write_str(why),
+            OpenError::TooMany(max) => write!(f, "{max} bridges are open, the most allowed"),
+            OpenError::Failed(error) => write!(f, "{error:#}"),
         }
     }
-    tracing::info!(bridge = link.kind.name(), endpoint = %link.endpoint, "bridge closed");
 }
+
+impl std::error::Error for OpenError {}
 
 /// Escapes a Prometheus label value.
 fn label_value(text: &str) -> String {

@@ -311,8 +311,9 @@ async fn endpoints_are_reused_and_closed() {
     .await;
     assert_eq!(count(&listen.stats().malformed), 1);
 
-    assert!(bridges.close(Kind::OscSend, &target).await);
-    assert!(!bridges.close(Kind::OscSend, &target).await);
+    assert_eq!(send.id(), format!("osc_send:{target}"));
+    assert!(bridges.close(send.id()).await.is_some());
+    assert!(bridges.close(send.id()).await.is_none());
     assert_eq!(bridges.links().len(), 1);
     bridges.close_all().await;
     assert!(bridges.links().is_empty());

@@ -12,14 +12,22 @@
 //! An endpoint is `tcp://HOST:PORT`; PUSH, PUB and PULL bind it and SUB
 //! connects to it, unless it starts with `@` (bind) or `>` (connect), as in
 //! CZMQ. A connecting socket keeps retrying in the background.
+//!
+//! The socket's monitor tells when a peer connects (a bound socket accepts
+//! one, a connecting socket reaches its endpoint) and disconnects; each is
+//! announced as `connected` / `disconnected` with the peer's address.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::Value;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt as _;
+use serde_json::{json, Value};
+use zeromq::util::PeerIdentity;
 use zeromq::{
-    PubSocket, PullSocket, PushSocket, Socket as _, SocketOptions, SocketRecv, SocketSend,
-    SubSocket, ZmqError, ZmqMessage,
+    PubSocket, PullSocket, PushSocket, Socket as _, SocketEvent, SocketOptions, SocketRecv,
+    SocketSend, SubSocket, ZmqError, ZmqMessage,
 };
 
 use super::endpoint::{parse_endpoint, Mode};
@@ -40,6 +48,8 @@ pub(crate) struct Socket {
     local: String,
     /// Set while the socket still has to connect.
     connect: Option<String>,
+    /// The socket's monitor.
+    peers: Peers,
 }
 
 impl Socket {
@@ -65,6 +75,18 @@ pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Socket> {
         }
         Kind::OscListen | Kind::OscSend => unreachable!("not a ZeroMQ kind"),
     };
+    // Before binding, so that no peer is missed.
+    let monitor = match &mut inner {
+        Inner::Push(socket) => socket.monitor(),
+        Inner::Pub(socket) => socket.monitor(),
+        Inner::Pull(socket) => socket.monitor(),
+        Inner::Sub(socket) => socket.monitor(),
+    };
+    let peers = Peers {
+        events: monitor.boxed(),
+        known: HashMap::new(),
+        ended: false,
+    };
     let socket = match mode {
         Mode::Bind => {
             let bound = match &mut inner {
@@ -78,12 +100,14 @@ pub(crate) async fn open(kind: Kind, endpoint: &str) -> anyhow::Result<Socket> {
                 inner,
                 local: bound.to_string(),
                 connect: None,
+                peers,
             }
         }
         Mode::Connect => Socket {
             inner,
             local: address.to_owned(),
             connect: Some(address.to_owned()),
+            peers,
         },
     };
     Ok(socket)
@@ -96,12 +120,56 @@ pub(crate) async fn run(mut socket: Socket, mut task: Task) {
             return close(socket.inner).await;
         }
     }
+    let peers = &mut socket.peers;
     match &mut socket.inner {
-        Inner::Push(_) | Inner::Pub(_) => send_loop(&mut socket.inner, &mut task).await,
-        Inner::Pull(pull) => receive_loop(pull, &mut task).await,
-        Inner::Sub(sub) => receive_loop(sub, &mut task).await,
+        Inner::Push(_) | Inner::Pub(_) => send_loop(&mut socket.inner, peers, &mut task).await,
+        Inner::Pull(pull) => receive_loop(pull, peers, &mut task).await,
+        Inner::Sub(sub) => receive_loop(sub, peers, &mut task).await,
     }
     close(socket.inner).await;
+}
+
+/// The peers a socket's monitor reported, by identity.
+struct Peers {
+    events: BoxStream<'static, SocketEvent>,
+    known: HashMap<PeerIdentity, String>,
+    /// The monitor's channel ended (the socket is closing).
+    ended: bool,
+}
+
+impl Peers {
+    /// The next event of the monitor; never, once it has ended.
+    async fn next(&mut self) -> SocketEvent {
+        if !self.ended {
+            if let Some(event) = self.events.next().await {
+                return event;
+            }
+            self.ended = true;
+        }
+        std::future::pending().await
+    }
+
+    /// Announces a peer that connected or disconnected.
+    fn handle(&mut self, event: SocketEvent, task: &Task) {
+        let link = &task.link;
+        let (what, peer) = match event {
+            SocketEvent::Accepted(endpoint, id) | SocketEvent::Connected(endpoint, id) => {
+                let peer = endpoint.to_string();
+                self.known.insert(id, peer.clone());
+                ("connected", peer)
+            }
+            SocketEvent::Disconnected(id) => match self.known.remove(&id) {
+                Some(peer) => ("disconnected", peer),
+                None => return,
+            },
+            _ => return,
+        };
+        tracing::debug!(bridge = link.kind.name(), endpoint = %link.endpoint, %peer, "peer {what}");
+        task.inbox.announce(
+            what,
+            json!({ "id": link.id(), "kind": link.kind.name(), "peer": peer }),
+        );
+    }
 }
 
 /// Connects, retrying until it works or the task is stopped; returns
@@ -149,14 +217,18 @@ async fn close(inner: Inner) {
     }
 }
 
-async fn send_loop(inner: &mut Inner, task: &mut Task) {
-    let Some(queue) = task.queue.as_mut() else {
+async fn send_loop(inner: &mut Inner, peers: &mut Peers, task: &mut Task) {
+    let Some(mut queue) = task.queue.take() else {
         return;
     };
-    let link = &task.link;
+    let link = task.link.clone();
     loop {
         let message = tokio::select! {
             message = queue.recv() => message,
+            event = peers.next() => {
+                peers.handle(event, task);
+                continue;
+            }
             _ = task.stop.changed() => None,
         };
         let Some(message) = message else { return };
@@ -183,10 +255,14 @@ async fn send_loop(inner: &mut Inner, task: &mut Task) {
     }
 }
 
-async fn receive_loop<S: SocketRecv>(socket: &mut S, task: &mut Task) {
+async fn receive_loop<S: SocketRecv>(socket: &mut S, peers: &mut Peers, task: &mut Task) {
     loop {
         let received = tokio::select! {
             received = socket.recv() => received,
+            event = peers.next() => {
+                peers.handle(event, task);
+                continue;
+            }
             _ = task.stop.changed() => return,
         };
         match received {

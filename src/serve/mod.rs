@@ -2,6 +2,7 @@
 //!
 //! - `app`: [`App`], what every connection task and route reads;
 //! - `routes`: which path does what, authorization, the HTTP API;
+//! - `bridge_api`: `/api/bridges`, the bridges opened and closed at run time;
 //! - `credentials`: where a request's token is (header, cookie, query);
 //! - `jwt` and `claims`: signed tokens for /ws, as the hub's authorizer;
 //! - `metrics`: the Prometheus exposition;
@@ -15,6 +16,7 @@
 
 mod app;
 mod backend;
+mod bridge_api;
 mod claims;
 mod connect_proxy;
 mod credentials;
@@ -144,6 +146,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .queue_len(settings.queue_len)
         .max_pending_send_bytes(settings.queue_bytes)
         .userlist_rate(settings.userlist_rate)
+        .global_userlist(settings.global_userlist)
         .max_wildcard_patterns(settings.max_wildcard_patterns)
         .max_forward_queue(settings.event_proxy_max_queued)
         .rate(Rate {
@@ -184,7 +187,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         }
         None => None,
     };
-    let bridges = Bridges::new(&hub, settings.max_message_size);
+    let bridges = Bridges::new(&hub, settings.max_message_size).with_max_open(settings.max_bridges);
     let cluster = match settings.cluster() {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,

@@ -232,6 +232,7 @@ impl Handler for Router {
             (_, "/api/publish") => {
                 HttpResponse::text(405, "use POST\n").with_header("Allow", "POST")
             }
+            (_, path) if path.starts_with(super::bridge_api::PATH) => self.bridges(request, &body),
             (_, HUB_PATH | ECHO_PATH) => {
                 HttpResponse::text(426, "this endpoint speaks WebSocket\n")
                     .with_header("Upgrade", "websocket")
@@ -278,6 +279,38 @@ impl Router {
         match publish(&self.app.hub, &value) {
             Ok(delivered) => json_response(200, &json!({ "delivered": delivered })),
             Err(error) => error_response(400, error.code, &error.message),
+        }
+    }
+}
+
+impl Router {
+    /// `/api/bridges`: only with an API key configured and given (opening
+    /// sockets on the server is not for anyone who can reach it), and a
+    /// change only from a program or this site (as `POST /api/publish`).
+    fn bridges(&self, request: &Request, body: &[u8]) -> HttpResponse {
+        let Some(id) = super::bridge_api::id_in(request.path()) else {
+            return HttpResponse::text(404, format!("nothing at {}\n", request.path()));
+        };
+        if self.app.settings.api_key.is_none() {
+            let why = "bridges are managed only on a server with an API key (--api-key)";
+            return error_response(403, "forbidden", why);
+        }
+        if let Err(refusal) = check_key(request, &self.app.settings.api_key) {
+            return refusal;
+        }
+        if !matches!(request.method(), "GET" | "HEAD") {
+            if let Err(error) = self.check_same_origin(request, "manage bridges here") {
+                return error_response(403, "forbidden", error.reason());
+            }
+        }
+        let answer =
+            super::bridge_api::handle(&self.app.bridges, request.method(), id.as_deref(), body);
+        match answer {
+            Ok((status, body)) => json_response(status, &body),
+            Err((405, code, message)) => {
+                error_response(405, code, &message).with_header("Allow", "GET, POST, DELETE")
+            }
+            Err((status, code, message)) => error_response(status, code, &message),
         }
     }
 }

@@ -75,10 +75,13 @@ def subscribe(client: Client, pattern: str) -> Client:
 
 
 def address(client: Client, timeout: float = TIMEOUT) -> dict[str, Any]:
-    """The next address message the client receives (user lists skipped)."""
-    message = client.next(timeout=timeout)
-    assert "path" in message, message
-    return message
+    """The next address message the client receives (user lists and, for a
+    subscriber of `/**`, the bridges' own events skipped)."""
+    while True:
+        message = client.next(timeout=timeout)
+        assert "path" in message, message
+        if not message["path"].startswith("/switchboard/"):
+            return message
 
 
 def publish(client: Client, path: str, values: list) -> None:

@@ -175,10 +175,12 @@ impl Hub {
         entries.extend(users.into_iter().map(User::entry));
     }
 
+    /// Marks the rooms a remote change touched, and the hub's own list.
     fn mark_all_dirty(&self, rooms: Vec<String>) {
         for room in rooms {
             self.mark_dirty(&room);
         }
+        self.mark_hub_dirty();
     }
 
     fn remote(&self) -> RwLockReadGuard<'_, RemotePresence> {

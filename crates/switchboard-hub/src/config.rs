@@ -32,6 +32,7 @@ pub struct HubConfig {
     pub(crate) userlist_limit: usize,
     pub(crate) userlist_interval: Duration,
     pub(crate) userlist_rate: usize,
+    pub(crate) global_userlist: bool,
     pub(crate) rate: Rate,
     pub(crate) rate_per_address: Rate,
     pub(crate) max_forward_queue: usize,
@@ -50,6 +51,7 @@ impl Default for HubConfig {
             userlist_limit: 500,
             userlist_interval: Duration::from_millis(50),
             userlist_rate: 4 << 20,
+            global_userlist: false,
             rate: Rate {
                 messages: 1000,
                 bytes: 16 << 20,
@@ -139,6 +141,18 @@ impl HubConfig {
     /// of a few dozen members never reach it.
     pub fn userlist_rate(&mut self, bytes_per_second: usize) -> &mut Self {
         self.userlist_rate = bytes_per_second;
+        self
+    }
+
+    /// Sends every connection the list of all connections (a `userlist`
+    /// without `room`) when one connects, disconnects or renames, under the
+    /// same bounds as a room's list: changes within `userlist_interval` sent
+    /// together, at most `userlist_rate` bytes a second over all
+    /// recipients, and no automatic list while the hub has more than
+    /// `userlist_limit` connections (`users` without `room` pages through
+    /// them). Default off: every change costs a list to everyone.
+    pub fn global_userlist(&mut self, enabled: bool) -> &mut Self {
+        self.global_userlist = enabled;
         self
     }
 

@@ -157,6 +157,7 @@ impl Hub {
             self.mark_dirty(&room);
         }
         self.presence_changed(socket);
+        self.mark_hub_dirty();
     }
 
     pub(crate) fn leave(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {

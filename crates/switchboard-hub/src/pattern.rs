@@ -127,12 +127,25 @@ pub fn check_address_syntax(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Addresses under this prefix are the server's own (its bridges' events,
+/// `/switchboard/bridges/opened`, ...): clients, `POST /api/publish` and
+/// bridge inputs may not publish there, so what arrives there is genuine.
+pub const RESERVED_PREFIX: &str = "/switchboard";
+
 /// Checks an address that is published (not a pattern): the syntax of
-/// [`check_address_syntax`], and no wildcards.
+/// [`check_address_syntax`], no wildcards, and not under [`RESERVED_PREFIX`].
 pub fn check_published_address(text: &str) -> Result<(), String> {
     check_address_syntax(text)?;
     if text.contains(['*', '?']) {
         return Err(format!("{text:?}: a published address has no wildcards"));
+    }
+    let reserved = text
+        .strip_prefix(RESERVED_PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+    if reserved {
+        return Err(format!(
+            "{text:?}: addresses under {RESERVED_PREFIX}/ are the server's own"
+        ));
     }
     Ok(())
 }
@@ -182,5 +195,18 @@ mod tests {
         assert!(Pattern::parse("/a/b").unwrap().is_exact());
         assert!(!Pattern::parse("/a/*").unwrap().is_exact());
         assert!(!Pattern::parse("/a/**").unwrap().is_exact());
+    }
+
+    #[test]
+    fn the_servers_own_addresses_are_not_published_by_others() {
+        for reserved in ["/switchboard", "/switchboard/bridges/opened"] {
+            let error = check_published_address(reserved).unwrap_err();
+            assert!(error.contains("server's own"), "{error}");
+        }
+        for open in ["/switchboardx", "/a/switchboard", "/sensors/1"] {
+            check_published_address(open).unwrap();
+        }
+        // Subscribing to them is fine.
+        assert!(Pattern::parse("/switchboard/bridges/**").is_ok());
     }
 }

@@ -3,6 +3,11 @@
 //! sent as one list to its members. When clustered, the lists hold the
 //! members on every node (see `cluster`), and each node sends them to its
 //! own members.
+//!
+//! With `global_userlist`, the hub's own list (every connection) is one
+//! more such list, kept among the changed rooms under a key no room can
+//! have ([`HUB_LIST`]) and sent to every connection, under the same
+//! interval, rate and size limit.
 
 use std::collections::HashMap;
 use std::ops::Bound;
@@ -17,6 +22,10 @@ use crate::envelope::{Outgoing, Prepared};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::socket::Socket;
+
+/// The key of the hub's own list among the changed rooms: room names have
+/// no control characters, so no room has it.
+const HUB_LIST: &str = "\u{0}hub";
 
 impl Hub {
     /// The members of a room (or every connection) as `{id, name}` entries,
@@ -66,6 +75,14 @@ impl Hub {
         self.inner.presence_wake.notify_one();
     }
 
+    /// Notes that the hub's connections (or their names) changed, when
+    /// every connection gets the list of all (`global_userlist`).
+    pub(crate) fn mark_hub_dirty(&self) {
+        if self.inner.config.global_userlist {
+            self.mark_dirty(HUB_LIST);
+        }
+    }
+
     fn ensure_presence_task(&self) {
         if self.inner.presence_started.swap(true, Ordering::AcqRel) {
             return;
@@ -107,17 +124,29 @@ impl Hub {
         let limit = self.inner.config.userlist_limit;
         let rate = self.inner.config.userlist_rate as f64;
         for room in rooms {
-            let local = self.registry().room_size(&room);
-            if local == 0 || local + self.remote_room_size(&room) > limit {
+            let hub_list = room == HUB_LIST;
+            let (local, remote) = if hub_list {
+                (self.connection_count(), self.remote_stats().users)
+            } else {
+                (
+                    self.registry().room_size(&room),
+                    self.remote_room_size(&room),
+                )
+            };
+            if local == 0 || local + remote > limit {
                 continue;
             }
-            let list = Value::Array(self.users(Some(&room), limit));
+            let list = Value::Array(self.users((!hub_list).then_some(&room), limit));
             let mut message = Outgoing::new("userlist", &list);
-            message.room = Some(&room);
-            // Each node sends the list to its own members.
-            let route = Route::Room {
-                room: &room,
-                except: None,
+            // Each node sends the list to its own members (or connections).
+            let route = if hub_list {
+                Route::Everyone { except: None }
+            } else {
+                message.room = Some(&room);
+                Route::Room {
+                    room: &room,
+                    except: None,
+                }
             };
             let prepared = Prepared::new(message);
             let delivered = self.deliver_local(route, &prepared, None);

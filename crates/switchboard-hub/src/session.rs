@@ -111,6 +111,7 @@ impl Hub {
     ) {
         self.registry_mut().insert(socket.clone());
         self.presence_changed(socket);
+        self.mark_hub_dirty();
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
         for room in join {
@@ -207,6 +208,7 @@ impl Hub {
     fn remove(&self, socket: &Socket) {
         let rooms = self.registry_mut().remove(socket);
         self.presence_removed(socket);
+        self.mark_hub_dirty();
         for room in &rooms {
             self.mark_dirty(room);
         }
