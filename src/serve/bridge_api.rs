@@ -13,7 +13,6 @@
 //! the port resolved (`zmq_push:tcp://127.0.0.1:5555`), written as it is
 //! in the path (`:` and `/` are allowed there) or percent-encoded.
 
-use std::future::Future;
 
 use serde_json::{json, Value};
 
@@ -62,7 +61,7 @@ fn percent_decoded(text: &str) -> String {
 
 /// Answers one request: `(status, body)`, or an error `(status, code,
 /// message)`.
-pub fn handle(
+pub async fn handle(
     bridges: &Bridges,
     method: &str,
     id: Option<&str>,
@@ -86,8 +85,9 @@ pub fn handle(
                 .route
                 .pattern()
                 .map_err(|why| (400, "invalid_bridge", why))?;
-            let opened =
-                wait(bridges.open_new(new.kind, &new.route.endpoint, pattern, new.name.as_deref()));
+            let opened = bridges
+                .open_new(new.kind, &new.route.endpoint, pattern, new.name.as_deref())
+                .await;
             match opened {
                 Ok(link) => Ok((201, link.describe())),
                 Err(error @ OpenError::Invalid(_)) => {
@@ -102,8 +102,8 @@ pub fn handle(
                 Err(error @ OpenError::Failed(_)) => Err((409, "cannot_open", error.to_string())),
             }
         }
-        ("DELETE", None) => Ok((200, json!({ "closed": wait(bridges.close_all()) }))),
-        ("DELETE", Some(id)) => match wait(bridges.close(id)) {
+        ("DELETE", None) => Ok((200, json!({ "closed": bridges.close_all().await }))),
+        ("DELETE", Some(id)) => match bridges.close(id).await {
             Some(link) => Ok((200, json!({ "closed": link.describe() }))),
             None => Err(unknown(id)),
         },
@@ -117,16 +117,6 @@ pub fn handle(
 
 fn unknown(id: &str) -> (u16, &'static str, String) {
     (404, "unknown_bridge", format!("no bridge {id:?} is open"))
-}
-
-/// Runs an async step of opening or closing from the (synchronous) HTTP
-/// handler, on this worker thread: `block_in_place` hands the worker's
-/// other tasks to another thread meanwhile. `serve` runs on the
-/// multi-threaded runtime, which this needs. Opening binds at most one
-/// socket and closing waits at most `CLOSE_TIMEOUT` per endpoint, so the
-/// wait is short, and only requests with the API key get here.
-fn wait<F: Future>(future: F) -> F::Output {
-    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
 }
 
 #[cfg(test)]

@@ -207,7 +207,7 @@ impl Handler for Router {
         }
     }
 
-    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+    async fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
         let method = request.method();
         match (method, request.path()) {
             ("GET" | "HEAD", "/") => HttpResponse::new(200, "text/html; charset=utf-8", CHAT_PAGE),
@@ -232,7 +232,9 @@ impl Handler for Router {
             (_, "/api/publish") => {
                 HttpResponse::text(405, "use POST\n").with_header("Allow", "POST")
             }
-            (_, path) if path.starts_with(super::bridge_api::PATH) => self.bridges(request, &body),
+            (_, path) if path.starts_with(super::bridge_api::PATH) => {
+                self.bridges(request, &body).await
+            }
             (_, HUB_PATH | ECHO_PATH) => {
                 HttpResponse::text(426, "this endpoint speaks WebSocket\n")
                     .with_header("Upgrade", "websocket")
@@ -287,7 +289,7 @@ impl Router {
     /// `/api/bridges`: only with an API key configured and given (opening
     /// sockets on the server is not for anyone who can reach it), and a
     /// change only from a program or this site (as `POST /api/publish`).
-    fn bridges(&self, request: &Request, body: &[u8]) -> HttpResponse {
+    async fn bridges(&self, request: &Request, body: &[u8]) -> HttpResponse {
         let Some(id) = super::bridge_api::id_in(request.path()) else {
             return HttpResponse::text(404, format!("nothing at {}\n", request.path()));
         };
@@ -304,7 +306,8 @@ impl Router {
             }
         }
         let answer =
-            super::bridge_api::handle(&self.app.bridges, request.method(), id.as_deref(), body);
+            super::bridge_api::handle(&self.app.bridges, request.method(), id.as_deref(), body)
+                .await;
         match answer {
             Ok((status, body)) => json_response(status, &body),
             Err((405, code, message)) => {

@@ -116,12 +116,19 @@ pub trait Handler: Send + Sync {
         preferred: Option<&str>,
     ) -> impl std::future::Future<Output = Decision<Self::Admission>> + Send;
 
-    /// Answers a request that is not a WebSocket upgrade. Default: 426.
-    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+    /// Answers a request that is not a WebSocket upgrade (an `async fn`
+    /// in an implementation: it may wait on other work). Default: 426.
+    fn http(
+        &self,
+        request: &Request,
+        body: Bytes,
+    ) -> impl std::future::Future<Output = HttpResponse> + Send {
         let _ = (request, body);
-        HttpResponse::text(426, "this endpoint speaks WebSocket only\n")
-            .with_header("Upgrade", "websocket")
-            .with_header("Sec-WebSocket-Version", "13")
+        std::future::ready(
+            HttpResponse::text(426, "this endpoint speaks WebSocket only\n")
+                .with_header("Upgrade", "websocket")
+                .with_header("Sec-WebSocket-Version", "13"),
+        )
     }
 }
 
@@ -295,7 +302,7 @@ where
     if !request.is_websocket_upgrade() {
         let body = read_body(stream, &request, &mut rest, config).await;
         let response = match body {
-            Ok(body) => handler.http(&request, body),
+            Ok(body) => handler.http(&request, body).await,
             Err(error) => HttpResponse::text(error.status(), format!("{}\n", error.reason())),
         };
         let response = response.encode(request.method() == "HEAD");

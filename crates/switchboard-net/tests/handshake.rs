@@ -176,7 +176,7 @@ impl Handler for Greeter {
         Decision::accept(preferred, ())
     }
 
-    fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
+    async fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
         if request.path() != "/hello" {
             return HttpResponse::text(404, "not here\n");
         }
@@ -532,7 +532,7 @@ impl Handler for Flood {
         Decision::Reject(HandshakeError::new(404, "no WebSocket here"))
     }
 
-    fn http(&self, _: &Request, _: Bytes) -> HttpResponse {
+    async fn http(&self, _: &Request, _: Bytes) -> HttpResponse {
         HttpResponse::new(200, "application/octet-stream", vec![0u8; 32 << 20])
     }
 }
