@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::bridge::{BridgeSettings, Kind};
+use crate::endpoints::EndpointSpec;
 
 /// Flags of `switchboard serve`; every one overrides the config file.
 #[derive(Args, Debug, Default)]
@@ -218,6 +219,17 @@ pub struct ServeArgs {
     /// [default: nodes].
     #[arg(long, env = "SWITCHBOARD_CLUSTER_CHANNELS")]
     pub cluster_channels: Option<String>,
+    /// A WebSocket endpoint more, as `PATH=KIND[,protocol=NAME…]` with
+    /// KIND `hub`, `is2`, `echo` or `rooms` (docs/SEEDS.md), e.g.
+    /// `/=is2`; repeatable (`;` between them in the variable); replaces
+    /// the file's `[[endpoint]]` tables [default: /ws=hub and /echo=echo only].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ENDPOINT",
+        value_name = "PATH=KIND[,protocol=NAME…]",
+        value_delimiter = ';'
+    )]
+    pub endpoint: Option<Vec<String>>,
 }
 
 /// The resolved settings of `serve`.
@@ -277,6 +289,8 @@ pub struct ServeSettings {
     /// Seconds (fractions allowed).
     pub cluster_heartbeat: f64,
     pub cluster_channels: String,
+    /// WebSocket endpoints besides `/ws` and `/echo` (`[[endpoint]]` tables).
+    pub endpoint: Vec<EndpointSpec>,
 }
 
 impl Default for ServeSettings {
@@ -334,6 +348,7 @@ impl Default for ServeSettings {
             cluster_ttl: 10.0,
             cluster_heartbeat: 3.0,
             cluster_channels: "nodes".into(),
+            endpoint: Vec::new(),
         }
     }
 }
@@ -429,6 +444,14 @@ impl ServeSettings {
             settings.tls_key = args.tls_key.clone();
         }
         settings.apply_bridge_flags(args)?;
+        if let Some(given) = &args.endpoint {
+            settings.endpoint = given
+                .iter()
+                .map(|text| EndpointSpec::parse(text))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)
+                .context("--endpoint")?;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -491,6 +514,7 @@ impl ServeSettings {
             "tls_cert and tls_key go together: give both or neither"
         );
         self.bridge.validate()?;
+        crate::endpoints::resolve(&self.endpoint).map_err(anyhow::Error::msg)?;
         self.validate_jwt()?;
         self.validate_cluster()
     }
@@ -568,6 +592,11 @@ impl ServeSettings {
     pub fn memory_budget(&self) -> u64 {
         self.memory_budget
             .unwrap_or_else(|| physical_memory().map_or(1 << 30, |bytes| bytes / 4))
+    }
+
+    /// Every WebSocket endpoint: `/ws`, `/echo` and the configured ones.
+    pub fn endpoints(&self) -> Vec<EndpointSpec> {
+        crate::endpoints::resolve(&self.endpoint).unwrap_or_default()
     }
 
     /// The token `/echo` asks for: its own, or the hub's.

@@ -10,6 +10,7 @@ use crate::bridge::Bridges;
 use crate::cluster::Cluster;
 use crate::settings::ServeSettings;
 
+use super::rooms::Rooms;
 use super::slots::Slots;
 use super::tls::Tls;
 
@@ -36,6 +37,8 @@ pub struct App {
     pub cluster: Option<Cluster>,
     /// With `--tls-cert`: every connection starts with a TLS handshake.
     pub tls: Option<Arc<Tls>>,
+    /// The rooms of the `rooms` endpoints (Espruino's protocol).
+    pub rooms: Rooms,
 }
 
 impl App {

@@ -8,6 +8,8 @@
 //! - `slots`, `files`: places for handshakes and connections, and the
 //!   open-file limit they must fit in;
 //! - `tls`: the certificate and key, reloaded on SIGHUP;
+//! - `rooms`: Espruino's rooms protocol, for `rooms` endpoints
+//!   (`crate::endpoints` says which path speaks what);
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
@@ -16,6 +18,7 @@ mod credentials;
 mod files;
 mod jwt;
 mod metrics;
+mod rooms;
 mod routes;
 mod slots;
 mod tls;
@@ -69,6 +72,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     eprintln!(
         "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
     );
+    for spec in &app.settings.endpoint {
+        eprintln!(
+            "switchboard: endpoint {ws}://{local}{} ({:?})",
+            spec.path, spec.kind
+        );
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -172,6 +181,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         echo_permits,
         tls,
         started: std::time::Instant::now(),
+        rooms: rooms::Rooms::default(),
     })
 }
 
@@ -240,6 +250,13 @@ async fn accept_loop(
                     let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
                     echo(session, shutdown).await;
                     drop(permit);
+                }
+                Endpoint::Rooms(admission) => {
+                    let settings = &app.settings;
+                    let (session, _) =
+                        accepted.into_session(settings.queue_len, settings.queue_bytes);
+                    rooms::serve(&app.rooms, session, shutdown).await;
+                    drop(admission);
                 }
             }
             drop(done);

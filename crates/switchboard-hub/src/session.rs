@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use serde_json::json;
 use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
 use tokio::sync::OwnedSemaphorePermit;
@@ -37,11 +38,11 @@ impl Hub {
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (mut session, socket, permit) = self.open(accepted, remote);
+        let (mut session, socket, permit, answer) = self.open(accepted, remote);
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
-            self.run(&mut session, &socket).await;
+            self.run(&mut session, &socket, answer.as_ref()).await;
             self.remove(&socket);
             drop(socket);
             // The close reply (or our close frame) is written and the stream
@@ -57,11 +58,11 @@ impl Hub {
         &self,
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
-    ) -> (Session, Socket, OwnedSemaphorePermit) {
+    ) -> (Session, Socket, OwnedSemaphorePermit, Option<Bytes>) {
         let config = &self.inner.config;
         let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
-        let (grant, permit) = parts.admission.into_parts();
+        let (grant, permit, profile) = parts.admission.into_parts();
         let (granted_name, meta, rights) = grant.into_parts();
         // The request (its headers) is not kept for the connection's life.
         // A name the authorizer gave wins over the one the client asked for.
@@ -87,7 +88,14 @@ impl Hub {
             rights,
         });
         self.join_hub(&socket, name_error);
-        (session, socket, permit)
+        for pattern in profile.subscriptions {
+            if let Err(error) = self.registry_mut().subscribe(pattern, &socket) {
+                tracing::warn!(id = %socket.id(), max = error.0, "endpoint subscription refused");
+            }
+        }
+        // Encoded once for the connection's life.
+        let answer = profile.answer.map(|answer| encoding.frame(&answer));
+        (session, socket, permit, answer)
     }
 
     fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
@@ -122,7 +130,9 @@ impl Hub {
     /// close completes. A `refresh` moves the deadline. Waiting on the
     /// deadline beside the read loses nothing: the read is cancel-safe; a
     /// connection without one waits on the read alone.
-    async fn run(&self, session: &mut Session, socket: &Socket) {
+    /// `answer`, if its endpoint set one, follows the handling of each
+    /// message ([`Admission::answer_each_message`]).
+    async fn run(&self, session: &mut Session, socket: &Socket, answer: Option<&Bytes>) {
         let mut cork = Cork::default();
         let config = &self.inner.config;
         let mut limits = ConnectionLimits::new(
@@ -159,6 +169,9 @@ impl Hub {
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
                         deadline = Deadline::of(socket);
+                    }
+                    if let Some(answer) = answer {
+                        let _ = socket.send(answer.clone(), Some(&mut cork));
                     }
                 }
                 Ok(Event::Closed(info)) => {
