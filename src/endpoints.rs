@@ -42,6 +42,14 @@ impl EndpointKind {
         ("rooms", EndpointKind::Rooms),
     ];
 
+    /// The kind's name, as the settings spell it.
+    pub fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(_, kind)| *kind == self)
+            .map_or("hub", |(name, _)| name)
+    }
+
     fn parse(text: &str) -> Result<EndpointKind, String> {
         Self::ALL
             .iter()

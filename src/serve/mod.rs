@@ -73,10 +73,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
         "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
     );
     for spec in &app.settings.endpoint {
-        eprintln!(
-            "switchboard: endpoint {ws}://{local}{} ({:?})",
-            spec.path, spec.kind
-        );
+        let (path, kind) = (&spec.path, spec.kind.name());
+        eprintln!("switchboard: endpoint {ws}://{local}{path} ({kind})");
     }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
