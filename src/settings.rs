@@ -781,6 +781,35 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_flags_replace_the_files_tables() {
+        let dir = std::env::temp_dir().join(format!("sb-endpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(&file, "[[endpoint]]\npath = \"/\"\nkind = \"is2\"\n").unwrap();
+        let mut args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let paths = |settings: ServeSettings| {
+            let table = settings.endpoints();
+            table.into_iter().map(|e| e.path).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(ServeSettings::resolve(&args).unwrap()),
+            ["/ws", "/echo", "/"]
+        );
+        args.endpoint = Some(vec!["/r=rooms,protocol=p".into(), "/ws=is2".into()]);
+        let settings = ServeSettings::resolve(&args).unwrap();
+        assert_eq!(settings.endpoint[0].protocols, ["p"]);
+        assert_eq!(paths(settings), ["/echo", "/r", "/ws"]);
+        for bad in ["/x=chat", "/a=hub;/a=echo"] {
+            args.endpoint = Some(bad.split(';').map(str::to_owned).collect());
+            assert!(ServeSettings::resolve(&args).is_err(), "{bad}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn invalid_values_are_errors() {
         let args = ServeArgs {
             slow_consumer: Some("maybe".into()),
