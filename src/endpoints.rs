@@ -19,10 +19,10 @@
 //! docs/SEEDS.md shows the settings that run the seeds' programs as they are.
 
 use serde::Deserialize;
+use serde_json::Value;
 
 /// What an endpoint speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointKind {
     /// The hub protocol.
     Hub,
@@ -71,9 +71,10 @@ impl EndpointKind {
     }
 }
 
-/// One WebSocket endpoint.
+/// One WebSocket endpoint: in the config file a table `{path, kind,
+/// protocols}` or the string `--endpoint` takes.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(try_from = "SpecForm")]
+#[serde(try_from = "Value")]
 pub struct EndpointSpec {
     /// The request path (without query), e.g. `/` or `/my_websocket`.
     pub path: String,
@@ -86,33 +87,41 @@ pub struct EndpointSpec {
     pub protocols: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SpecForm {
-    Text(String),
-    Table(SpecTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SpecTable {
-    path: String,
-    kind: EndpointKind,
-    #[serde(default)]
-    protocols: Vec<String>,
-}
-
-impl TryFrom<SpecForm> for EndpointSpec {
+impl TryFrom<Value> for EndpointSpec {
     type Error = String;
 
-    fn try_from(form: SpecForm) -> Result<EndpointSpec, String> {
-        let spec = match form {
-            SpecForm::Text(text) => EndpointSpec::parse(&text)?,
-            SpecForm::Table(table) => EndpointSpec {
-                path: table.path,
-                kind: table.kind,
-                protocols: table.protocols,
-            },
+    fn try_from(value: Value) -> Result<EndpointSpec, String> {
+        let spec = match value {
+            Value::String(text) => EndpointSpec::parse(&text)?,
+            Value::Object(mut table) => {
+                let mut text = |field: &str| match table.remove(field) {
+                    Some(Value::String(text)) => Ok(text),
+                    _ => Err(format!("an [[endpoint]] needs {field} = \"…\"")),
+                };
+                let (path, kind) = (text("path")?, text("kind")?);
+                let protocols = match table.remove("protocols") {
+                    None => Vec::new(),
+                    Some(Value::Array(names)) => names
+                        .into_iter()
+                        .map(|name| match name {
+                            Value::String(name) => Ok(name),
+                            _ => Err("protocols is a list of names".to_owned()),
+                        })
+                        .collect::<Result<_, _>>()?,
+                    Some(_) => return Err("protocols is a list of names".into()),
+                };
+                if let Some(field) = table.keys().next() {
+                    return Err(format!(
+                        "unknown field {field:?} in [[endpoint]] {path} (path, kind, protocols)"
+                    ));
+                }
+                EndpointSpec {
+                    path,
+                    kind: EndpointKind::parse(&kind)?,
+                    protocols,
+                }
+            }
+            _ => return Err("an endpoint is \"PATH=KIND[,protocol=NAME…]\" or a table".into()),
         };
         spec.check()?;
         Ok(spec)
@@ -259,7 +268,12 @@ mod tests {
         assert_eq!(file.endpoint[1].protocols, ["protocolOne"]);
         let file: File = toml::from_str("endpoint = [\"/e=echo\"]").unwrap();
         assert_eq!(file.endpoint[0].kind, EndpointKind::Echo);
-        assert!(toml::from_str::<File>("[[endpoint]]\npath = \"/\"\nkind = \"chat\"").is_err());
+        let error = |text: &str| toml::from_str::<File>(text).err().unwrap().to_string();
+        assert!(
+            error("[[endpoint]]\npath = \"/\"\nkind = \"chat\"").contains("unknown endpoint kind")
+        );
+        assert!(error("[[endpoint]]\npath = \"/\"").contains("kind"));
+        assert!(error("[[endpoint]]\npath = \"/\"\nkind = \"hub\"\nport = 1").contains("port"));
         assert!(toml::from_str::<File>("[[endpoint]]\npath = \"x\"\nkind = \"hub\"").is_err());
     }
 

@@ -117,11 +117,9 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .max_frame_size(settings.max_message_size)
         .idle_timeout(ServeSettings::seconds(settings.idle_timeout))
         .ping_interval(ServeSettings::seconds(settings.ping_interval))
-        .pong_timeout(Duration::from_secs(settings.pong_timeout))
-        .protocols([
-            switchboard_hub::JSON_PROTOCOL,
-            switchboard_hub::MSGPACK_PROTOCOL,
-        ]);
+        .pong_timeout(Duration::from_secs(settings.pong_timeout));
+    // No server-wide subprotocols: each endpoint answers its own
+    // (`EndpointSpec::select_protocol`, in the router's decision).
     let memory = MemoryBudget::new(usize::try_from(settings.memory_budget()).unwrap_or(usize::MAX));
     net.protocol().message_budget(Some(memory.clone()));
     if settings.deflate {

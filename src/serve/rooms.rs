@@ -15,6 +15,12 @@
 //! hub's error event, `{"event":"error","data":{"code","message"}}`, and the
 //! connection stays open. Every `rooms` endpoint shares one set of rooms,
 //! apart from the hub's.
+//!
+//! A connection is admitted as a hub one (its checks, a place under
+//! `max_connections`) and has the transport's limits (`max_message_size`,
+//! idle timeout, keepalive) and the hub's queue bounds, a full queue
+//! closing it with 1008; the hub's per-connection message rates are not
+//! applied here.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;

@@ -249,6 +249,8 @@ def test_espruino_rooms_bad_input_is_answered_and_nothing_is_lost(start_server):
         assert quiet(one) == [] and quiet(two) == []
         # Still open, and what follows works.
         one.send(json.dumps({"join": "r"}))
+        one.send(json.dumps({"room": "r", "msg": "joined"}))  # in order after the join
+        assert one.recv(timeout=TIMEOUT) == "joined"
         two.send(json.dumps({"room": "r", "msg": "after the errors"}))
         assert one.recv(timeout=TIMEOUT) == "after the errors"
         two.send(json.dumps({"room": "all", "msg": {"n": 1}}))

@@ -16,6 +16,7 @@ use crate::expiry::Deadline;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::pattern::Pattern;
 use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
 
@@ -87,19 +88,30 @@ impl Hub {
             name,
             rights,
         });
-        self.join_hub(&socket, name_error);
-        for pattern in profile.subscriptions {
-            if let Err(error) = self.registry_mut().subscribe(pattern, &socket) {
-                tracing::warn!(id = %socket.id(), max = error.0, "endpoint subscription refused");
-            }
-        }
+        self.join_hub(&socket, name_error, profile.subscriptions);
         // Encoded once for the connection's life.
         let answer = profile.answer.map(|answer| encoding.frame(&answer));
         (session, socket, permit, answer)
     }
 
-    fn join_hub(&self, socket: &Socket, name_error: Option<envelope::RequestError>) {
-        self.registry_mut().insert(socket.clone());
+    /// Enters the connection in the hub with its endpoint's subscriptions,
+    /// all before `ready`: once a client has its `ready`, every message
+    /// published to it is delivered.
+    fn join_hub(
+        &self,
+        socket: &Socket,
+        name_error: Option<envelope::RequestError>,
+        subscriptions: Vec<Pattern>,
+    ) {
+        {
+            let mut registry = self.registry_mut();
+            registry.insert(socket.clone());
+            for pattern in subscriptions {
+                if let Err(error) = registry.subscribe(pattern, socket) {
+                    tracing::warn!(id = %socket.id(), max = error.0, "endpoint subscription refused");
+                }
+            }
+        }
         self.presence_changed(socket);
         Metrics::add(&self.inner.metrics.connections_opened, 1);
         tracing::debug!(id = %socket.id(), remote = ?socket.remote_addr(), "connected");
