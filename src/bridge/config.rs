@@ -211,9 +211,12 @@ mod tests {
             [[zmq_pub]]
             endpoint = "tcp://127.0.0.1:2"
             pattern = "/b/*"
+            key = "value"
         "#;
         let settings: BridgeSettings = toml::from_str(text).unwrap();
         settings.validate().unwrap();
+        assert_eq!(settings.zmq_pub[0].values_key(), Ok(ValuesKey::Value));
+        assert_eq!(settings.zmq_push[0].values_key(), Ok(ValuesKey::Values));
         assert_eq!(settings.zmq_push[0].pattern.as_deref(), Some("/a/**"));
         assert_eq!(settings.zmq_pub[0].endpoint, "tcp://127.0.0.1:2");
         assert_eq!(settings.entries().count(), 3);
