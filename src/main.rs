@@ -5,6 +5,7 @@ mod bench;
 mod bridge;
 mod cluster;
 mod connect;
+mod endpoints;
 mod rlimit;
 mod serve;
 mod settings;

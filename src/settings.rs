@@ -9,6 +9,7 @@ use clap::Args;
 use serde::Deserialize;
 
 use crate::bridge::{BridgeSettings, Kind};
+use crate::endpoints::EndpointSpec;
 
 /// Flags of `switchboard serve`; every one overrides the config file.
 #[derive(Args, Debug, Default)]
@@ -257,6 +258,17 @@ pub struct ServeArgs {
     /// Requests at the event proxy at once, over all connections [default: 256].
     #[arg(long, env = "SWITCHBOARD_PROXY_MAX_IN_FLIGHT")]
     pub proxy_max_in_flight: Option<usize>,
+    /// A WebSocket endpoint more, as `PATH=KIND[,protocol=NAME…]` with
+    /// KIND `hub`, `is2`, `echo` or `rooms` (docs/SEEDS.md), e.g.
+    /// `/=is2`; repeatable (`;` between them in the variable); replaces
+    /// the file's `[[endpoint]]` tables [default: /ws=hub and /echo=echo only].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_ENDPOINT",
+        value_name = "PATH=KIND[,protocol=NAME…]",
+        value_delimiter = ';'
+    )]
+    pub endpoint: Option<Vec<String>>,
 }
 
 /// The resolved settings of `serve`.
@@ -330,6 +342,8 @@ pub struct ServeSettings {
     pub event_proxy_events: Vec<String>,
     pub event_proxy_max_queued: usize,
     pub proxy_max_in_flight: usize,
+    /// WebSocket endpoints besides `/ws` and `/echo` (`[[endpoint]]` tables).
+    pub endpoint: Vec<EndpointSpec>,
 }
 
 impl Default for ServeSettings {
@@ -404,6 +418,7 @@ impl Default for ServeSettings {
             // Enough for a busy backend; a slow one holds at most this many
             // sockets and requests.
             proxy_max_in_flight: 256,
+            endpoint: Vec::new(),
         }
     }
 }
@@ -512,6 +527,14 @@ impl ServeSettings {
             settings.tls_key = args.tls_key.clone();
         }
         settings.apply_bridge_flags(args)?;
+        if let Some(given) = &args.endpoint {
+            settings.endpoint = given
+                .iter()
+                .map(|text| EndpointSpec::parse(text))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)
+                .context("--endpoint")?;
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -581,6 +604,7 @@ impl ServeSettings {
             self.max_bridges
         );
         self.validate_proxies()?;
+        crate::endpoints::resolve(&self.endpoint).map_err(anyhow::Error::msg)?;
         self.validate_jwt()?;
         self.validate_cluster()
     }
@@ -687,6 +711,11 @@ impl ServeSettings {
     pub fn memory_budget(&self) -> u64 {
         self.memory_budget
             .unwrap_or_else(|| physical_memory().map_or(1 << 30, |bytes| bytes / 4))
+    }
+
+    /// Every WebSocket endpoint: `/ws`, `/echo` and the configured ones.
+    pub fn endpoints(&self) -> Vec<EndpointSpec> {
+        crate::endpoints::resolve(&self.endpoint).unwrap_or_default()
     }
 
     /// The token `/echo` asks for: its own, or the hub's.
@@ -883,6 +912,35 @@ mod tests {
         ] {
             assert!(ServeSettings::resolve(&args).is_err(), "{args:?}");
         }
+    }
+
+    #[test]
+    fn endpoint_flags_replace_the_files_tables() {
+        let dir = std::env::temp_dir().join(format!("sb-endpoint-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        std::fs::write(&file, "[[endpoint]]\npath = \"/\"\nkind = \"is2\"\n").unwrap();
+        let mut args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let paths = |settings: ServeSettings| {
+            let table = settings.endpoints();
+            table.into_iter().map(|e| e.path).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            paths(ServeSettings::resolve(&args).unwrap()),
+            ["/ws", "/echo", "/"]
+        );
+        args.endpoint = Some(vec!["/r=rooms,protocol=p".into(), "/ws=is2".into()]);
+        let settings = ServeSettings::resolve(&args).unwrap();
+        assert_eq!(settings.endpoint[0].protocols, ["p"]);
+        assert_eq!(paths(settings), ["/echo", "/r", "/ws"]);
+        for bad in ["/x=chat", "/a=hub;/a=echo"] {
+            args.endpoint = Some(bad.split(';').map(str::to_owned).collect());
+            assert!(ServeSettings::resolve(&args).is_err(), "{bad}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

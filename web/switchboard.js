@@ -85,6 +85,10 @@
  *     reconnecting         ({attempt, delay})  before each reconnection attempt
  *     reconnection_failed  ()  attempts exhausted; status is 'gone'
  *                              (sb.connect() starts over)
+ *     connection, reconnectionFail  the same as ready (fired just before
+ *                              it) and reconnection_failed (just after it),
+ *                              under the names websockets-raw's client uses
+ *                              (docs/SEEDS.md)
  *     disconnect           ({code, reason})  the socket closed
  *     userlist             (users, room, msg)  [{id, name}] of a room you are in
  *     end                  ()  the server is shutting down; the client
@@ -377,7 +381,10 @@
       this._dead = true;
       this._failEverything('closed', 'could not reconnect');
       this._setStatus('gone');
-      if (rc) this._fire('reconnection_failed');
+      if (rc) {
+        this._fire('reconnection_failed');
+        this._fire('reconnectionFail'); // websockets-raw's name for it
+      }
       return;
     }
     this._attempt += 1;
@@ -504,6 +511,8 @@
     }, this);
 
     this._setStatus('connected');
+    // websockets-raw fires `connection` just before `ready`.
+    this._fire('connection', { id: this.id, name: this.name });
     this._fire('ready', { id: this.id, name: this.name });
   };
 

@@ -2,10 +2,12 @@
 //! whose lists the `--zmq-*` / `--osc-*` flags replace (see
 //! `ServeSettings::resolve`).
 //!
-//! Every entry is an endpoint and, for outputs, an optional address pattern.
-//! On the command line both fit in one value, `ENDPOINT[=PATTERN]`; in the
-//! file an entry is either that same string or a table
-//! `{ endpoint = "...", pattern = "..." }`. Nothing is opened unless listed.
+//! Every entry is an endpoint and, for outputs, an optional address pattern
+//! and, for ZeroMQ outputs, the key the values are written under (`values`,
+//! or `value` as IS2 writes them). On the command line all fit in one
+//! value, `ENDPOINT[=PATTERN][;key=value]`; in the file an entry is either
+//! that same string or a table `{ endpoint = "...", pattern = "...",
+//! key = "value" }`. Nothing is opened unless listed.
 
 use anyhow::Context as _;
 use serde::Deserialize;
@@ -13,6 +15,7 @@ use switchboard_hub::pattern::Pattern;
 
 use super::endpoint;
 use super::kind::Kind;
+use super::link::ValuesKey;
 
 /// One configured endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -23,6 +26,8 @@ pub struct Route {
     pub endpoint: String,
     /// Which addresses an output sends; `None` sends every one.
     pub pattern: Option<String>,
+    /// ZeroMQ outputs: `"values"` (the default) or `"value"` (IS2's).
+    pub key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -37,6 +42,7 @@ enum RouteSpec {
 struct RouteTable {
     endpoint: String,
     pattern: Option<String>,
+    key: Option<String>,
 }
 
 impl TryFrom<RouteSpec> for Route {
@@ -48,14 +54,23 @@ impl TryFrom<RouteSpec> for Route {
             RouteSpec::Table(table) => Ok(Route {
                 endpoint: table.endpoint,
                 pattern: table.pattern,
+                key: table.key,
             }),
         }
     }
 }
 
 impl Route {
-    /// Parses `ENDPOINT[=PATTERN]` (an endpoint never contains `=`).
+    /// Parses `ENDPOINT[=PATTERN][;key=KEY]` (an endpoint never contains
+    /// `=`, an address never `;`).
     pub fn parse(text: &str) -> Result<Route, String> {
+        let (text, key) = match text.split_once(';') {
+            Some((text, option)) => match option.trim().split_once('=') {
+                Some(("key", key)) => (text, Some(key.trim().to_owned())),
+                _ => return Err(format!("unknown option {option:?} (key=value)")),
+            },
+            None => (text, None),
+        };
         let (endpoint, pattern) = match text.split_once('=') {
             Some((endpoint, pattern)) => (endpoint, Some(pattern.to_owned())),
             None => (text, None),
@@ -63,7 +78,15 @@ impl Route {
         Ok(Route {
             endpoint: endpoint.trim().to_owned(),
             pattern,
+            key,
         })
+    }
+
+    /// The key a ZeroMQ output writes the values under.
+    pub fn values_key(&self) -> Result<ValuesKey, String> {
+        self.key
+            .as_deref()
+            .map_or(Ok(ValuesKey::default()), ValuesKey::parse)
     }
 
     /// The parsed pattern, if any.
@@ -149,6 +172,12 @@ impl Route {
         if self.pattern.is_some() && !kind.is_output() {
             anyhow::bail!("{}: a pattern filters outputs only", what());
         }
+        if self.key.is_some() && !matches!(kind, Kind::ZmqPush | Kind::ZmqPub) {
+            anyhow::bail!("{}: key is an option of ZeroMQ outputs only", what());
+        }
+        self.values_key()
+            .map_err(anyhow::Error::msg)
+            .with_context(what)?;
         self.pattern()
             .map_err(anyhow::Error::msg)
             .with_context(what)?;
@@ -176,6 +205,7 @@ struct NewBridgeSpec {
     kind: String,
     endpoint: String,
     pattern: Option<String>,
+    key: Option<String>,
     name: Option<String>,
 }
 
@@ -192,13 +222,17 @@ impl NewBridge {
                 spec.kind
             )
         })?;
-        let route = match spec.pattern {
+        let mut route = match spec.pattern {
             Some(pattern) => Route {
                 endpoint: spec.endpoint.trim().to_owned(),
                 pattern: Some(pattern),
+                key: None,
             },
             None => Route::parse(&spec.endpoint)?,
         };
+        if spec.key.is_some() {
+            route.key = spec.key;
+        }
         route.check(kind).map_err(|error| format!("{error:#}"))?;
         if let Some(name) = &spec.name {
             let valid = (1..=MAX_NAME_LEN).contains(&name.len())
@@ -230,8 +264,16 @@ mod tests {
             Route {
                 endpoint: "tcp://127.0.0.1:10080".into(),
                 pattern: Some("/sensors/**".into()),
+                key: None,
             }
         );
+        let is2 = Route::parse("tcp://127.0.0.1:10080;key=value").unwrap();
+        assert_eq!(is2.pattern, None);
+        assert_eq!(is2.values_key(), Ok(ValuesKey::Value));
+        let is2 = Route::parse("tcp://127.0.0.1:10080=/a/**;key=value").unwrap();
+        assert_eq!(is2.pattern.as_deref(), Some("/a/**"));
+        assert_eq!(is2.key.as_deref(), Some("value"));
+        assert!(Route::parse("tcp://127.0.0.1:1;format=value").is_err());
         assert_eq!(Route::parse("127.0.0.1:57121").unwrap().pattern, None);
     }
 
@@ -243,9 +285,12 @@ mod tests {
             [[zmq_pub]]
             endpoint = "tcp://127.0.0.1:2"
             pattern = "/b/*"
+            key = "value"
         "#;
         let settings: BridgeSettings = toml::from_str(text).unwrap();
         settings.validate().unwrap();
+        assert_eq!(settings.zmq_pub[0].values_key(), Ok(ValuesKey::Value));
+        assert_eq!(settings.zmq_push[0].values_key(), Ok(ValuesKey::Values));
         assert_eq!(settings.zmq_push[0].pattern.as_deref(), Some("/a/**"));
         assert_eq!(settings.zmq_pub[0].endpoint, "tcp://127.0.0.1:2");
         assert_eq!(settings.entries().count(), 3);
@@ -297,5 +342,8 @@ mod tests {
         assert!(bad("zmq_pull", "tcp://127.0.0.1:1=/a").contains("outputs only"));
         assert!(bad("osc_send", "tcp://127.0.0.1:1").contains("osc_send"));
         assert!(bad("osc_listen", "127.0.0.1").contains("osc_listen"));
+        assert!(bad("zmq_pull", "tcp://127.0.0.1:1;key=value").contains("ZeroMQ outputs"));
+        assert!(bad("osc_send", "127.0.0.1:1;key=value").contains("ZeroMQ outputs"));
+        assert!(bad("zmq_push", "tcp://127.0.0.1:1;key=vals").contains("zmq_push"));
     }
 }

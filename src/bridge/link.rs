@@ -3,7 +3,7 @@
 //! [`Links`], the open endpoints, through which messages are routed to the
 //! outputs.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
@@ -80,12 +80,42 @@ impl Filter {
     }
 }
 
+/// The key a ZeroMQ output writes the values under: `values` (ours) or
+/// `value` (IS2's ZeroMQ output writes `{"path", "value"}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ValuesKey {
+    /// `{"path":...,"values":[...]}`.
+    #[default]
+    Values,
+    /// `{"path":...,"value":[...]}`.
+    Value,
+}
+
+impl ValuesKey {
+    /// Parses the `key` option of an output.
+    pub fn parse(text: &str) -> Result<ValuesKey, String> {
+        match text {
+            "values" => Ok(ValuesKey::Values),
+            "value" => Ok(ValuesKey::Value),
+            other => Err(format!("key is \"values\" or \"value\", not {other:?}")),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            ValuesKey::Values => "values",
+            ValuesKey::Value => "value",
+        }
+    }
+}
+
 /// A message on its way out, encoded at most once per format however many
 /// outputs send it.
 pub(crate) struct Outbound {
     pub path: String,
     pub values: Vec<Value>,
     json: OnceLock<Bytes>,
+    json_value: OnceLock<Bytes>,
     osc: OnceLock<Result<Bytes, String>>,
 }
 
@@ -95,15 +125,22 @@ impl Outbound {
             path: path.to_owned(),
             values: values.to_vec(),
             json: OnceLock::new(),
+            json_value: OnceLock::new(),
             osc: OnceLock::new(),
         }
     }
 
-    /// `{"path":...,"values":[...]}`.
-    pub fn json(&self) -> &Bytes {
-        self.json.get_or_init(|| {
-            let message = serde_json::json!({ "path": self.path, "values": self.values });
-            Bytes::from(message.to_string())
+    /// `{"path":...,"values":[...]}`, or `"value"` for `"values"`.
+    pub fn json_with(&self, key: ValuesKey) -> &Bytes {
+        let cell = match key {
+            ValuesKey::Values => &self.json,
+            ValuesKey::Value => &self.json_value,
+        };
+        cell.get_or_init(|| {
+            let mut message = serde_json::Map::new();
+            message.insert("path".into(), Value::String(self.path.clone()));
+            message.insert(key.name().into(), Value::Array(self.values.clone()));
+            Bytes::from(Value::Object(message).to_string())
         })
     }
 
@@ -125,6 +162,8 @@ pub struct Link {
     pub(super) local: String,
     pub(super) stats: Stats,
     pub(super) filter: RwLock<Filter>,
+    /// A ZeroMQ output writes the values under `value` (IS2's key), not `values`.
+    pub(super) values_key: AtomicBool,
     pub(super) queue: Option<mpsc::Sender<Arc<Outbound>>>,
     pub(super) stop: watch::Sender<bool>,
     pub(super) task: Mutex<Option<JoinHandle<()>>>,
@@ -195,6 +234,22 @@ impl Link {
         value["send_errors"] = Stats::get(&stats.send_errors).into();
         value["dropped"] = Stats::get(&stats.dropped).into();
         value
+    }
+
+    /// The key a ZeroMQ output writes the values under.
+    pub fn values_key(&self) -> ValuesKey {
+        if self.values_key.load(Ordering::Relaxed) {
+            ValuesKey::Value
+        } else {
+            ValuesKey::Values
+        }
+    }
+
+    /// Sets the key a ZeroMQ output writes the values under, from the next
+    /// message on.
+    pub fn set_values_key(&self, key: ValuesKey) {
+        self.values_key
+            .store(key == ValuesKey::Value, Ordering::Relaxed);
     }
 
     /// Counts a bad input and logs it, at `warn` only now and then.

@@ -42,7 +42,7 @@ mod osc_codec;
 mod zmq;
 
 use std::fmt::Write as _;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -111,7 +111,12 @@ impl Bridges {
     pub async fn start(&self, settings: &BridgeSettings) -> anyhow::Result<()> {
         for (kind, route) in settings.entries() {
             let pattern = route.pattern().map_err(anyhow::Error::msg)?;
-            if let Err(error) = self.open(kind, &route.endpoint, pattern).await {
+            let key = route.values_key().map_err(anyhow::Error::msg)?;
+            let opened = self.open(kind, &route.endpoint, pattern).await;
+            if let Ok(link) = &opened {
+                link.set_values_key(key);
+            }
+            if let Err(error) = opened {
                 self.close_all().await;
                 return Err(error.context(format!("bridge.{} {}", kind.name(), route.endpoint)));
             }
@@ -223,6 +228,7 @@ impl Bridges {
             local,
             stats: Stats::default(),
             filter: RwLock::new(filter),
+            values_key: AtomicBool::new(false),
             queue: queue_tx,
             stop: stop_tx,
             task: Mutex::new(None),

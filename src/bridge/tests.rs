@@ -241,8 +241,10 @@ fn zmq_frames() {
     assert_eq!((path.as_str(), values), ("/a", vec![json!(1), json!("x")]));
     let (_, values) = parse_message(br#"{"path":"/a","value":[2]}"#).unwrap();
     assert_eq!(values, vec![json!(2)]);
-    let (_, values) = parse_message(br#"{"path":"/a","values":3}"#).unwrap();
+    let (_, values) = parse_message(br#"{"path":"/a","value":3}"#).unwrap();
     assert_eq!(values, vec![json!(3)]);
+    assert!(parse_message(br#"{"path":"/a","values":3}"#).is_err());
+    assert!(parse_message(br#"{"path":"/a","values":[1],"value":[2]}"#).is_err());
     let (_, values) = parse_message(br#"{"path":"/a"}"#).unwrap();
     assert!(values.is_empty());
     for bad in [&b"nope"[..], b"[1]", br#"{"values":[]}"#, b"\xff\xfe", b""] {

@@ -1,7 +1,8 @@
 //! The ZeroMQ bridge, on the pure-Rust `zeromq` crate (ZMTP 3, NULL
 //! security), which talks to libzmq peers such as pyzmq.
 //!
-//! - PUSH sends each address message as one frame, `{"path":...,"values":[...]}`.
+//! - PUSH sends each address message as one frame, `{"path":...,"values":[...]}`
+//!   (or `"value"` for `"values"`, as IS2 does, with the output's `key = "value"`).
 //!   With no peer connected the message is dropped (and counted), not queued:
 //!   a late reader gets current values, not a backlog.
 //! - PUB sends two frames, `[path, json]`, so subscribers can filter by
@@ -24,6 +25,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt as _;
 use serde_json::{json, Value};
+use switchboard_hub::envelope::address_values;
 use zeromq::util::PeerIdentity;
 use zeromq::{
     PubSocket, PullSocket, PushSocket, Socket as _, SocketEvent, SocketOptions, SocketRecv,
@@ -234,10 +236,13 @@ async fn send_loop(inner: &mut Inner, peers: &mut Peers, task: &mut Task) {
         let Some(message) = message else { return };
         let send = async {
             match inner {
-                Inner::Push(socket) => socket.send(ZmqMessage::from(message.json().clone())).await,
+                Inner::Push(socket) => {
+                    let json = message.json_with(link.values_key()).clone();
+                    socket.send(ZmqMessage::from(json)).await
+                }
                 Inner::Pub(socket) => {
                     let mut frames = ZmqMessage::from(Bytes::from(message.path.clone()));
-                    frames.push_back(message.json().clone());
+                    frames.push_back(message.json_with(link.values_key()).clone());
                     socket.send(frames).await
                 }
                 Inner::Pull(_) | Inner::Sub(_) => Ok(()),
@@ -296,8 +301,8 @@ fn accept(inbox: &Inbox, link: &Link, message: &ZmqMessage) -> Result<(), String
     inbox.deliver(link, &path, &values)
 }
 
-/// `{"path": P, "values": [...]}` (IS2's `"value"` is accepted for
-/// `"values"`, and a single value stands for a list of one).
+/// `{"path": P, "values": [...]}`, or IS2's `{"path": P, "value": ...}`
+/// (the hub's rule, `envelope::address_values`).
 pub(crate) fn parse_message(frame: &[u8]) -> Result<(String, Vec<Value>), String> {
     let text = std::str::from_utf8(frame).map_err(|_| "not UTF-8".to_owned())?;
     let value: Value = serde_json::from_str(text).map_err(|error| format!("not JSON: {error}"))?;
@@ -308,10 +313,7 @@ pub(crate) fn parse_message(frame: &[u8]) -> Result<(String, Vec<Value>), String
         Some(Value::String(path)) => path,
         _ => return Err("no \"path\" string".into()),
     };
-    let values = match object.remove("values").or_else(|| object.remove("value")) {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(values)) => values,
-        Some(one) => vec![one],
-    };
+    let values = address_values(object.remove("values"), object.remove("value"))
+        .map_err(|error| error.message)?;
     Ok((path, values))
 }

@@ -10,6 +10,7 @@ use crate::bridge::Bridges;
 use crate::cluster::Cluster;
 use crate::settings::ServeSettings;
 
+use super::rooms::Rooms;
 use super::slots::Slots;
 use super::tls::Tls;
 
@@ -40,6 +41,8 @@ pub struct App {
     pub connect_proxy: Option<super::connect_proxy::ConnectProxy>,
     /// With `--event-proxy`: the hub's forwarder (for its metrics).
     pub event_proxy: Option<Arc<super::event_proxy::EventProxy>>,
+    /// The rooms of the `rooms` endpoints (Espruino's protocol).
+    pub rooms: Rooms,
 }
 
 impl App {

@@ -13,7 +13,6 @@
 //! the port resolved (`zmq_push:tcp://127.0.0.1:5555`), written as it is
 //! in the path (`:` and `/` are allowed there) or percent-encoded.
 
-
 use serde_json::{json, Value};
 
 use crate::bridge::{Bridges, NewBridge, OpenError};
@@ -89,7 +88,13 @@ pub async fn handle(
                 .open_new(new.kind, &new.route.endpoint, pattern, new.name.as_deref())
                 .await;
             match opened {
-                Ok(link) => Ok((201, link.describe())),
+                Ok(link) => {
+                    // Checked with the body: an output's key is valid here.
+                    if let Ok(key) = new.route.values_key() {
+                        link.set_values_key(key);
+                    }
+                    Ok((201, link.describe()))
+                }
                 Err(error @ OpenError::Invalid(_)) => {
                     Err((400, "invalid_bridge", error.to_string()))
                 }

@@ -12,6 +12,8 @@
 //! - `slots`, `files`: places for handshakes and connections, and the
 //!   open-file limit they must fit in;
 //! - `tls`: the certificate and key, reloaded on SIGHUP;
+//! - `rooms`: Espruino's rooms protocol, for `rooms` endpoints
+//!   (`crate::endpoints` says which path speaks what);
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
 mod app;
@@ -24,6 +26,7 @@ mod event_proxy;
 mod files;
 mod jwt;
 mod metrics;
+mod rooms;
 mod routes;
 mod slots;
 mod tls;
@@ -82,6 +85,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
     eprintln!(
         "switchboard listening on {http}://{local} (hub {ws}://{local}/ws, echo {ws}://{local}/echo)"
     );
+    for spec in &app.settings.endpoint {
+        let (path, kind) = (&spec.path, spec.kind.name());
+        eprintln!("switchboard: endpoint {ws}://{local}{path} ({kind})");
+    }
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
@@ -123,11 +130,9 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .max_frame_size(settings.max_message_size)
         .idle_timeout(ServeSettings::seconds(settings.idle_timeout))
         .ping_interval(ServeSettings::seconds(settings.ping_interval))
-        .pong_timeout(Duration::from_secs(settings.pong_timeout))
-        .protocols([
-            switchboard_hub::JSON_PROTOCOL,
-            switchboard_hub::MSGPACK_PROTOCOL,
-        ]);
+        .pong_timeout(Duration::from_secs(settings.pong_timeout));
+    // No server-wide subprotocols: each endpoint answers its own
+    // (`EndpointSpec::select_protocol`, in the router's decision).
     let memory = MemoryBudget::new(usize::try_from(settings.memory_budget()).unwrap_or(usize::MAX));
     net.protocol().message_budget(Some(memory.clone()));
     if settings.deflate {
@@ -209,6 +214,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         connect_proxy,
         event_proxy,
         started: std::time::Instant::now(),
+        rooms: rooms::Rooms::default(),
     })
 }
 
@@ -279,6 +285,13 @@ async fn accept_loop(
                     let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
                     echo(session, shutdown).await;
                     drop(permit);
+                }
+                Endpoint::Rooms(admission) => {
+                    let settings = &app.settings;
+                    let (session, _) =
+                        accepted.into_session(settings.queue_len, settings.queue_bytes);
+                    rooms::serve(&app.rooms, session, shutdown).await;
+                    drop(admission);
                 }
             }
             drop(done);

@@ -14,11 +14,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::app::App;
 use super::credentials::{bearer, constant_time_eq};
-
-/// The hub endpoint.
-pub const HUB_PATH: &str = "/ws";
-/// The raw echo endpoint.
-pub const ECHO_PATH: &str = "/echo";
+use crate::endpoints::{EndpointKind, EndpointSpec};
 
 const CHAT_PAGE: &str = include_str!("../../web/index.html");
 const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
@@ -27,10 +23,13 @@ const DEMO_PAGE: &str = include_str!("../../web/demo.html");
 
 /// What an accepted upgrade is for, with its place under the endpoint's limit.
 pub enum Endpoint {
-    /// The hub, admitted by it.
+    /// The hub (kinds `hub` and `is2`), admitted by it.
     Hub(Admission),
     /// The raw echo endpoint.
     Echo(OwnedSemaphorePermit),
+    /// The rooms protocol, admitted by the hub (its checks and its
+    /// `max_connections`) but served apart from it.
+    Rooms(Admission),
 }
 
 /// Routes requests for `serve`.
@@ -38,11 +37,18 @@ pub struct Router {
     app: Arc<App>,
     /// The peer, in the router of one connection ([`Router::for_peer`]).
     remote: Option<SocketAddr>,
+    /// The WebSocket endpoints by path (`/ws`, `/echo` and `[[endpoint]]`).
+    endpoints: Arc<[EndpointSpec]>,
 }
 
 impl Router {
     pub fn new(app: Arc<App>) -> Router {
-        Router { app, remote: None }
+        let endpoints = app.settings.endpoints().into();
+        Router {
+            app,
+            remote: None,
+            endpoints,
+        }
     }
 
     /// The router for one connection, which knows its peer's address.
@@ -50,18 +56,55 @@ impl Router {
         Router {
             app: self.app.clone(),
             remote: Some(remote),
+            endpoints: self.endpoints.clone(),
         }
     }
 
-    /// The hub's decision, after the backend's when there is a connect
-    /// proxy (asked only once the router's own checks passed).
-    async fn admit(&self, request: &Request) -> Result<Admission, HandshakeError> {
+    fn endpoint(&self, path: &str) -> Option<&EndpointSpec> {
+        self.endpoints.iter().find(|spec| spec.path == path)
+    }
+
+    /// The checks of a hub-admitted endpoint (hub, is2, rooms), then the
+    /// connect proxy's decision, if there is one (asked only once the
+    /// router's own checks passed), then the hub's own, which takes the
+    /// connection's place.
+    async fn admit_to_hub(&self, request: &Request) -> Result<Admission, HandshakeError> {
+        self.check_origin(request)
+            .and_then(|()| self.check_cookie_origin(request))
+            .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()))?;
         let hub = &self.app.hub;
         match &self.app.connect_proxy {
             None => hub.admit(request),
             // Not worth asking the backend about a server that is closing.
             Some(_) if hub.is_closing() => Err(HandshakeError::new(503, "server shutting down")),
             Some(proxy) => hub.admit_with(proxy.decide(request, self.remote).await?),
+        }
+    }
+
+    /// What an endpoint of `kind` admits, after its checks.
+    async fn admit(
+        &self,
+        kind: EndpointKind,
+        request: &Request,
+    ) -> Result<Endpoint, HandshakeError> {
+        match kind {
+            EndpointKind::Hub => self.admit_to_hub(request).await.map(Endpoint::Hub),
+            EndpointKind::Is2 => self.admit_to_hub(request).await.map(|mut admission| {
+                // IS2 sends every message to every client, and answers each
+                // of a client's messages with {"handshake":true}.
+                if let Ok(everything) = pattern::Pattern::parse("/**") {
+                    admission.subscribe(everything);
+                }
+                admission.answer_each_message(json!({ "handshake": true }));
+                Endpoint::Hub(admission)
+            }),
+            EndpointKind::Echo => self
+                .check_origin(request)
+                .and_then(|()| self.check_cookie_origin(request))
+                .and_then(|()| self.check_echo_credentials(request))
+                .and_then(|()| self.echo_permit())
+                .map(Endpoint::Echo),
+            EndpointKind::Rooms => self.admit_to_hub(request).await.map(Endpoint::Rooms),
         }
     }
 
@@ -172,37 +215,24 @@ impl Router {
 impl Handler for Router {
     type Admission = Endpoint;
 
-    /// The one decision on an upgrade: the router's own checks, then the
-    /// connect proxy's, if there is one, then the hub's (shutdown,
-    /// authorizer, `max_connections`), which takes the connection's place.
-    async fn upgrade(&self, request: &Request, preferred: Option<&str>) -> Decision<Endpoint> {
-        let admitted = match request.path() {
-            HUB_PATH => {
-                let checked = self
-                    .check_origin(request)
-                    .and_then(|()| self.check_cookie_origin(request))
-                    .and_then(|()| {
-                        self.check_token(request, self.app.settings.ws_token.as_deref())
-                    });
-                match checked {
-                    Ok(()) => self.admit(request).await,
-                    Err(error) => Err(error),
-                }
-                .map(|admission| (Endpoint::Hub(admission), preferred))
-            }
-            ECHO_PATH => self
-                .check_origin(request)
-                .and_then(|()| self.check_cookie_origin(request))
-                .and_then(|()| self.check_echo_credentials(request))
-                .and_then(|()| self.echo_permit())
-                .map(|permit| (Endpoint::Echo(permit), None)),
-            other => Err(HandshakeError::new(
+    /// The one decision on an upgrade: the endpoint of the path, the
+    /// router's own checks, the connect proxy's if there is one, then the
+    /// hub's (shutdown, authorizer, `max_connections`), which takes the
+    /// connection's place. The subprotocol is the endpoint's choice
+    /// (`EndpointSpec::select_protocol`), not the transport's `preferred` one.
+    async fn upgrade(&self, request: &Request, _preferred: Option<&str>) -> Decision<Endpoint> {
+        let Some(spec) = self.endpoint(request.path()) else {
+            let path = request.path();
+            return Decision::Reject(HandshakeError::new(
                 404,
-                format!("no WebSocket endpoint at {other}"),
-            )),
+                format!("no WebSocket endpoint at {path}"),
+            ));
         };
-        match admitted {
-            Ok((endpoint, protocol)) => Decision::accept(protocol, endpoint),
+        match self.admit(spec.kind, request).await {
+            Ok(endpoint) => {
+                let offered = request.protocols();
+                Decision::accept(spec.select_protocol(&offered), endpoint)
+            }
             Err(error) => Decision::Reject(error),
         }
     }
@@ -235,7 +265,7 @@ impl Handler for Router {
             (_, path) if path.starts_with(super::bridge_api::PATH) => {
                 self.bridges(request, &body).await
             }
-            (_, HUB_PATH | ECHO_PATH) => {
+            (_, path) if self.endpoint(path).is_some() => {
                 HttpResponse::text(426, "this endpoint speaks WebSocket\n")
                     .with_header("Upgrade", "websocket")
                     .with_header("Sec-WebSocket-Version", "13")
@@ -324,16 +354,8 @@ fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
     if let Some(path) = value.get("path").and_then(Value::as_str) {
         pattern::check_published_address(path)
             .map_err(|why| RequestError::new("invalid_address", why))?;
-        let values = match value.get("values") {
-            None => Vec::new(),
-            Some(Value::Array(values)) => values.clone(),
-            Some(_) => {
-                return Err(RequestError::new(
-                    "invalid_message",
-                    "\"values\" must be an array",
-                ))
-            }
-        };
+        let values =
+            envelope::address_values(value.get("values").cloned(), value.get("value").cloned())?;
         return Ok(hub.publish(path, &values));
     }
     let event = value.get("event").and_then(Value::as_str).ok_or_else(|| {

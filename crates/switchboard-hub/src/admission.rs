@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use serde_json::Value;
 use switchboard_net::{Decision, Handler};
 use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
@@ -12,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::grant::Grant;
 use crate::hub::Hub;
+use crate::pattern::Pattern;
 use crate::socket::Meta;
 
 /// An upgrade the hub accepted: what its authorizer granted and the
@@ -21,6 +23,18 @@ pub struct Admission {
     /// Boxed: a grant is a few hundred bytes, carried through the handshake.
     grant: Box<Grant>,
     permit: OwnedSemaphorePermit,
+    profile: Profile,
+}
+
+/// What the endpoint that admitted a connection adds to the protocol for
+/// it (set with [`Admission::subscribe`] and
+/// [`Admission::answer_each_message`]); nothing by default.
+#[derive(Debug, Default)]
+pub(crate) struct Profile {
+    /// Subscribed to as the connection joins.
+    pub subscriptions: Vec<Pattern>,
+    /// Sent after each message of the connection is handled.
+    pub answer: Option<Value>,
 }
 
 impl Admission {
@@ -34,10 +48,28 @@ impl Admission {
         &self.grant
     }
 
-    /// The grant, and the place under `max_connections` to hold while the
-    /// connection lives.
-    pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit) {
-        (*self.grant, self.permit)
+    /// Subscribes the connection to `pattern` as it joins the hub, before
+    /// any of its messages is read, as if it had sent a `subscribe` first
+    /// (it may `unsubscribe` later). An endpoint whose clients all receive
+    /// every address message, as IS2's do, subscribes them to `/**`.
+    pub fn subscribe(&mut self, pattern: Pattern) -> &mut Self {
+        self.profile.subscriptions.push(pattern);
+        self
+    }
+
+    /// Sends `answer` to the connection, as it is (not as an event), after
+    /// each message it sends has been handled and after the hub's own
+    /// reply to it, if any: IS2 answers every message with
+    /// `{"handshake":true}`. Default: no such answer.
+    pub fn answer_each_message(&mut self, answer: Value) -> &mut Self {
+        self.profile.answer = Some(answer);
+        self
+    }
+
+    /// The grant, the place under `max_connections` to hold while the
+    /// connection lives, and what its endpoint adds.
+    pub(crate) fn into_parts(self) -> (Grant, OwnedSemaphorePermit, Profile) {
+        (*self.grant, self.permit, self.profile)
     }
 }
 
@@ -86,6 +118,7 @@ impl Hub {
         Ok(Admission {
             grant: Box::new(grant),
             permit,
+            profile: Profile::default(),
         })
     }
 

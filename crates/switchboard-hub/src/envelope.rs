@@ -212,7 +212,9 @@ struct Raw {
     data: Value,
     ack: Option<Value>,
     path: Option<String>,
-    values: Option<Vec<Value>>,
+    values: Option<Value>,
+    /// IS2's spelling of `values` (see [`address_values`]).
+    value: Option<Value>,
 }
 
 /// Parses a decoded client message. On error, also returns the ack id if
@@ -252,10 +254,9 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
 fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
     if let Some(path) = &raw.path {
         check_published_address(path).map_err(|why| RequestError::new("invalid_address", why))?;
-        let values = raw.values.clone().unwrap_or_default();
         return Ok(Request::Address {
             path: path.clone(),
-            values,
+            values: address_values(raw.values.clone(), raw.value.clone())?,
         });
     }
     let Some(event) = raw.event.as_deref() else {
@@ -328,6 +329,35 @@ fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
                 echo: raw.echo.unwrap_or(true),
             })
         }
+    }
+}
+
+/// The values of an address message, from its `values` or its `value`
+/// field (IS2 writes `value`), the same for a client's message, the HTTP
+/// API and the ZeroMQ inputs:
+///
+/// - `values` is an array; anything else is refused (`invalid_message`);
+/// - `value` is an array too, or one value, which stands for a list of one
+///   (`"value":5` is `"values":[5]`);
+/// - neither (or `null`) is no values; both are refused, since one of them
+///   would be lost.
+pub fn address_values(
+    values: Option<Value>,
+    value: Option<Value>,
+) -> Result<Vec<Value>, RequestError> {
+    let given = |field: Option<Value>| field.filter(|v| !v.is_null());
+    match (given(values), given(value)) {
+        (Some(_), Some(_)) => Err(RequestError::new(
+            "invalid_message",
+            "give \"values\" or \"value\", not both",
+        )),
+        (Some(Value::Array(values)), None) | (None, Some(Value::Array(values))) => Ok(values),
+        (None, None) => Ok(Vec::new()),
+        (Some(_), None) => Err(RequestError::new(
+            "invalid_message",
+            "\"values\" must be an array (send a single value as \"value\")",
+        )),
+        (None, Some(one)) => Ok(vec![one]),
     }
 }
 
@@ -623,6 +653,36 @@ mod tests {
         assert_eq!(code(json!({"event":"x","ack":{"a":1}})), "invalid_ack");
         let (_, ack) = parse(json!({"event":"join","ack":3})).unwrap_err();
         assert_eq!(ack, Some(json!(3)));
+    }
+
+    #[test]
+    fn address_values_from_values_or_is2s_value() {
+        let values = |v: Value| match request(v) {
+            Request::Address { values, .. } => values,
+            other => panic!("not an address message: {other:?}"),
+        };
+        assert_eq!(
+            values(json!({"path":"/a","values":[1,"x"]})),
+            [json!(1), json!("x")]
+        );
+        assert_eq!(
+            values(json!({"path":"/a","value":[1,"x"]})),
+            [json!(1), json!("x")]
+        );
+        assert_eq!(values(json!({"path":"/a","value":5})), [json!(5)]);
+        assert_eq!(
+            values(json!({"path":"/a","value":{"k":1}})),
+            [json!({"k":1})]
+        );
+        assert!(values(json!({"path":"/a"})).is_empty());
+        assert!(values(json!({"path":"/a","value":null})).is_empty());
+        let error = |v: Value| parse(v).unwrap_err().0;
+        let both = error(json!({"path":"/a","values":[1],"value":[2]}));
+        assert_eq!(both.code, "invalid_message");
+        assert!(both.message.contains("not both"), "{}", both.message);
+        let scalar = error(json!({"path":"/a","values":5}));
+        assert_eq!(scalar.code, "invalid_message");
+        assert!(scalar.message.contains("\"value\""), "{}", scalar.message);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use bytes::Bytes;
 use serde_json::json;
 use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
 use tokio::sync::OwnedSemaphorePermit;
@@ -16,6 +17,7 @@ use crate::forward::Connection;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::pattern::Pattern;
 use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
 
@@ -38,11 +40,11 @@ impl Hub {
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (mut session, socket, permit) = self.open(accepted, remote);
+        let (mut session, socket, permit, answer) = self.open(accepted, remote);
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
-            let close = self.run(&mut session, &socket).await;
+            let close = self.run(&mut session, &socket, answer.as_ref()).await;
             let last = socket.forward_queue().map(|_| Connection::of(&socket));
             self.remove(&socket);
             if let Some(last) = last {
@@ -62,11 +64,11 @@ impl Hub {
         &self,
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
-    ) -> (Session, Socket, OwnedSemaphorePermit) {
+    ) -> (Session, Socket, OwnedSemaphorePermit, Option<Bytes>) {
         let config = &self.inner.config;
         let (session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
-        let (grant, permit) = parts.admission.into_parts();
+        let (grant, permit, endpoint) = parts.admission.into_parts();
         let (identity, join, rights) = grant.into_parts();
         // The request (its headers) is not kept for the connection's life.
         // A name the authorizer gave wins over the one the client asked for.
@@ -94,22 +96,35 @@ impl Hub {
             name,
             rights,
         });
-        self.join_hub(&socket, name_error, &join);
+        self.join_hub(&socket, name_error, &join, endpoint.subscriptions);
         if let Some(worker) = worker {
             self.start_forwarding(&socket, worker);
         }
-        (session, socket, permit)
+        // Encoded once for the connection's life.
+        let answer = endpoint.answer.map(|answer| encoding.frame(&answer));
+        (session, socket, permit, answer)
     }
 
-    /// Puts the connection in the registry and in the rooms its grant
-    /// joins it to, then sends `ready` (with those rooms, when there are).
+    /// Enters the connection in the hub with its endpoint's subscriptions
+    /// and the rooms its grant joins it to, all before `ready` (which lists
+    /// those rooms, when there are): once a client has its `ready`, every
+    /// message published to it is delivered.
     fn join_hub(
         &self,
         socket: &Socket,
         name_error: Option<envelope::RequestError>,
         join: &[String],
+        subscriptions: Vec<Pattern>,
     ) {
-        self.registry_mut().insert(socket.clone());
+        {
+            let mut registry = self.registry_mut();
+            registry.insert(socket.clone());
+            for pattern in subscriptions {
+                if let Err(error) = registry.subscribe(pattern, socket) {
+                    tracing::warn!(id = %socket.id(), max = error.0, "endpoint subscription refused");
+                }
+            }
+        }
         self.presence_changed(socket);
         self.mark_hub_dirty();
         Metrics::add(&self.inner.metrics.connections_opened, 1);
@@ -148,10 +163,17 @@ impl Hub {
     /// close completes. A `refresh` moves the deadline. Waiting on the
     /// deadline beside the read loses nothing: the read is cancel-safe; a
     /// connection without one waits on the read alone.
+    /// `answer`, if its endpoint set one, follows the handling of each
+    /// message ([`Admission::answer_each_message`]).
     ///
     /// Returns the close's code and reason (1006 and the error when the
     /// connection just ended).
-    async fn run(&self, session: &mut Session, socket: &Socket) -> (u16, String) {
+    async fn run(
+        &self,
+        session: &mut Session,
+        socket: &Socket,
+        answer: Option<&Bytes>,
+    ) -> (u16, String) {
         let mut cork = Cork::default();
         let config = &self.inner.config;
         let mut limits = ConnectionLimits::new(
@@ -188,6 +210,9 @@ impl Hub {
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
                         deadline = Deadline::of(socket);
+                    }
+                    if let Some(answer) = answer {
+                        let _ = socket.send(answer.clone(), Some(&mut cork));
                     }
                 }
                 Ok(Event::Closed(info)) => {

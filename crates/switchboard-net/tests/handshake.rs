@@ -1,7 +1,7 @@
 //! The opening handshake over real TCP: malformed requests get the exact
 //! status RFC 6455 §4.2.1 calls for, plain HTTP reaches the handler, handlers
-//! can refuse, subprotocols follow the server's preference, and a client
-//! sees the status of a refusal.
+//! can refuse, subprotocols follow the server's preference (or a handler's
+//! choice from the offers), and a client sees the status of a refusal.
 
 mod common;
 
@@ -369,6 +369,85 @@ async fn the_server_picks_the_subprotocol_by_its_own_preference() {
         let server_side = within(WAIT, "server agreed", agreed.recv()).await.unwrap();
         assert_eq!(server_side.as_deref(), *expected, "offered {offered:?}");
     }
+}
+
+/// Chooses per path, as `serve` does per endpoint: `/chat` answers the
+/// first of its own list the client offers, `/any` the first one offered.
+struct PerPath;
+
+impl Handler for PerPath {
+    type Admission = ();
+
+    async fn upgrade(&self, request: &Request, _preferred: Option<&str>) -> Decision {
+        let offered = request.protocols();
+        let chosen = match request.path() {
+            "/chat" => ["protocolOne", "chat"]
+                .into_iter()
+                .find(|ours| offered.iter().any(|theirs| theirs == ours))
+                .map(str::to_owned),
+            _ => offered.first().cloned(),
+        };
+        Decision::accept(chosen.as_deref(), ())
+    }
+}
+
+#[tokio::test]
+async fn a_handler_chooses_from_the_offers_by_path() {
+    let addr = serve(Config::default(), PerPath, echo).await;
+    let cases: &[(&str, &[&str], Option<&str>)] = &[
+        ("/chat", &["chat", "protocolOne"], Some("protocolOne")),
+        ("/chat", &["mqtt", "chat"], Some("chat")),
+        // No match: accepted without a subprotocol (RFC 6455 §4.2.2).
+        ("/chat", &["mqtt"], None),
+        ("/chat", &[], None),
+        ("/any", &["mqtt", "chat"], Some("mqtt")),
+        ("/any", &[], None),
+    ];
+    for (path, offered, expected) in cases {
+        let options = offered
+            .iter()
+            .fold(ConnectOptions::default(), |options, p| options.protocol(*p));
+        let url = format!("ws://{addr}{path}");
+        let (mut socket, response) = within(WAIT, "connect", connect_with(&url, options))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.protocol.as_deref(),
+            *expected,
+            "{path} {offered:?}"
+        );
+        socket.send(Message::text("works")).await.unwrap();
+        let echoed = within(WAIT, "echo", socket.recv()).await.unwrap().unwrap();
+        assert_eq!(echoed, Message::text("works"));
+    }
+    // Offers in several headers count as one list, in order.
+    let request = head(
+        "GET /any HTTP/1.1",
+        &[
+            HOST,
+            UPGRADE,
+            CONNECTION,
+            &key_header(),
+            VERSION,
+            "Sec-WebSocket-Protocol: first, second",
+            "Sec-WebSocket-Protocol: third",
+        ],
+    );
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    while !response.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        let read = within(WAIT, "the 101", stream.read(&mut byte)).await;
+        assert_eq!(read.unwrap(), 1, "closed early: {response:?}");
+        response.push(byte[0]);
+    }
+    let response = String::from_utf8_lossy(&response);
+    assert!(status_line(&response).contains("101"), "{response}");
+    assert!(
+        has_header(&response, "Sec-WebSocket-Protocol", "first"),
+        "{response}"
+    );
 }
 
 /// Refuses everyone: the server is full.

@@ -123,6 +123,18 @@ impl Request {
         has_token(&self.headers, "upgrade", "websocket")
     }
 
+    /// The subprotocols the client offers (`Sec-WebSocket-Protocol`, RFC 6455
+    /// §4.2.1 item 8), in its order, over every header of that name. A
+    /// handler that picks a subprotocol by endpoint reads them here.
+    pub fn protocols(&self) -> Vec<String> {
+        header_values(&self.headers, "sec-websocket-protocol")
+            .flat_map(|value| value.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Checks the request against RFC 6455 §4.2.1.
     ///
     /// A request that is not GET is refused with 405, a version other than
@@ -176,12 +188,7 @@ impl Request {
                 ))
             }
         }
-        let protocols = header_values(&self.headers, "sec-websocket-protocol")
-            .flat_map(|value| value.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let protocols = self.protocols();
         let extensions =
             extensions::parse(header_values(&self.headers, "sec-websocket-extensions")).map_err(
                 |why| HandshakeError::new(400, format!("Sec-WebSocket-Extensions: {why}")),
