@@ -238,3 +238,14 @@ export async function openPage(browser, { viewport = { width: 1280, height: 800 
 export function ensureArtifacts() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 }
+
+/** The `serve` flags docs/SEEDS.md gives for a seed (after its marker). */
+export function seedCommand(seed) {
+  const text = fs.readFileSync(path.join(ROOT, 'docs', 'SEEDS.md'), 'utf8');
+  const found = text.match(new RegExp(`<!-- seed-command: ${seed} -->\\s*\`\`\`sh\\n(.+?)\\n\`\`\``));
+  if (!found) throw new Error(`docs/SEEDS.md has no command for seed ${seed}`);
+  // Words, with '…' quoting (all the page uses).
+  const words = [...found[1].matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
+  if (words[0] !== 'switchboard' || words[1] !== 'serve') throw new Error(`not a serve command: ${found[1]}`);
+  return words.slice(2);
+}

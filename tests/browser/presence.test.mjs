@@ -1,5 +1,6 @@
 // The chat page's presence features in headless Chromium, against
-// `switchboard serve --global-userlist`: the typing indicator on the other
+// `switchboard serve --global-userlist` (the command docs/SEEDS.md gives
+// for the Socket.IO tutorial's chat exercise): the typing indicator on the other
 // page (shown while typing, gone on send and after a few seconds), join and
 // leave notices, the "Everyone online" panel listing users of other rooms
 // (from the hub's own userlist, and from `users` on a server without it),
@@ -10,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { Server, ensureArtifacts, freePort, launchBrowser, openPage, waitFor } from './harness.mjs';
+import { Server, ensureArtifacts, freePort, launchBrowser, openPage, seedCommand, waitFor } from './harness.mjs';
 
 let chrome;
 const servers = [];
@@ -64,7 +65,8 @@ async function typing(page) {
 }
 
 test('typing, notices, everyone online and no echo, on two pages', { timeout: 60000 }, async () => {
-  const server = await startServer(['--global-userlist'], 'presence-server');
+  // The command docs/SEEDS.md gives for the Socket.IO tutorial's chat.
+  const server = await startServer(seedCommand('004'), 'presence-server');
   const ann = await openChat(server, 'ann', 'lounge');
   const ben = await openChat(server, 'ben', 'garden');
 

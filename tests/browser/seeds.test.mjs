@@ -16,23 +16,12 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ROOT, Server, ensureArtifacts, freePort, launchBrowser, openPage, waitFor, within } from './harness.mjs';
+import { ROOT, Server, ensureArtifacts, freePort, launchBrowser, openPage, seedCommand, waitFor, within } from './harness.mjs';
 
 const require = createRequire(new URL('../js/package.json', import.meta.url));
 const WebSocket = require('ws');
 
 const T = { timeout: 30000 };
-
-/** The `serve` flags docs/SEEDS.md gives for a seed (after its marker). */
-function seedCommand(seed) {
-  const text = fs.readFileSync(path.join(ROOT, 'docs', 'SEEDS.md'), 'utf8');
-  const found = text.match(new RegExp(`<!-- seed-command: ${seed} -->\\s*\`\`\`sh\\n(.+?)\\n\`\`\``));
-  assert.ok(found, `docs/SEEDS.md has no command for seed ${seed}`);
-  // Words, with '…' quoting (all the page uses).
-  const words = [...found[1].matchAll(/'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2]);
-  assert.deepEqual(words.slice(0, 2), ['switchboard', 'serve'], found[1]);
-  return words.slice(2);
-}
 
 // ---- 001 websockets-raw --------------------------------------------------------
 
