@@ -7,6 +7,7 @@ use crate::access::{check_join, check_path, check_target};
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
+use crate::observe::SocketError;
 use crate::socket::Socket;
 use crate::subscriptions::TooManyWildcards;
 
@@ -240,6 +241,7 @@ impl Hub {
         cork: &mut Cork,
     ) {
         Metrics::add(&self.inner.metrics.errors, 1);
+        self.report_error(socket, &SocketError::refused(error));
         match ack {
             Some(ack) => self.reply_ack(socket, ack, Err(error), cork),
             None => {

@@ -17,6 +17,7 @@ use crate::forward::ForwardHook;
 use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::observe::{CloseHook, ErrorHook, PongHook};
 use crate::rate::AddressLimiters;
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
@@ -61,6 +62,9 @@ pub(crate) struct Hooks {
     connect: Vec<SocketHook>,
     disconnect: Vec<SocketHook>,
     address: Vec<AddressHook>,
+    pub pong: Vec<PongHook>,
+    pub error: Vec<ErrorHook>,
+    pub close: Vec<CloseHook>,
     authorizer: Option<GrantAuthorizer>,
     refresher: Option<Refresher>,
     pub forward: Option<ForwardHook>,
@@ -181,12 +185,16 @@ impl Hub {
             .push(Arc::new(handler));
     }
 
-    /// Runs when a connection has joined the hub (after `ready` is queued).
+    /// Runs when a connection has joined the hub (after `ready` is queued):
+    /// the `open` event of other servers. Runs on the connection's task,
+    /// before any of its messages is read; the socket may be sent to at once.
     pub fn on_connect<F: Fn(&Hub, &Socket) + Send + Sync + 'static>(&self, hook: F) {
         self.hooks_mut().connect.push(Arc::new(hook));
     }
 
-    /// Runs when a connection has left the hub.
+    /// Runs when a connection has left the hub (it is in no room any more).
+    /// [`Hub::on_close`] hooks, which see the close's code and reason, run
+    /// right after these.
     pub fn on_disconnect<F: Fn(&Hub, &Socket) + Send + Sync + 'static>(&self, hook: F) {
         self.hooks_mut().disconnect.push(Arc::new(hook));
     }
@@ -271,7 +279,7 @@ impl Hub {
         self.hooks().forward.clone()
     }
 
-    fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
+    pub(crate) fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
         self.inner.hooks.read().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -8,7 +8,8 @@
 //! # Modules
 //!
 //! - [`hub`]: the [`Hub`] — hooks (`on`, `on_connect`, authorization),
-//!   lookups, shutdown.
+//!   lookups, shutdown; [`observe`], the hooks on a connection's pongs,
+//!   errors and close ([`Hub::on_pong`], [`Hub::on_error`], [`Hub::on_close`]).
 //! - `admission`: the one decision on an upgrade ([`Hub::admit`], and the
 //!   hub as a [`switchboard_net::Handler`]), carried to [`Hub::serve`] as an
 //!   [`Admission`].
@@ -93,6 +94,7 @@ pub mod hub;
 pub mod id;
 mod membership;
 pub mod metrics;
+pub mod observe;
 pub mod pattern;
 mod presence;
 mod rate;
@@ -117,6 +119,7 @@ pub use grant::Grant;
 pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
+pub use observe::SocketError;
 pub use rate::{address_group, Rate};
 pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 use serde_json::json;
-use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
+use switchboard_net::{Accepted, CloseCause, CloseCode, Cork, Event, Session};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Admission;
@@ -16,6 +16,7 @@ use crate::forward::Connection;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::observe::SocketError;
 use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
 
@@ -28,7 +29,7 @@ impl Hub {
     /// else from the `name` query parameter of the upgrade request
     /// (`/ws?name=alice`). The connect hooks run after `ready` is
     /// queued, before any message of the client is read; the disconnect
-    /// hooks once the connection has left every room.
+    /// hooks once the connection has left every room, then the close hooks.
     ///
     /// The setup runs before the returned future is first polled, so that
     /// the future holds only what the connection needs for its life (an
@@ -45,6 +46,7 @@ impl Hub {
             let close = self.run(&mut session, &socket).await;
             let last = socket.forward_queue().map(|_| Connection::of(&socket));
             self.remove(&socket);
+            self.run_close_hooks(&socket, close.0, &close.1);
             if let Some(last) = last {
                 self.forward_disconnect(&socket, last, close);
             }
@@ -182,15 +184,24 @@ impl Hub {
                     closing = true;
                     Metrics::add(&self.inner.metrics.rate_limited, 1);
                     tracing::debug!(id = %socket.id(), "rate limit exceeded");
-                    socket.close(CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+                    let code = CloseCode::POLICY_VIOLATION;
+                    socket.close(code, "rate limit exceeded");
+                    let why = "rate limit exceeded".to_owned();
+                    self.report_error(socket, &SocketError::fatal("rate_limited", why, code.0));
                 }
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
                         deadline = Deadline::of(socket);
                     }
                 }
+                Ok(Event::Pong(payload)) => self.run_pong_hooks(socket, &payload),
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
+                    if let CloseCause::Protocol(error) = &info.cause {
+                        let error =
+                            SocketError::fatal("protocol_error", error.to_string(), info.code().0);
+                        self.report_error(socket, &error);
+                    }
                     let frame = info.received.as_ref().or(info.sent.as_ref());
                     let reason = frame.map(|frame| frame.reason.clone()).unwrap_or_default();
                     return (info.code().0, reason);
