@@ -122,6 +122,7 @@ impl Hub {
                 self.handle_event(socket, &event, &data, &target, echo, cork)
             }
             Request::Refresh(token) => self.refresh(socket, &token),
+            Request::StreamStart(target) => self.start_client_stream(socket, &target),
             Request::Address { path, values } => {
                 check_path(socket, &path)?;
                 let delivered = self.publish(&path, &values);

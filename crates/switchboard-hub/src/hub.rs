@@ -22,6 +22,7 @@ use crate::rate::AddressLimiters;
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
+use crate::stream::{PendingStreams, StreamHook};
 
 /// What an event handler sees.
 pub struct Context<'a> {
@@ -65,6 +66,8 @@ pub(crate) struct Hooks {
     pub pong: Vec<PongHook>,
     pub error: Vec<ErrorHook>,
     pub close: Vec<CloseHook>,
+    pub stream_start: Vec<StreamHook>,
+    pub stream_end: Vec<StreamHook>,
     authorizer: Option<GrantAuthorizer>,
     refresher: Option<Refresher>,
     pub forward: Option<ForwardHook>,
@@ -91,6 +94,10 @@ pub(crate) struct HubInner {
     pub cluster: OnceLock<Arc<dyn ClusterAdapter>>,
     /// The other nodes' connections, when clustered.
     pub remote: RwLock<RemotePresence>,
+    /// Client streams under way (`max_streams`).
+    pub streams: std::sync::atomic::AtomicUsize,
+    /// Client streams announced, by sender.
+    pub pending_streams: Mutex<PendingStreams>,
 }
 
 impl Drop for HubInner {
@@ -152,6 +159,8 @@ impl Hub {
                 presence_started: AtomicBool::new(false),
                 cluster: OnceLock::new(),
                 remote: RwLock::new(RemotePresence::default()),
+                streams: std::sync::atomic::AtomicUsize::new(0),
+                pending_streams: Mutex::new(PendingStreams::new()),
             }),
         }
     }

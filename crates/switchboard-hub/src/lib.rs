@@ -31,6 +31,9 @@
 //!   other nodes' messages).
 //! - `membership`: the server putting a connection in rooms and naming it
 //!   ([`Hub::join_room`], [`Hub::leave_room`], [`Hub::set_name`]).
+//! - [`stream`]: one message to many connections in fragments as its
+//!   data comes ([`Hub::stream`], a client's `stream:start`), never
+//!   interleaved with their other messages.
 //! - `presence`: coalesced room user lists.
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
@@ -104,6 +107,7 @@ mod rights;
 mod routing;
 mod session;
 pub mod socket;
+pub mod stream;
 mod subscriptions;
 
 pub use admission::Admission;
@@ -124,6 +128,7 @@ pub use rate::{address_group, Rate};
 pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, SendError, Socket};
+pub use stream::{Stream, StreamInfo};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so
 /// that a program embedding the hub needs no other dependency for it.
 pub use switchboard_net as net;

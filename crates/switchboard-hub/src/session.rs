@@ -19,6 +19,7 @@ use crate::metrics::Metrics;
 use crate::observe::SocketError;
 use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
+use crate::stream::Incoming;
 
 impl Hub {
     /// Runs an accepted connection in the hub until it closes: sends `ready`,
@@ -44,6 +45,7 @@ impl Hub {
         // session twice in the future.
         async move {
             let close = self.run(&mut session, &socket).await;
+            self.drop_stream(&socket);
             let last = socket.forward_queue().map(|_| Connection::of(&socket));
             self.remove(&socket);
             self.run_close_hooks(&socket, close.0, &close.1);
@@ -66,7 +68,7 @@ impl Hub {
         remote: Option<SocketAddr>,
     ) -> (Session, Socket, OwnedSemaphorePermit) {
         let config = &self.inner.config;
-        let (session, parts) =
+        let (mut session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
         let (grant, permit) = parts.admission.into_parts();
         let (identity, join, rights) = grant.into_parts();
@@ -82,6 +84,11 @@ impl Hub {
             codec: Codec::from_protocol(parts.protocol.as_deref()),
             deflate: parts.deflate,
         };
+        // On a JSON connection a binary message is a stream (or refused):
+        // its fragments are taken as they come, never assembled.
+        if encoding.codec == Codec::Json && config.max_streams > 0 {
+            session.set_binary_streaming(Some(config.max_stream_size));
+        }
         let (forward, worker) = self.forward_queue().unzip();
         let socket = Socket::new(SocketParts {
             id: ConnId::random(),
@@ -165,6 +172,7 @@ impl Hub {
         // Once expired or over its rate, the connection is closing: what it
         // still sends is not dispatched.
         let mut closing = false;
+        let mut incoming = Incoming::Idle;
         loop {
             let event = if deadline.is_set() {
                 tokio::select! {
@@ -182,17 +190,20 @@ impl Hub {
                 Ok(Event::Message(_)) if closing => {}
                 Ok(Event::Message(message)) if !limits.allow(message.len()) => {
                     closing = true;
-                    Metrics::add(&self.inner.metrics.rate_limited, 1);
-                    tracing::debug!(id = %socket.id(), "rate limit exceeded");
-                    let code = CloseCode::POLICY_VIOLATION;
-                    socket.close(code, "rate limit exceeded");
-                    let why = "rate limit exceeded".to_owned();
-                    self.report_error(socket, &SocketError::fatal("rate_limited", why, code.0));
+                    self.over_rate(socket);
                 }
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
                         deadline = Deadline::of(socket);
                     }
+                }
+                Ok(Event::Fragment(_)) if closing => {}
+                Ok(Event::Fragment(fragment)) if !limits.allow(fragment.payload.len()) => {
+                    closing = true;
+                    self.over_rate(socket);
+                }
+                Ok(Event::Fragment(fragment)) => {
+                    self.stream_fragment(socket, fragment, &mut incoming, &mut cork);
                 }
                 Ok(Event::Pong(payload)) => self.run_pong_hooks(socket, &payload),
                 Ok(Event::Closed(info)) => {
@@ -213,6 +224,16 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Closes a connection over its rate limit (1008).
+    fn over_rate(&self, socket: &Socket) {
+        Metrics::add(&self.inner.metrics.rate_limited, 1);
+        tracing::debug!(id = %socket.id(), "rate limit exceeded");
+        let code = CloseCode::POLICY_VIOLATION;
+        socket.close(code, "rate limit exceeded");
+        let why = "rate limit exceeded".to_owned();
+        self.report_error(socket, &SocketError::fatal("rate_limited", why, code.0));
     }
 
     fn remove(&self, socket: &Socket) {
