@@ -249,6 +249,14 @@ pub struct ServeArgs {
     /// Requests at the event proxy at once, over all connections [default: 256].
     #[arg(long, env = "SWITCHBOARD_PROXY_MAX_IN_FLIGHT")]
     pub proxy_max_in_flight: Option<usize>,
+    /// The largest stream a client may send (`stream:start`); past it the
+    /// connection is closed with 1009 [default: 67108864].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAM_SIZE")]
+    pub max_stream_size: Option<usize>,
+    /// Client streams under way at once, over the server; 0 turns them off
+    /// [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
 }
 
 /// The resolved settings of `serve`.
@@ -319,6 +327,10 @@ pub struct ServeSettings {
     pub event_proxy_events: Vec<String>,
     pub event_proxy_max_queued: usize,
     pub proxy_max_in_flight: usize,
+    /// Bytes of one client stream.
+    pub max_stream_size: usize,
+    /// Client streams at once.
+    pub max_streams: usize,
 }
 
 impl Default for ServeSettings {
@@ -385,6 +397,8 @@ impl Default for ServeSettings {
             event_proxy_events: Vec::new(),
             // A client may pipeline; one client cannot queue without bound.
             event_proxy_max_queued: 64,
+            max_stream_size: 64 << 20,
+            max_streams: 64,
             // Enough for a busy backend; a slow one holds at most this many
             // sockets and requests.
             proxy_max_in_flight: 256,
@@ -448,7 +462,9 @@ impl ServeSettings {
             event_proxy_timeout,
             event_proxy_events,
             event_proxy_max_queued,
-            proxy_max_in_flight
+            proxy_max_in_flight,
+            max_stream_size,
+            max_streams
         );
         if args.connect_proxy.is_some() {
             settings.connect_proxy = args.connect_proxy.clone();
