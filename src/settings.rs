@@ -269,6 +269,14 @@ pub struct ServeArgs {
         value_delimiter = ';'
     )]
     pub endpoint: Option<Vec<String>>,
+    /// The largest stream a client may send (`stream:start`); past it the
+    /// connection is closed with 1009 [default: 67108864].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAM_SIZE")]
+    pub max_stream_size: Option<usize>,
+    /// Client streams under way at once, over the server; 0 turns them off
+    /// [default: 64].
+    #[arg(long, env = "SWITCHBOARD_MAX_STREAMS")]
+    pub max_streams: Option<usize>,
 }
 
 /// The resolved settings of `serve`.
@@ -344,6 +352,10 @@ pub struct ServeSettings {
     pub proxy_max_in_flight: usize,
     /// WebSocket endpoints besides `/ws` and `/echo` (`[[endpoint]]` tables).
     pub endpoint: Vec<EndpointSpec>,
+    /// Bytes of one client stream.
+    pub max_stream_size: usize,
+    /// Client streams at once.
+    pub max_streams: usize,
 }
 
 impl Default for ServeSettings {
@@ -415,6 +427,8 @@ impl Default for ServeSettings {
             event_proxy_events: Vec::new(),
             // A client may pipeline; one client cannot queue without bound.
             event_proxy_max_queued: 64,
+            max_stream_size: 64 << 20,
+            max_streams: 64,
             // Enough for a busy backend; a slow one holds at most this many
             // sockets and requests.
             proxy_max_in_flight: 256,
@@ -481,7 +495,9 @@ impl ServeSettings {
             event_proxy_timeout,
             event_proxy_events,
             event_proxy_max_queued,
-            proxy_max_in_flight
+            proxy_max_in_flight,
+            max_stream_size,
+            max_streams
         );
         if args.connect_proxy.is_some() {
             settings.connect_proxy = args.connect_proxy.clone();

@@ -154,6 +154,8 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .global_userlist(settings.global_userlist)
         .max_wildcard_patterns(settings.max_wildcard_patterns)
         .max_forward_queue(settings.event_proxy_max_queued)
+        .max_stream_size(settings.max_stream_size)
+        .max_streams(settings.max_streams)
         .rate(Rate {
             messages: settings.max_message_rate,
             bytes: settings.max_byte_rate,

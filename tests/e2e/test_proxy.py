@@ -394,6 +394,22 @@ def test_listed_events_go_to_the_proxy_even_when_addressed(start_server, connect
     assert not backend.seen("/event", "plain")
 
 
+def test_errors_go_to_the_proxy_when_listed(start_server, connect, backend):
+    backend.answers["/event"] = lambda request: result()
+    server = start_server("--event-proxy", backend.url("/event"), "--event-proxy-events", "error")
+    a = connect(server.ws)
+    a.send("not json")
+    assert a.next("error")["data"]["code"] == "invalid_json"
+    a.ws.close(code=1000, reason="done")
+    deadline = time.monotonic() + 5
+    while not backend.seen("/event", "disconnect") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    errors = backend.seen("/event", "error")
+    assert len(errors) == 1 and errors[0]["data"]["code"] == "invalid_json"
+    assert "close_code" not in errors[0]["data"]
+    assert backend.seen("/event", "disconnect")[0]["data"] == {"code": 1000, "reason": "done"}
+
+
 def test_a_thousand_events_from_fifty_connections_in_order(start_server, backend):
     backend.answers["/event"] = lambda request: result(data=request["data"])
     server = start_server("--event-proxy", backend.url("/event"))

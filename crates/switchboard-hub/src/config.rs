@@ -36,6 +36,8 @@ pub struct HubConfig {
     pub(crate) rate: Rate,
     pub(crate) rate_per_address: Rate,
     pub(crate) max_forward_queue: usize,
+    pub(crate) max_stream_size: usize,
+    pub(crate) max_streams: usize,
 }
 
 impl Default for HubConfig {
@@ -58,6 +60,8 @@ impl Default for HubConfig {
             },
             rate_per_address: Rate::UNLIMITED,
             max_forward_queue: 64,
+            max_stream_size: 64 << 20,
+            max_streams: 64,
         }
     }
 }
@@ -180,6 +184,28 @@ impl HubConfig {
     /// cannot queue without bound behind a slow backend.
     pub fn max_forward_queue(&mut self, events: usize) -> &mut Self {
         self.max_forward_queue = events;
+        self
+    }
+
+    /// The largest stream a client may send (`stream:start`, then one
+    /// binary message relayed in fragments as they arrive); past it the
+    /// connection is closed with 1009. Default 64 MiB: a stream is not
+    /// held by the server (only what its slowest member has not read yet,
+    /// within [`HubConfig::max_pending_send_bytes`]), so it may be larger
+    /// than a message; the bound keeps one client from sending without end.
+    pub fn max_stream_size(&mut self, bytes: usize) -> &mut Self {
+        self.max_stream_size = bytes;
+        self
+    }
+
+    /// The most streams clients send at once, over the whole hub; a
+    /// `stream:start` past it is refused with `too_many_streams`. Default
+    /// 64: each stream holds back its members' other messages while it
+    /// lasts. 0 turns client streams off (`stream:start` is refused, and
+    /// binary messages are assembled as before). One connection sends one
+    /// stream at a time (RFC 6455 §5.4: its messages do not interleave).
+    pub fn max_streams(&mut self, streams: usize) -> &mut Self {
+        self.max_streams = streams;
         self
     }
 

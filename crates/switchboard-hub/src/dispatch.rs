@@ -7,6 +7,7 @@ use crate::access::{check_join, check_path, check_target};
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
+use crate::observe::SocketError;
 use crate::socket::Socket;
 use crate::subscriptions::TooManyWildcards;
 
@@ -121,6 +122,7 @@ impl Hub {
                 self.handle_event(socket, &event, &data, &target, echo, cork)
             }
             Request::Refresh(token) => self.refresh(socket, &token),
+            Request::StreamStart(target) => self.start_client_stream(socket, &target),
             Request::Address { path, values } => {
                 check_path(socket, &path)?;
                 let delivered = self.publish(&path, &values);
@@ -241,6 +243,7 @@ impl Hub {
         cork: &mut Cork,
     ) {
         Metrics::add(&self.inner.metrics.errors, 1);
+        self.report_error(socket, &SocketError::refused(error));
         match ack {
             Some(ack) => self.reply_ack(socket, ack, Err(error), cork),
             None => {

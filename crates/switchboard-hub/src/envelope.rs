@@ -21,7 +21,7 @@ pub const MSGPACK_PROTOCOL: &str = "switchboard.msgpack";
 pub const MAX_NAME_LEN: usize = 64;
 
 /// Events only the server sends; a client may not send them.
-const RESERVED_EVENTS: &[&str] = &["ready", "userlist", "ack", "error", "end"];
+const RESERVED_EVENTS: &[&str] = &["ready", "userlist", "ack", "error", "end", "stream:end"];
 
 /// How a connection's messages are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,6 +163,9 @@ pub enum Request {
         /// Whether a room sender gets its own message back (`"echo"`, default true).
         echo: bool,
     },
+    /// `{"event":"stream:start","room":R}` (or `to`, `broadcast`): the
+    /// connection's next binary message is a stream to them.
+    StreamStart(Target),
     /// `{"path":P,"values":[...]}`: an address-style message.
     Address {
         /// The address.
@@ -251,6 +254,22 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
     }
 }
 
+/// Where a message is addressed: at most one of `room`, `to`, `broadcast`.
+fn target(raw: &Raw) -> Result<Target, RequestError> {
+    Ok(match (&raw.room, &raw.to, raw.broadcast) {
+        (Some(room), None, None | Some(false)) => Target::Room(room_name(Some(room))?),
+        (None, Some(to), None | Some(false)) => Target::Direct(ConnId::from_string(to.clone())),
+        (None, None, Some(true)) => Target::Everyone,
+        (None, None, None | Some(false)) => Target::Server,
+        _ => {
+            return Err(RequestError::new(
+                "invalid_target",
+                "use at most one of \"room\", \"to\" and \"broadcast\"",
+            ))
+        }
+    })
+}
+
 fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
     if let Some(path) = &raw.path {
         check_published_address(path).map_err(|why| RequestError::new("invalid_address", why))?;
@@ -306,26 +325,19 @@ fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
             .and_then(Value::as_str)
             .map(|token| Request::Refresh(token.to_owned()))
             .ok_or_else(|| RequestError::new("invalid_token", "data.token must be a string")),
+        "stream:start" => match target(raw)? {
+            Target::Server => Err(RequestError::new(
+                "invalid_target",
+                "a stream goes to a \"room\", a connection (\"to\") or everyone (\"broadcast\")",
+            )),
+            target => Ok(Request::StreamStart(target)),
+        },
         _ => {
             check_event_name(event)?;
-            let target = match (&raw.room, &raw.to, raw.broadcast) {
-                (Some(room), None, None | Some(false)) => Target::Room(room_name(Some(room))?),
-                (None, Some(to), None | Some(false)) => {
-                    Target::Direct(ConnId::from_string(to.clone()))
-                }
-                (None, None, Some(true)) => Target::Everyone,
-                (None, None, None | Some(false)) => Target::Server,
-                _ => {
-                    return Err(RequestError::new(
-                        "invalid_target",
-                        "use at most one of \"room\", \"to\" and \"broadcast\"",
-                    ))
-                }
-            };
             Ok(Request::Event {
                 event: event.to_owned(),
                 data: raw.data.clone(),
-                target,
+                target: target(raw)?,
                 echo: raw.echo.unwrap_or(true),
             })
         }

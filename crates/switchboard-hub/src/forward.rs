@@ -12,7 +12,10 @@
 //! [`max_forward_queue`](crate::HubConfig::max_forward_queue) events of one
 //! connection wait; past that an event is refused at once (`proxy_busy`).
 //! The queue's first entry is `connect` (after `ready`), its last
-//! `disconnect` (after the close), which ends the worker.
+//! `disconnect` (after the close), which ends the worker. Between them,
+//! when the forwarder asked for them (`"error"` among
+//! [`Hub::forward_events`]), the errors the hub saw on the connection, in
+//! the same queue and under the same bound (dropped past it).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -44,6 +47,11 @@ pub enum ForwardKind {
     /// The connection left (after its close); `data` holds the close's
     /// `code` and `reason`.
     Disconnect,
+    /// An error the hub saw on the connection (see
+    /// [`SocketError`](crate::SocketError)); `data` holds its `code`,
+    /// `message` and, when the connection is closed for it, `close_code`.
+    /// Sent only when `"error"` is among [`Hub::forward_events`].
+    Error,
 }
 
 /// The connection an event came from, as it was when the event was sent
@@ -172,6 +180,13 @@ pub(crate) struct ForwardQueue {
     always: Arc<HashSet<String>>,
 }
 
+impl ForwardQueue {
+    /// Whether the forwarder asked for `event` wherever it goes.
+    pub(crate) fn wants(&self, event: &str) -> bool {
+        self.always.contains(event)
+    }
+}
+
 impl Hub {
     /// Hands every client event that no handler takes and that is
     /// addressed to no one (otherwise `unknown_event`), and each
@@ -199,6 +214,9 @@ impl Hub {
     /// connection or everyone (after the connection's rights are checked),
     /// so that the backend can check or rewrite them; the hub relays them
     /// only through the reply's `emit`. Needs [`Hub::set_forwarder`] first.
+    ///
+    /// `"error"` (which no client may send) asks for the errors the hub
+    /// sees on each connection, as [`ForwardKind::Error`].
     pub fn forward_events<I: IntoIterator<Item = String>>(&self, events: I) {
         if let Some(hook) = self.hooks_mut().forward.as_mut() {
             hook.always = Arc::new(events.into_iter().collect());
@@ -259,6 +277,7 @@ impl Hub {
         };
         let event = match kind {
             ForwardKind::Connect => "connect",
+            ForwardKind::Error => "error",
             _ => "disconnect",
         };
         let forward = Forward {
@@ -269,6 +288,21 @@ impl Hub {
             target: Target::Server,
         };
         let _ = queue.jobs.send(Job { forward, ack: None });
+    }
+
+    /// Queues a notice (an error) for the forwarder, under the
+    /// connection's bound; one past it is dropped.
+    pub(crate) fn queue_notice(&self, socket: &Socket, kind: ForwardKind, data: Value) {
+        let Some(queue) = socket.forward_queue() else {
+            return;
+        };
+        let limit = self.inner.config.max_forward_queue;
+        if queue.waiting.fetch_add(1, Ordering::AcqRel) >= limit {
+            queue.waiting.fetch_sub(1, Ordering::AcqRel);
+            Metrics::add(&self.inner.metrics.forward_busy, 1);
+            return;
+        }
+        self.queue_builtin(socket, kind, data, Connection::of(socket));
     }
 
     /// Takes a client event for the forwarder if it goes there: one that
@@ -434,6 +468,15 @@ impl Worker {
                         reply.data
                     });
                     hub.answer_forwarded(&socket, &event, job.ack.as_ref(), result, None);
+                }
+                ForwardKind::Error => {
+                    self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    match result {
+                        Ok(reply) => hub.deliver_emits(&socket, &reply.emit),
+                        Err(error) => {
+                            tracing::debug!(id = %socket.id(), code = %error.code, "error not forwarded");
+                        }
+                    }
                 }
                 ForwardKind::Connect => match result {
                     Ok(reply) => hub.deliver_emits(&socket, &reply.emit),

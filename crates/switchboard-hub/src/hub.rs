@@ -17,10 +17,12 @@ use crate::forward::ForwardHook;
 use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::observe::{CloseHook, ErrorHook, PongHook};
 use crate::rate::AddressLimiters;
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
+use crate::stream::{PendingStreams, StreamHook};
 
 /// What an event handler sees.
 pub struct Context<'a> {
@@ -61,6 +63,11 @@ pub(crate) struct Hooks {
     connect: Vec<SocketHook>,
     disconnect: Vec<SocketHook>,
     address: Vec<AddressHook>,
+    pub pong: Vec<PongHook>,
+    pub error: Vec<ErrorHook>,
+    pub close: Vec<CloseHook>,
+    pub stream_start: Vec<StreamHook>,
+    pub stream_end: Vec<StreamHook>,
     authorizer: Option<GrantAuthorizer>,
     refresher: Option<Refresher>,
     pub forward: Option<ForwardHook>,
@@ -87,6 +94,10 @@ pub(crate) struct HubInner {
     pub cluster: OnceLock<Arc<dyn ClusterAdapter>>,
     /// The other nodes' connections, when clustered.
     pub remote: RwLock<RemotePresence>,
+    /// Client streams under way (`max_streams`).
+    pub streams: std::sync::atomic::AtomicUsize,
+    /// Client streams announced, by sender.
+    pub pending_streams: Mutex<PendingStreams>,
 }
 
 impl Drop for HubInner {
@@ -148,6 +159,8 @@ impl Hub {
                 presence_started: AtomicBool::new(false),
                 cluster: OnceLock::new(),
                 remote: RwLock::new(RemotePresence::default()),
+                streams: std::sync::atomic::AtomicUsize::new(0),
+                pending_streams: Mutex::new(PendingStreams::new()),
             }),
         }
     }
@@ -181,12 +194,16 @@ impl Hub {
             .push(Arc::new(handler));
     }
 
-    /// Runs when a connection has joined the hub (after `ready` is queued).
+    /// Runs when a connection has joined the hub (after `ready` is queued):
+    /// the `open` event of other servers. Runs on the connection's task,
+    /// before any of its messages is read; the socket may be sent to at once.
     pub fn on_connect<F: Fn(&Hub, &Socket) + Send + Sync + 'static>(&self, hook: F) {
         self.hooks_mut().connect.push(Arc::new(hook));
     }
 
-    /// Runs when a connection has left the hub.
+    /// Runs when a connection has left the hub (it is in no room any more).
+    /// [`Hub::on_close`] hooks, which see the close's code and reason, run
+    /// right after these.
     pub fn on_disconnect<F: Fn(&Hub, &Socket) + Send + Sync + 'static>(&self, hook: F) {
         self.hooks_mut().disconnect.push(Arc::new(hook));
     }
@@ -271,7 +288,7 @@ impl Hub {
         self.hooks().forward.clone()
     }
 
-    fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
+    pub(crate) fn hooks(&self) -> RwLockReadGuard<'_, Hooks> {
         self.inner.hooks.read().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -8,7 +8,8 @@
 //! # Modules
 //!
 //! - [`hub`]: the [`Hub`] — hooks (`on`, `on_connect`, authorization),
-//!   lookups, shutdown.
+//!   lookups, shutdown; [`observe`], the hooks on a connection's pongs,
+//!   errors and close ([`Hub::on_pong`], [`Hub::on_error`], [`Hub::on_close`]).
 //! - `admission`: the one decision on an upgrade ([`Hub::admit`], and the
 //!   hub as a [`switchboard_net::Handler`]), carried to [`Hub::serve`] as an
 //!   [`Admission`].
@@ -30,6 +31,9 @@
 //!   other nodes' messages).
 //! - `membership`: the server putting a connection in rooms and naming it
 //!   ([`Hub::join_room`], [`Hub::leave_room`], [`Hub::set_name`]).
+//! - [`stream`]: one message to many connections in fragments as its
+//!   data comes ([`Hub::stream`], a client's `stream:start`), never
+//!   interleaved with their other messages.
 //! - `presence`: coalesced room user lists.
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
@@ -93,6 +97,7 @@ pub mod hub;
 pub mod id;
 mod membership;
 pub mod metrics;
+pub mod observe;
 pub mod pattern;
 mod presence;
 mod rate;
@@ -102,6 +107,7 @@ mod rights;
 mod routing;
 mod session;
 pub mod socket;
+pub mod stream;
 mod subscriptions;
 
 pub use admission::Admission;
@@ -117,10 +123,12 @@ pub use grant::Grant;
 pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
+pub use observe::SocketError;
 pub use rate::{address_group, Rate};
 pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, SendError, Socket};
+pub use stream::{Stream, StreamInfo};
 /// The transport the hub runs on (`accept`, `Config`, `Accepted`, …), so
 /// that a program embedding the hub needs no other dependency for it.
 pub use switchboard_net as net;

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use serde_json::json;
-use switchboard_net::{Accepted, CloseCode, Cork, Event, Session};
+use switchboard_net::{Accepted, CloseCause, CloseCode, Cork, Event, Session};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::admission::Admission;
@@ -17,9 +17,11 @@ use crate::forward::Connection;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
+use crate::observe::SocketError;
 use crate::pattern::Pattern;
 use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
+use crate::stream::Incoming;
 
 impl Hub {
     /// Runs an accepted connection in the hub until it closes: sends `ready`,
@@ -30,7 +32,7 @@ impl Hub {
     /// else from the `name` query parameter of the upgrade request
     /// (`/ws?name=alice`). The connect hooks run after `ready` is
     /// queued, before any message of the client is read; the disconnect
-    /// hooks once the connection has left every room.
+    /// hooks once the connection has left every room, then the close hooks.
     ///
     /// The setup runs before the returned future is first polled, so that
     /// the future holds only what the connection needs for its life (an
@@ -45,8 +47,10 @@ impl Hub {
         // session twice in the future.
         async move {
             let close = self.run(&mut session, &socket, answer.as_ref()).await;
+            self.drop_stream(&socket);
             let last = socket.forward_queue().map(|_| Connection::of(&socket));
             self.remove(&socket);
+            self.run_close_hooks(&socket, close.0, &close.1);
             if let Some(last) = last {
                 self.forward_disconnect(&socket, last, close);
             }
@@ -66,7 +70,7 @@ impl Hub {
         remote: Option<SocketAddr>,
     ) -> (Session, Socket, OwnedSemaphorePermit, Option<Bytes>) {
         let config = &self.inner.config;
-        let (session, parts) =
+        let (mut session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
         let (grant, permit, endpoint) = parts.admission.into_parts();
         let (identity, join, rights) = grant.into_parts();
@@ -82,6 +86,11 @@ impl Hub {
             codec: Codec::from_protocol(parts.protocol.as_deref()),
             deflate: parts.deflate,
         };
+        // On a JSON connection a binary message is a stream (or refused):
+        // its fragments are taken as they come, never assembled.
+        if encoding.codec == Codec::Json && config.max_streams > 0 {
+            session.set_binary_streaming(Some(config.max_stream_size));
+        }
         let (forward, worker) = self.forward_queue().unzip();
         let socket = Socket::new(SocketParts {
             id: ConnId::random(),
@@ -186,6 +195,7 @@ impl Hub {
         // Once expired or over its rate, the connection is closing: what it
         // still sends is not dispatched.
         let mut closing = false;
+        let mut incoming = Incoming::Idle;
         loop {
             let event = if deadline.is_set() {
                 tokio::select! {
@@ -203,9 +213,7 @@ impl Hub {
                 Ok(Event::Message(_)) if closing => {}
                 Ok(Event::Message(message)) if !limits.allow(message.len()) => {
                     closing = true;
-                    Metrics::add(&self.inner.metrics.rate_limited, 1);
-                    tracing::debug!(id = %socket.id(), "rate limit exceeded");
-                    socket.close(CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+                    self.over_rate(socket);
                 }
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
@@ -215,8 +223,22 @@ impl Hub {
                         let _ = socket.send(answer.clone(), Some(&mut cork));
                     }
                 }
+                Ok(Event::Fragment(_)) if closing => {}
+                Ok(Event::Fragment(fragment)) if !limits.allow(fragment.payload.len()) => {
+                    closing = true;
+                    self.over_rate(socket);
+                }
+                Ok(Event::Fragment(fragment)) => {
+                    self.stream_fragment(socket, fragment, &mut incoming, &mut cork);
+                }
+                Ok(Event::Pong(payload)) => self.run_pong_hooks(socket, &payload),
                 Ok(Event::Closed(info)) => {
                     tracing::debug!(id = %socket.id(), code = %info.code(), cause = ?info.cause, "closed");
+                    if let CloseCause::Protocol(error) = &info.cause {
+                        let error =
+                            SocketError::fatal("protocol_error", error.to_string(), info.code().0);
+                        self.report_error(socket, &error);
+                    }
                     let frame = info.received.as_ref().or(info.sent.as_ref());
                     let reason = frame.map(|frame| frame.reason.clone()).unwrap_or_default();
                     return (info.code().0, reason);
@@ -228,6 +250,16 @@ impl Hub {
                 }
             }
         }
+    }
+
+    /// Closes a connection over its rate limit (1008).
+    fn over_rate(&self, socket: &Socket) {
+        Metrics::add(&self.inner.metrics.rate_limited, 1);
+        tracing::debug!(id = %socket.id(), "rate limit exceeded");
+        let code = CloseCode::POLICY_VIOLATION;
+        socket.close(code, "rate limit exceeded");
+        let why = "rate limit exceeded".to_owned();
+        self.report_error(socket, &SocketError::fatal("rate_limited", why, code.0));
     }
 
     fn remove(&self, socket: &Socket) {

@@ -219,6 +219,11 @@ impl Socket {
         Ok(())
     }
 
+    /// The connection's outbox.
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
+    }
+
     /// Closes the connection after the messages already queued for it.
     pub fn close(&self, code: CloseCode, reason: &str) {
         self.inner.outbox.close(code, reason);

@@ -46,7 +46,7 @@ pub mod upgrade;
 pub use client::{connect, connect_with, ConnectOptions};
 pub use config::Config;
 pub use error::Error;
-pub use outbox::{Cork, Outbox, PushError};
+pub use outbox::{Cork, Lane, Outbox, PushError};
 pub use server::{
     accept, accept_stream, AcceptAll, Accepted, Decision, Handler, HttpResponse, Parts,
 };

@@ -12,6 +12,19 @@
 //! The queue is bounded by frames and by bytes; a push past either bound is
 //! refused with [`PushError::Full`] and the caller applies its policy (drop
 //! the message, or [`Outbox::abort`] the connection).
+//!
+//! # Stream lanes
+//!
+//! A message sent in fragments as its data arrives (a stream relayed to
+//! many connections) must not have another data message between its
+//! fragments (RFC 6455 §5.4; control frames may come between, and the
+//! session's pings, pongs and close do). [`Outbox::open_lane`] gives the
+//! stream a [`Lane`]: while it is open, frames pushed on the outbox wait
+//! behind it, under the same bounds, and go out in order when it ends.
+//! One lane at a time per connection. When the bounds are reached (by the
+//! stream's frames, or by what waits behind a stream that stalls), the
+//! lane is cut: its message is ended with an empty final fragment, the
+//! notice given at its opening follows, then what waited.
 
 use std::collections::VecDeque;
 use std::io;
@@ -44,6 +57,9 @@ pub enum PushError {
     },
     /// The connection is closing or closed; nothing more is sent on it.
     Closed,
+    /// The stream lane was cut (its bounds were reached, see [`Lane`]):
+    /// nothing more of the stream is sent on this connection.
+    Cut,
 }
 
 impl std::fmt::Display for PushError {
@@ -56,6 +72,7 @@ impl std::fmt::Display for PushError {
                 )
             }
             PushError::Closed => f.write_str("connection closed"),
+            PushError::Cut => f.write_str("the stream was cut for this connection"),
         }
     }
 }
@@ -124,6 +141,22 @@ pub(crate) struct Queue {
     /// per message.
     half: (usize, usize),
     backlogged: Arc<AtomicBool>,
+    /// The stream lane open on this connection, if any.
+    lane: Option<LaneState>,
+    /// Frames pushed while the lane is open, sent when it ends.
+    behind: VecDeque<Bytes>,
+    behind_bytes: usize,
+    /// Lanes opened so far: a lane's id, so that a cut one knows it.
+    lanes_opened: u64,
+}
+
+/// The stream lane open on a connection.
+struct LaneState {
+    id: u64,
+    /// A fragmented message is under way: a cut must end it.
+    in_message: bool,
+    /// What follows a cut (the application's notice).
+    cut_notice: Bytes,
 }
 
 impl Outbox {
@@ -153,6 +186,10 @@ impl Outbox {
                     held: Holding::new(budget.as_ref()),
                     half: (max_frames / 2, max_bytes / 2),
                     backlogged,
+                    lane: None,
+                    behind: VecDeque::new(),
+                    behind_bytes: 0,
+                    lanes_opened: 0,
                 }),
                 max_frames,
                 max_bytes,
@@ -184,8 +221,13 @@ impl Outbox {
     /// otherwise. Refused when the queue is at its bounds (a frame larger
     /// than the byte bound is still taken when nothing waits) or the
     /// connection is closing.
+    ///
+    /// While a [`Lane`] is open, the frame waits behind it.
     pub fn push(&self, frame: Bytes, now: Instant) -> Result<(), PushError> {
         let mut queue = self.lock();
+        let Some(frame) = self.hold_behind_lane(&mut queue, frame, now)? else {
+            return Ok(());
+        };
         self.check_room(&mut queue, frame.len())?;
         queue.last_data = Some(now);
         queue.send(frame);
@@ -202,6 +244,9 @@ impl Outbox {
         cork: &mut Cork,
     ) -> Result<(), PushError> {
         let mut queue = self.lock();
+        let Some(frame) = self.hold_behind_lane(&mut queue, frame, now)? else {
+            return Ok(());
+        };
         self.check_room(&mut queue, frame.len())?;
         queue.last_data = Some(now);
         if queue.chunks.is_empty() {
@@ -219,10 +264,11 @@ impl Outbox {
         if !queue.accepting || queue.failed.is_some() {
             return Err(PushError::Closed);
         }
+        let bytes = queue.bytes + queue.behind_bytes + len;
         if !queue.chunks.is_empty()
-            && (queue.chunks.len() >= self.shared.max_frames
-                || queue.bytes + len > self.shared.max_bytes
-                || !queue.held.grow_to(queue.bytes + len))
+            && (queue.chunks.len() + queue.behind.len() >= self.shared.max_frames
+                || bytes > self.shared.max_bytes
+                || !queue.held.grow_to(bytes))
         {
             return Err(PushError::Full {
                 frames: queue.chunks.len(),
@@ -230,6 +276,60 @@ impl Outbox {
             });
         }
         Ok(())
+    }
+
+    /// Keeps `frame` behind the open lane, if there is one and the bounds
+    /// allow; past them, cuts the lane (and gives the frame back to be
+    /// pushed as usual). `None` when the frame was kept.
+    fn hold_behind_lane(
+        &self,
+        queue: &mut Queue,
+        frame: Bytes,
+        now: Instant,
+    ) -> Result<Option<Bytes>, PushError> {
+        if queue.lane.is_none() {
+            return Ok(Some(frame));
+        }
+        if !queue.accepting || queue.failed.is_some() {
+            return Err(PushError::Closed);
+        }
+        let frames = queue.chunks.len() + queue.behind.len();
+        let bytes = queue.bytes + queue.behind_bytes + frame.len();
+        if frames < self.shared.max_frames
+            && bytes <= self.shared.max_bytes
+            && queue.held.grow_to(bytes)
+        {
+            queue.last_data = Some(now);
+            queue.behind_bytes += frame.len();
+            queue.behind.push_back(frame);
+            return Ok(None);
+        }
+        queue.cut_lane();
+        Ok(Some(frame))
+    }
+
+    /// Opens a stream lane on this connection: until the [`Lane`] ends,
+    /// its frames go out and other pushes wait behind it (see the module
+    /// documentation). `cut_notice` is the frame sent if the lane is cut
+    /// (after an empty final fragment, when a message was under way).
+    /// `None` when a lane is already open or the connection is closing.
+    pub fn open_lane(&self, cut_notice: Bytes) -> Option<Lane> {
+        let mut queue = self.lock();
+        if queue.lane.is_some() || !queue.accepting || queue.failed.is_some() {
+            return None;
+        }
+        queue.lanes_opened += 1;
+        let id = queue.lanes_opened;
+        queue.lane = Some(LaneState {
+            id,
+            in_message: false,
+            cut_notice,
+        });
+        Some(Lane {
+            outbox: self.clone(),
+            id,
+            done: false,
+        })
     }
 
     /// Closes the connection after the frames already queued: the session
@@ -260,20 +360,110 @@ impl Outbox {
         queue.wake_task();
     }
 
-    /// Frames waiting to be written.
+    /// Frames waiting to be written (behind a lane too).
     pub fn queued_frames(&self) -> usize {
-        self.lock().chunks.len()
+        let queue = self.lock();
+        queue.chunks.len() + queue.behind.len()
     }
 
-    /// Bytes waiting to be written (the browser's `bufferedAmount`).
+    /// Bytes waiting to be written, behind a lane too (the browser's
+    /// `bufferedAmount`).
     pub fn queued_bytes(&self) -> usize {
-        self.lock().bytes
+        let queue = self.lock();
+        queue.bytes + queue.behind_bytes
     }
 
     /// Whether frames are still taken (the connection is not closing).
     pub fn is_open(&self) -> bool {
         let queue = self.lock();
         queue.accepting && queue.failed.is_none()
+    }
+}
+
+/// A stream's place on one connection ([`Outbox::open_lane`]): its frames
+/// go out in order, with no other data frame between them; what is pushed
+/// on the outbox meanwhile waits behind it. Dropping a lane that was not
+/// [finished](Lane::finish) cuts it.
+pub struct Lane {
+    outbox: Outbox,
+    id: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for Lane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lane").field("id", &self.id).finish()
+    }
+}
+
+/// An empty final continuation frame: ends a fragmented message that is cut.
+const END_OF_MESSAGE: &[u8] = &[0x80, 0x00];
+
+impl Lane {
+    /// Sends a frame of the stream (a fragment, or a whole message), as
+    /// data sent at `now`; `fin` says whether it ends its message. Past
+    /// the outbox's bounds the lane is cut ([`PushError::Full`]); once cut,
+    /// [`PushError::Cut`].
+    pub fn send(&self, frame: Bytes, fin: bool, now: Instant) -> Result<(), PushError> {
+        let mut queue = self.outbox.lock();
+        if !queue.is_lane(self.id) {
+            return Err(PushError::Cut);
+        }
+        if let Err(error) = self.outbox.check_room(&mut queue, frame.len()) {
+            if matches!(error, PushError::Full { .. }) {
+                queue.cut_lane();
+            }
+            return Err(error);
+        }
+        queue.last_data = Some(now);
+        queue.send(frame);
+        if let Some(lane) = queue.lane.as_mut() {
+            lane.in_message = !fin;
+        }
+        Ok(())
+    }
+
+    /// Whether the lane is still open (not cut, the connection not closing).
+    pub fn is_open(&self) -> bool {
+        let queue = self.outbox.lock();
+        queue.is_lane(self.id) && queue.accepting && queue.failed.is_none()
+    }
+
+    /// Sends the stream's last frame (whatever the bounds: it lets what
+    /// waits go) and ends the lane; the frames that waited behind it follow.
+    pub fn finish(mut self, last: Bytes, now: Instant) -> Result<(), PushError> {
+        self.done = true;
+        let mut queue = self.outbox.lock();
+        if !queue.is_lane(self.id) {
+            return Err(PushError::Cut);
+        }
+        let open = queue.accepting && queue.failed.is_none();
+        if queue.lane.as_ref().is_some_and(|lane| lane.in_message) {
+            queue.send(Bytes::from_static(END_OF_MESSAGE));
+        }
+        if open {
+            queue.last_data = Some(now);
+            queue.send(last);
+        }
+        queue.lane = None;
+        queue.release_behind();
+        if open {
+            Ok(())
+        } else {
+            Err(PushError::Closed)
+        }
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queue = self.outbox.lock();
+        if queue.is_lane(self.id) {
+            queue.cut_lane();
+        }
     }
 }
 
@@ -315,6 +505,37 @@ impl Drop for Cork {
 }
 
 impl Queue {
+    fn is_lane(&self, id: u64) -> bool {
+        self.lane.as_ref().is_some_and(|lane| lane.id == id)
+    }
+
+    /// Cuts the open lane: ends its message, sends its notice, and lets
+    /// what waited behind it go.
+    fn cut_lane(&mut self) {
+        if let Some(lane) = self.lane.take() {
+            if self.accepting && self.failed.is_none() {
+                if lane.in_message {
+                    self.send(Bytes::from_static(END_OF_MESSAGE));
+                }
+                self.send(lane.cut_notice);
+            }
+        }
+        self.release_behind();
+    }
+
+    /// Sends what waited behind a lane that ended (unless the connection
+    /// is closing: then it is dropped, as what a close leaves queued is).
+    fn release_behind(&mut self) {
+        let behind = std::mem::take(&mut self.behind);
+        self.behind_bytes = 0;
+        if self.accepting && self.failed.is_none() {
+            for frame in behind {
+                self.send(frame);
+            }
+        }
+        self.held.shrink_to(self.bytes);
+    }
+
     /// Writes what waits without waiting for the socket, and wakes the
     /// session's task for whatever is left: it registers its own interest in
     /// the socket, which a throwaway waker here has just replaced.
@@ -423,6 +644,9 @@ impl Queue {
 
     /// Drops every queued chunk but a partly written front one.
     pub(crate) fn discard(&mut self) {
+        self.lane = None;
+        self.behind.clear();
+        self.behind_bytes = 0;
         let keep = if self.front_started {
             self.chunks.pop_front()
         } else {
@@ -463,7 +687,7 @@ impl Queue {
 
     fn advance(&mut self, written: usize) {
         self.bytes -= written;
-        self.held.shrink_to(self.bytes);
+        self.held.shrink_to(self.bytes + self.behind_bytes);
         self.front_started = chunks::advance(&mut self.chunks, written);
         self.note_level();
     }

@@ -109,6 +109,14 @@ impl Session {
         self.conn.set_streaming(streaming);
     }
 
+    /// Delivers binary messages as [`Event::Fragment`]s as their frames
+    /// arrive, with `max_size` as their size limit in place of
+    /// `max_message_size`; text messages are still assembled (see
+    /// [`switchboard_proto::Connection::set_binary_streaming`]).
+    pub fn set_binary_streaming(&mut self, max_size: Option<usize>) {
+        self.conn.set_binary_streaming(max_size);
+    }
+
     /// How the connection closed, once it has.
     pub fn close_info(&self) -> Option<&CloseInfo> {
         self.close_info.as_deref()

@@ -546,6 +546,12 @@ impl Writer {
         self.shared.flush().await
     }
 
+    /// Sends an unsolicited pong, a one-way heartbeat (RFC 6455 §5.5.3).
+    pub async fn pong(&self, payload: &[u8]) -> Result<(), Error> {
+        self.shared.conn().pong(payload)?;
+        self.shared.flush().await
+    }
+
     /// Starts the closing handshake: sends a close frame. The reader sees
     /// [`Event::Closed`] when the peer answers (or `close_timeout` passes).
     pub async fn close(&self, code: CloseCode, reason: &str) -> Result<(), Error> {

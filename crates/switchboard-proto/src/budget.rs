@@ -20,6 +20,7 @@ pub struct MemoryBudget {
 struct Inner {
     limit: usize,
     used: AtomicUsize,
+    peak: AtomicUsize,
 }
 
 impl MemoryBudget {
@@ -29,6 +30,7 @@ impl MemoryBudget {
             inner: Arc::new(Inner {
                 limit,
                 used: AtomicUsize::new(0),
+                peak: AtomicUsize::new(0),
             }),
         }
     }
@@ -38,6 +40,11 @@ impl MemoryBudget {
         self.inner.used.load(Ordering::Relaxed)
     }
 
+    /// The most bytes in use at once so far.
+    pub fn peak(&self) -> usize {
+        self.inner.peak.load(Ordering::Relaxed)
+    }
+
     /// The budget's size.
     pub fn limit(&self) -> usize {
         self.inner.limit
@@ -45,13 +52,20 @@ impl MemoryBudget {
 
     /// Takes `bytes` if they fit; false (and nothing taken) if not.
     pub fn try_reserve(&self, bytes: usize) -> bool {
-        self.inner
+        let reserved = self
+            .inner
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
                 used.checked_add(bytes)
                     .filter(|&sum| sum <= self.inner.limit)
-            })
-            .is_ok()
+            });
+        match reserved {
+            Ok(before) => {
+                self.inner.peak.fetch_max(before + bytes, Ordering::Relaxed);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     /// Gives back bytes taken with [`MemoryBudget::try_reserve`].

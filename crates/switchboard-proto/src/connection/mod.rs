@@ -128,6 +128,8 @@ pub struct Connection {
     state: State,
     transport_done: bool,
     streaming: bool,
+    /// Binary messages are streamed, with this size limit.
+    binary_stream_limit: Option<usize>,
     frame: Option<PartialFrame>,
     inbound: Option<Inbound>,
     /// The kind of the fragmented message being sent, if one is open.
@@ -162,6 +164,7 @@ impl Connection {
             state: State::Open,
             transport_done: false,
             streaming: false,
+            binary_stream_limit: None,
             frame: None,
             inbound: None,
             outbound_fragmented: None,
@@ -229,6 +232,16 @@ impl Connection {
     /// of assembling them. Takes effect from the next message on.
     pub fn set_streaming(&mut self, streaming: bool) {
         self.streaming = streaming;
+    }
+
+    /// Delivers binary messages as [`Event::Fragment`]s as their frames
+    /// arrive, with `max_size` as their size limit in place of
+    /// `max_message_size` (close 1009 above it); text messages are still
+    /// assembled. `None` turns it off. The choice is made per message, by
+    /// its first frame's opcode, so it holds for a message that arrives
+    /// together with the one before it. Takes effect from the next message on.
+    pub fn set_binary_streaming(&mut self, max_size: Option<usize>) {
+        self.binary_stream_limit = max_size;
     }
 
     /// Whether the connection can still send data.

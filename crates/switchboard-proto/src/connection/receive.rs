@@ -90,12 +90,17 @@ impl Connection {
         if self.inbound.is_some() {
             return Err(ProtocolError::ExpectedContinuation);
         }
+        // Binary messages may be streamed with a limit of their own.
+        let binary_stream = self
+            .binary_stream_limit
+            .filter(|_| kind == MessageKind::Binary);
         let mut inbound = Inbound {
             kind,
             buf: BytesMut::new(),
             size: 0,
             fragments: 0,
-            streaming: self.streaming,
+            streaming: self.streaming || binary_stream.is_some(),
+            max_size: binary_stream.unwrap_or(self.config.max_message_size),
             validator: Utf8Validator::default(),
             compressed: header.rsv1,
             inflated: 0,
@@ -164,13 +169,9 @@ impl Connection {
             return Err(ProtocolError::UnexpectedContinuation);
         };
         let payload = match self.compression.as_mut() {
-            Some(compression) if inbound.compressed => inflate_frame(
-                inbound,
-                &mut compression.inflater,
-                &payload,
-                fin,
-                &self.config,
-            )?,
+            Some(compression) if inbound.compressed => {
+                inflate_frame(inbound, &mut compression.inflater, &payload, fin)?
+            }
             _ => payload,
         };
         if fin && inbound.kind == MessageKind::Text {
@@ -263,16 +264,15 @@ fn inflate_frame(
     inflater: &mut Inflater,
     payload: &[u8],
     fin: bool,
-    config: &Config,
 ) -> Result<Bytes, ProtocolError> {
-    let limit = config.max_message_size.saturating_sub(inbound.inflated);
+    let limit = inbound.max_size.saturating_sub(inbound.inflated);
     let mut out = Vec::new();
     inflater
         .inflate(payload, fin, &mut out, limit)
         .map_err(|error| match error {
             InflateError::TooLarge { .. } => ProtocolError::MessageTooLarge {
                 size: (inbound.inflated + out.len()) as u64,
-                max: config.max_message_size,
+                max: inbound.max_size,
             },
             InflateError::Corrupt(why) => ProtocolError::InvalidCompressedData(why),
         })?;
@@ -288,7 +288,8 @@ fn inflate_frame(
 }
 
 /// Accounts for one more frame of `payload_len` bytes in `inbound`, enforcing
-/// `max_message_size` and `max_fragments` before the payload is read.
+/// its size limit (`max_message_size`, or a streamed binary message's) and
+/// `max_fragments` before the payload is read.
 fn grow_message(
     inbound: &mut Inbound,
     payload_len: u64,
@@ -296,10 +297,10 @@ fn grow_message(
 ) -> Result<(), ProtocolError> {
     inbound.size += payload_len;
     inbound.fragments += 1;
-    if inbound.size > config.max_message_size as u64 {
+    if inbound.size > inbound.max_size as u64 {
         return Err(ProtocolError::MessageTooLarge {
             size: inbound.size,
-            max: config.max_message_size,
+            max: inbound.max_size,
         });
     }
     if inbound.fragments > config.max_fragments {

@@ -19,6 +19,9 @@ pub(crate) struct Inbound {
     pub(crate) size: u64,
     pub(crate) fragments: usize,
     pub(crate) streaming: bool,
+    /// Its size limit: `max_message_size`, or that of streamed binary
+    /// messages ([`super::Connection::set_binary_streaming`]).
+    pub(crate) max_size: usize,
     pub(crate) validator: Utf8Validator,
     /// RSV1 was set on the first frame: the payload is deflated (RFC 7692 §6).
     pub(crate) compressed: bool,

@@ -1,0 +1,425 @@
+//! Streams: one message sent to a room, a connection or everyone in
+//! fragments, as its data comes, without the server holding it whole.
+//!
+//! Each recipient gets `stream:start`, the message's fragments and
+//! `stream:end`, with no other data message between them: the stream has a
+//! [`Lane`] on each recipient's outbox, and what else is sent to that
+//! recipient meanwhile waits behind it (bounded by its queue). A recipient
+//! that cannot keep up, or whose other messages pile up behind a stream
+//! that stalls, is cut from it: its message is ended with an empty final
+//! fragment and it gets `stream:end` with `"complete":false`.
+//!
+//! The application sends a stream with [`Hub::stream`]; a client with
+//! `stream:start` and then one binary message, relayed here fragment by
+//! fragment from its connection's task.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use serde_json::{json, Value};
+use switchboard_net::{Cork, Fragment, Lane, MessageKind};
+use switchboard_proto::frame::{FrameHeader, OpCode};
+
+use crate::envelope::{Codec, Encoding, Outgoing, Prepared, RequestError, Target};
+use crate::hub::Hub;
+use crate::id::ConnId;
+use crate::metrics::Metrics;
+use crate::socket::Socket;
+
+/// Called with the sending connection and the stream, at `stream:start`
+/// and at `stream:end`.
+pub type StreamHook = Arc<dyn Fn(&Hub, &Socket, &StreamInfo) + Send + Sync>;
+
+/// A stream as the stream hooks see it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct StreamInfo {
+    /// The stream's id, as its `stream:start` and `stream:end` carry it.
+    pub id: String,
+    /// Where it goes.
+    pub target: Target,
+    /// Payload bytes sent so far (all of them, at the end).
+    pub bytes: u64,
+    /// Recipients still in the stream.
+    pub members: usize,
+    /// At the end: whether the whole message was sent (false when its
+    /// sender left or broke off).
+    pub complete: bool,
+}
+
+/// Where the stream's announcements go, and from whom.
+struct Head {
+    target: Target,
+    from: Option<String>,
+}
+
+impl Head {
+    fn outgoing<'a>(&'a self, event: &'a str, data: &'a Value) -> Outgoing<'a> {
+        let mut message = Outgoing::new(event, data);
+        message.from = self.from.as_deref();
+        match &self.target {
+            Target::Room(room) => message.room = Some(room),
+            Target::Direct(id) => message.to = Some(id.as_str()),
+            Target::Everyone => message.broadcast = Some(true),
+            Target::Server => {}
+        }
+        message
+    }
+}
+
+/// One message on its way to many connections in fragments: the
+/// library's `write(chunk)` to a room or to everyone. Made by
+/// [`Hub::stream`]; each recipient has already got `stream:start`.
+///
+/// [`Stream::write`] sends a fragment, [`Stream::finish`] (or
+/// [`Stream::finish_with`] a last chunk) ends the message and sends
+/// `stream:end`. Dropping an unfinished stream cuts it for everyone
+/// (`"complete":false`).
+pub struct Stream {
+    hub: Hub,
+    id: String,
+    kind: MessageKind,
+    head: Head,
+    lanes: Vec<(Lane, Encoding)>,
+    started: bool,
+    bytes: u64,
+    /// Sent by this connection (a client's stream, counted in `max_streams`).
+    sender: Option<Socket>,
+    done: bool,
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("id", &self.id)
+            .field("members", &self.lanes.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+impl Stream {
+    /// The stream's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Recipients still in the stream.
+    pub fn members(&self) -> usize {
+        self.lanes.len()
+    }
+
+    /// Sends `chunk` as the next fragment to every recipient still in the
+    /// stream; returns how many. The frame is encoded once and shared.
+    pub fn write(&mut self, chunk: &[u8]) -> usize {
+        self.send(chunk, false)
+    }
+
+    /// Sends `chunk` as the last fragment, then `stream:end`; returns how
+    /// many recipients got the whole message.
+    pub fn finish_with(mut self, chunk: &[u8]) -> usize {
+        self.send(chunk, true);
+        self.end()
+    }
+
+    /// Ends the message (with an empty last fragment) and sends
+    /// `stream:end`; returns how many recipients got the whole message.
+    pub fn finish(self) -> usize {
+        self.finish_with(&[])
+    }
+
+    fn send(&mut self, chunk: &[u8], fin: bool) -> usize {
+        let opcode = match (self.started, self.kind) {
+            (true, _) => OpCode::Continuation,
+            (false, MessageKind::Text) => OpCode::Text,
+            (false, MessageKind::Binary) => OpCode::Binary,
+        };
+        self.started = true;
+        self.bytes += chunk.len() as u64;
+        let frame = fragment_frame(opcode, fin, chunk);
+        let now = Instant::now();
+        // A lane that is refused was cut (its recipient got the notice).
+        self.lanes
+            .retain(|(lane, _)| lane.send(frame.clone(), fin, now).is_ok());
+        let metrics = &self.hub.inner.metrics;
+        Metrics::add(&metrics.bytes_out, (frame.len() * self.lanes.len()) as u64);
+        self.lanes.len()
+    }
+
+    /// Sends `stream:end` on every lane and ends them.
+    fn end(mut self) -> usize {
+        self.done = true;
+        let data = json!({ "id": self.id, "bytes": self.bytes, "complete": true });
+        let end = Prepared::new(self.head.outgoing("stream:end", &data));
+        let now = Instant::now();
+        let mut delivered = 0;
+        for (lane, encoding) in self.lanes.drain(..) {
+            if lane.finish(end.frame(encoding), now).is_ok() {
+                delivered += 1;
+            }
+        }
+        Metrics::add(&self.hub.inner.metrics.messages_out, delivered as u64);
+        self.ended(delivered, true);
+        delivered
+    }
+
+    /// Runs the end hooks of a client's stream and gives its place back.
+    fn ended(&self, members: usize, complete: bool) {
+        let Some(sender) = &self.sender else {
+            return;
+        };
+        self.hub.inner.streams.fetch_sub(1, Ordering::AcqRel);
+        let info = self.info(members, complete);
+        for hook in self.hub.hooks().stream_end.clone() {
+            hook(&self.hub, sender, &info);
+        }
+    }
+
+    fn info(&self, members: usize, complete: bool) -> StreamInfo {
+        StreamInfo {
+            id: self.id.clone(),
+            target: self.head.target.clone(),
+            bytes: self.bytes,
+            members,
+            complete,
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if !self.done {
+            // The lanes are cut as they drop: each recipient gets the
+            // end of the message and `stream:end` with `"complete":false`.
+            self.lanes.clear();
+            self.ended(0, false);
+        }
+    }
+}
+
+/// A frame of a fragmented message, as a server sends it (unmasked).
+fn fragment_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Bytes {
+    let header = FrameHeader {
+        fin,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: None,
+        payload_len: payload.len() as u64,
+    };
+    let mut out = BytesMut::with_capacity(header.encoded_len() + payload.len());
+    header.encode(&mut out);
+    out.extend_from_slice(payload);
+    out.freeze()
+}
+
+/// What a connection's task does with the binary message it is reading.
+#[derive(Default)]
+pub(crate) enum Incoming {
+    /// None under way.
+    #[default]
+    Idle,
+    /// Relayed as a stream.
+    Relaying(Stream),
+    /// Refused (no `stream:start` before it): read and dropped.
+    Ignoring,
+}
+
+/// The streams clients announced with `stream:start` whose binary message
+/// has not begun (`Some`), or is being relayed by the connection's task
+/// (`None`): one per connection.
+pub(crate) type PendingStreams = HashMap<ConnId, Option<Stream>>;
+
+impl Hub {
+    /// Opens a stream of `kind` messages to `target` (a room, one
+    /// connection, or everyone; [`Target::Server`] reaches no one): each
+    /// recipient on this node gets `stream:start` now, then the fragments
+    /// [`Stream::write`] sends, then `stream:end`. A connection already
+    /// receiving another stream is left out ([`Stream::members`] counts
+    /// those it reaches). Streams are not sent to other nodes.
+    ///
+    /// This is node websockets' `wsserver.write(chunk)` to everyone
+    /// (`hub.stream(&Target::Everyone, MessageKind::Binary)`), and its
+    /// `broadcast({fin, opcode}, chunk)` with the frame head's opcode as
+    /// `kind` and `fin` as [`Stream::finish_with`].
+    pub fn stream(&self, target: &Target, kind: MessageKind) -> Stream {
+        self.open_stream(None, target, kind)
+    }
+
+    fn open_stream(&self, sender: Option<&Socket>, target: &Target, kind: MessageKind) -> Stream {
+        let id = ConnId::random().as_str().to_owned();
+        let head = Head {
+            target: target.clone(),
+            from: sender.map(|socket| socket.id().as_str().to_owned()),
+        };
+        let recipients: Vec<Socket> = {
+            let registry = self.registry();
+            let all: Vec<&Socket> = match target {
+                Target::Room(room) => registry.members(room).collect(),
+                Target::Everyone => registry.conns.values().collect(),
+                Target::Direct(to) => registry.conns.get(to).into_iter().collect(),
+                Target::Server => Vec::new(),
+            };
+            let except = sender.map(Socket::id);
+            all.into_iter()
+                .filter(|socket| Some(socket.id()) != except)
+                .cloned()
+                .collect()
+        };
+        let kind_name = match kind {
+            MessageKind::Text => "text",
+            MessageKind::Binary => "binary",
+        };
+        let start_data = json!({ "id": id, "kind": kind_name });
+        let start = Prepared::new(head.outgoing("stream:start", &start_data));
+        let cut_data = json!({ "id": id, "complete": false });
+        let cut = Prepared::new(head.outgoing("stream:end", &cut_data));
+        let now = Instant::now();
+        let mut lanes = Vec::with_capacity(recipients.len());
+        for socket in recipients {
+            let encoding = socket.encoding();
+            let Some(lane) = socket.outbox().open_lane(cut.frame(encoding)) else {
+                continue;
+            };
+            if lane.send(start.frame(encoding), true, now).is_ok() {
+                lanes.push((lane, encoding));
+            }
+        }
+        Metrics::add(&self.inner.metrics.messages_out, lanes.len() as u64);
+        Stream {
+            hub: self.clone(),
+            id,
+            kind,
+            head,
+            lanes,
+            started: false,
+            bytes: 0,
+            sender: sender.cloned(),
+            done: false,
+        }
+    }
+
+    /// A client's `stream:start`: opens its stream, to be relayed from its
+    /// next binary message. Answers `{"id","delivered"}`.
+    pub(crate) fn start_client_stream(
+        &self,
+        socket: &Socket,
+        target: &Target,
+    ) -> Result<Value, RequestError> {
+        let config = &self.inner.config;
+        if socket.codec() != Codec::Json || config.max_streams == 0 {
+            return Err(RequestError::new(
+                "stream_unsupported",
+                "streams are sent as binary messages on JSON connections (no subprotocol, or switchboard.json), where the server allows them",
+            ));
+        }
+        crate::access::check_target(socket, target)?;
+        if self.pending_streams().contains_key(socket.id()) {
+            return Err(RequestError::new(
+                "stream_busy",
+                "this connection's stream has not ended: one stream at a time",
+            ));
+        }
+        let max = config.max_streams;
+        if self.inner.streams.fetch_add(1, Ordering::AcqRel) >= max {
+            self.inner.streams.fetch_sub(1, Ordering::AcqRel);
+            return Err(RequestError::new(
+                "too_many_streams",
+                format!("{max} streams are under way; try again later"),
+            ));
+        }
+        let stream = self.open_stream(Some(socket), target, MessageKind::Binary);
+        let answer = json!({ "id": stream.id, "delivered": stream.members() });
+        let info = stream.info(stream.members(), false);
+        self.pending_streams()
+            .insert(socket.id().clone(), Some(stream));
+        for hook in self.hooks().stream_start.clone() {
+            hook(self, socket, &info);
+        }
+        Ok(answer)
+    }
+
+    /// One fragment of a client's binary message: relayed if it announced
+    /// a stream, refused (once, at the first fragment) if not. At the last
+    /// fragment the members get `stream:end`, and so does the sender, with
+    /// `{"id","bytes","delivered"}`.
+    pub(crate) fn stream_fragment(
+        &self,
+        socket: &Socket,
+        fragment: Fragment,
+        incoming: &mut Incoming,
+        cork: &mut Cork,
+    ) {
+        let metrics = &self.inner.metrics;
+        Metrics::add(&metrics.bytes_in, fragment.payload.len() as u64);
+        if fragment.first {
+            let pending = self
+                .pending_streams()
+                .get_mut(socket.id())
+                .and_then(Option::take);
+            *incoming = match pending {
+                Some(stream) => Incoming::Relaying(stream),
+                None => {
+                    Metrics::add(&metrics.messages_in, 1);
+                    let error = RequestError::new(
+                        "binary_not_supported",
+                        "binary messages need the switchboard.msgpack subprotocol, or a stream:start before them",
+                    );
+                    self.reply_error(socket, None, &error, cork);
+                    Incoming::Ignoring
+                }
+            };
+        }
+        if let Incoming::Relaying(stream) = incoming {
+            stream.send(&fragment.payload, fragment.fin);
+        }
+        if !fragment.fin {
+            return;
+        }
+        if let Incoming::Relaying(stream) = std::mem::take(incoming) {
+            Metrics::add(&metrics.messages_in, 1);
+            self.pending_streams().remove(socket.id());
+            let (id, bytes) = (stream.id.clone(), stream.bytes);
+            let delivered = stream.end();
+            let data = json!({ "id": id, "bytes": bytes, "delivered": delivered });
+            let frame = socket.encoding().frame(&Outgoing::new("stream:end", &data));
+            let _ = socket.send(frame, Some(cork));
+        }
+    }
+
+    /// Drops a connection's announced stream when it leaves (its members
+    /// get `"complete":false`).
+    pub(crate) fn drop_stream(&self, socket: &Socket) {
+        let stream = self.pending_streams().remove(socket.id());
+        drop(stream);
+    }
+
+    fn pending_streams(&self) -> std::sync::MutexGuard<'_, PendingStreams> {
+        self.inner
+            .pending_streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs when a client starts a stream (`stream:start`), with the
+    /// stream's id, target and recipients.
+    pub fn on_stream_start<F: Fn(&Hub, &Socket, &StreamInfo) + Send + Sync + 'static>(
+        &self,
+        hook: F,
+    ) {
+        self.hooks_mut().stream_start.push(Arc::new(hook));
+    }
+
+    /// Runs when a client's stream ends: its last fragment went out
+    /// (`complete`), or its sender left before that.
+    pub fn on_stream_end<F: Fn(&Hub, &Socket, &StreamInfo) + Send + Sync + 'static>(
+        &self,
+        hook: F,
+    ) {
+        self.hooks_mut().stream_end.push(Arc::new(hook));
+    }
+}
