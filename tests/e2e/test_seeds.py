@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import time
 
 import pytest
@@ -23,25 +22,10 @@ from websockets.sync.client import connect as ws_connect
 
 from hubclient import Client
 from httpcalls import http
-from serverproc import ROOT, free_port
+from seeddoc import SEEDS_MD, seed_command
+from serverproc import free_port
 
 TIMEOUT = 5.0
-SEEDS_MD = ROOT / "docs" / "SEEDS.md"
-
-
-def seed_command(seed: str, ports: dict[int, int] | None = None) -> list[str]:
-    """The `serve` flags docs/SEEDS.md gives for `seed` (the command after
-    its `seed-command` marker), with `ports` (documented → free) replaced."""
-    text = SEEDS_MD.read_text()
-    found = re.search(rf"<!-- seed-command: {seed} -->\s*```sh\n(.+?)\n```", text)
-    assert found, f"docs/SEEDS.md has no command for seed {seed}"
-    line = found.group(1)
-    for documented, free in (ports or {}).items():
-        assert str(documented) in line, (documented, line)
-        line = line.replace(str(documented), str(free))
-    argv = shlex.split(line)
-    assert argv[:2] == ["switchboard", "serve"], line
-    return argv[2:]
 
 
 def plain(url: str, subprotocols: list[str] | None = None):

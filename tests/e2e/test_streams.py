@@ -10,6 +10,8 @@ import json
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
+from seeddoc import seed_command
+
 CHUNK = 64 * 1024
 TOTAL = 2 * 1024 * 1024
 
@@ -24,7 +26,8 @@ def events(ws):
 
 
 def test_a_stream_reaches_the_room_in_fragments(start_server):
-    server = start_server()
+    # As node websockets' users run it (docs/SEEDS.md, 002).
+    server = start_server(*seed_command("002"))
     a, b, c = (ws_connect(server.ws, max_size=None, legacy=True) for _ in range(3))
     for ws in (a, b, c):
         assert events(ws)["event"] == "ready"
