@@ -664,7 +664,7 @@ impl ServeSettings {
             .into_iter()
             .flatten()
         {
-            crate::serve::check_proxy_url(url)?;
+            crate::serve::backend::check_url(url)?;
         }
         let connect = self.connect_proxy_timeout;
         anyhow::ensure!(

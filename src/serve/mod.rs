@@ -16,8 +16,10 @@
 //!   (`crate::endpoints` says which path speaks what);
 //! - this module: the accept loop, connection tasks and graceful shutdown.
 
+mod answers;
 mod app;
-mod backend;
+// The settings check proxy URLs with it.
+pub(crate) mod backend;
 mod bridge_api;
 mod claims;
 mod connect_proxy;
@@ -26,6 +28,7 @@ mod event_proxy;
 mod files;
 mod jwt;
 mod metrics;
+mod publish_stream;
 mod rooms;
 mod routes;
 mod slots;
@@ -49,11 +52,6 @@ use app::App;
 pub use routes::{Endpoint, Router};
 use slots::Slots;
 use tls::Tls;
-
-/// Checks a `connect_proxy` or `event_proxy` URL (http:// only).
-pub fn check_proxy_url(url: &str) -> anyhow::Result<()> {
-    backend::check_url(url).map(drop)
-}
 
 /// Runs the server until SIGINT or SIGTERM, then shuts down gracefully.
 pub async fn run(args: ServeArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -199,6 +197,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         Some(cluster) => Some(Cluster::start(&hub, cluster)?),
         None => None,
     };
+    let max_streams = settings.max_streams;
     let echo_permits = Arc::new(Semaphore::new(
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -217,6 +216,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         event_proxy,
         started: std::time::Instant::now(),
         rooms: rooms::Rooms::default(),
+        http_streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
     })
 }
 

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use switchboard_hub::{envelope, pattern, Admission, Hub, RequestError};
-use switchboard_net::{Decision, Handler, HttpResponse};
+use switchboard_net::{BodyStream, Decision, Handler, HttpResponse};
 use switchboard_proto::handshake::Request;
 use switchboard_proto::HandshakeError;
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::answers::{error_response, json_response};
 use super::app::App;
 use super::credentials::{bearer, constant_time_eq};
 use crate::endpoints::{EndpointKind, EndpointSpec};
@@ -237,6 +238,22 @@ impl Handler for Router {
         }
     }
 
+    /// `POST /api/publish?room=…` streams its body to the room.
+    fn streams_body(&self, request: &Request) -> bool {
+        super::publish_stream::is_streamed(request)
+    }
+
+    /// The checks of `POST /api/publish` (key, origin), then the stream.
+    async fn http_stream(&self, request: &Request, body: &mut BodyStream<'_>) -> HttpResponse {
+        if let Err(refusal) = check_key(request, &self.app.settings.api_key) {
+            return refusal;
+        }
+        if let Err(error) = self.check_post_origin(request) {
+            return error_response(403, "forbidden", error.reason());
+        }
+        super::publish_stream::publish(&self.app, request, body).await
+    }
+
     async fn http(&self, request: &Request, body: Bytes) -> HttpResponse {
         let method = request.method();
         match (method, request.path()) {
@@ -403,15 +420,4 @@ fn check_key(request: &Request, key: &Option<String>) -> Result<(), HttpResponse
             "a key is required (Authorization: Bearer KEY)",
         )),
     }
-}
-
-fn json_response(status: u16, body: &Value) -> HttpResponse {
-    HttpResponse::new(status, "application/json", body.to_string())
-}
-
-fn error_response(status: u16, code: &str, message: &str) -> HttpResponse {
-    json_response(
-        status,
-        &json!({ "error": { "code": code, "message": message } }),
-    )
 }

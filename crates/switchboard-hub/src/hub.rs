@@ -13,16 +13,16 @@ use tokio::sync::{Notify, Semaphore};
 use crate::cluster::ClusterAdapter;
 use crate::config::HubConfig;
 use crate::envelope::{RequestError, Target};
-use crate::forward::ForwardHook;
+use crate::forwarder::ForwardHook;
+use crate::fragments::{Stream, StreamInfo};
 use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
-use crate::observe::{CloseHook, ErrorHook, PongHook};
 use crate::rate::AddressLimiters;
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
-use crate::stream::{PendingStreams, StreamHook};
+use crate::socket_error::SocketError;
 
 /// What an event handler sees.
 pub struct Context<'a> {
@@ -54,6 +54,19 @@ pub type GrantAuthorizer = Arc<dyn Fn(&Request) -> Result<Grant, (u16, String)> 
 /// `Ok` with the grant that replaces the connection's, or the error the
 /// client is answered with.
 pub type Refresher = Arc<dyn Fn(&str) -> Result<Grant, RequestError> + Send + Sync>;
+/// Called with the sending connection and the stream, at `stream:start`
+/// and at `stream:end`.
+pub type StreamHook = Arc<dyn Fn(&Hub, &Socket, &StreamInfo) + Send + Sync>;
+/// The streams clients announced with `stream:start` whose binary message
+/// has not begun (`Some`), or is being relayed by the connection's task
+/// (`None`): one per connection.
+pub(crate) type PendingStreams = HashMap<ConnId, Option<Stream>>;
+/// Called with a connection and the payload of a pong it sent.
+pub type PongHook = Arc<dyn Fn(&Hub, &Socket, &[u8]) + Send + Sync>;
+/// Called with a connection and an error the hub saw on it.
+pub type ErrorHook = Arc<dyn Fn(&Hub, &Socket, &SocketError) + Send + Sync>;
+/// Called with a connection that left, its close code and reason.
+pub type CloseHook = Arc<dyn Fn(&Hub, &Socket, u16, &str) + Send + Sync>;
 /// Sees every address-style message published on this node (bridges, clusters).
 pub type AddressHook = Arc<dyn Fn(&str, &[Value]) + Send + Sync>;
 

@@ -91,6 +91,8 @@ mod embed;
 pub mod envelope;
 mod expiry;
 pub mod forward;
+mod forwarder;
+mod fragments;
 mod glob;
 pub mod grant;
 pub mod hub;
@@ -107,6 +109,7 @@ mod rights;
 mod routing;
 mod session;
 pub mod socket;
+mod socket_error;
 pub mod stream;
 mod subscriptions;
 

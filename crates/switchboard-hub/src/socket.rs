@@ -13,7 +13,7 @@ use switchboard_net::{CloseCode, Cork, Outbox, PushError};
 
 use crate::config::SlowConsumerPolicy;
 use crate::envelope::{Codec, Encoding, Outgoing};
-use crate::forward::ForwardQueue;
+use crate::forwarder::ForwardQueue;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::pattern::Pattern;

@@ -11,211 +11,24 @@
 //!
 //! The application sends a stream with [`Hub::stream`]; a client with
 //! `stream:start` and then one binary message, relayed here fragment by
-//! fragment from its connection's task.
+//! fragment from its connection's task. The stream itself is in
+//! `fragments`.
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
 use serde_json::{json, Value};
-use switchboard_net::{Cork, Fragment, Lane, MessageKind};
-use switchboard_proto::frame::{FrameHeader, OpCode};
+use switchboard_net::{Cork, Fragment, MessageKind};
 
-use crate::envelope::{Codec, Encoding, Outgoing, Prepared, RequestError, Target};
-use crate::hub::Hub;
+use crate::envelope::{Codec, Outgoing, Prepared, RequestError, Target};
+use crate::fragments::{Head, OnEnd};
+pub use crate::fragments::{Stream, StreamInfo};
+pub use crate::hub::StreamHook;
+use crate::hub::{Hub, PendingStreams};
 use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::socket::Socket;
-
-/// Called with the sending connection and the stream, at `stream:start`
-/// and at `stream:end`.
-pub type StreamHook = Arc<dyn Fn(&Hub, &Socket, &StreamInfo) + Send + Sync>;
-
-/// A stream as the stream hooks see it.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct StreamInfo {
-    /// The stream's id, as its `stream:start` and `stream:end` carry it.
-    pub id: String,
-    /// Where it goes.
-    pub target: Target,
-    /// Payload bytes sent so far (all of them, at the end).
-    pub bytes: u64,
-    /// Recipients still in the stream.
-    pub members: usize,
-    /// At the end: whether the whole message was sent (false when its
-    /// sender left or broke off).
-    pub complete: bool,
-}
-
-/// Where the stream's announcements go, and from whom.
-struct Head {
-    target: Target,
-    from: Option<String>,
-}
-
-impl Head {
-    fn outgoing<'a>(&'a self, event: &'a str, data: &'a Value) -> Outgoing<'a> {
-        let mut message = Outgoing::new(event, data);
-        message.from = self.from.as_deref();
-        match &self.target {
-            Target::Room(room) => message.room = Some(room),
-            Target::Direct(id) => message.to = Some(id.as_str()),
-            Target::Everyone => message.broadcast = Some(true),
-            Target::Server => {}
-        }
-        message
-    }
-}
-
-/// One message on its way to many connections in fragments: the
-/// library's `write(chunk)` to a room or to everyone. Made by
-/// [`Hub::stream`]; each recipient has already got `stream:start`.
-///
-/// [`Stream::write`] sends a fragment, [`Stream::finish`] (or
-/// [`Stream::finish_with`] a last chunk) ends the message and sends
-/// `stream:end`. Dropping an unfinished stream cuts it for everyone
-/// (`"complete":false`).
-pub struct Stream {
-    hub: Hub,
-    id: String,
-    kind: MessageKind,
-    head: Head,
-    lanes: Vec<(Lane, Encoding)>,
-    started: bool,
-    bytes: u64,
-    /// Sent by this connection (a client's stream, counted in `max_streams`).
-    sender: Option<Socket>,
-    done: bool,
-}
-
-impl std::fmt::Debug for Stream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Stream")
-            .field("id", &self.id)
-            .field("members", &self.lanes.len())
-            .field("bytes", &self.bytes)
-            .finish()
-    }
-}
-
-impl Stream {
-    /// The stream's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
-    /// Recipients still in the stream.
-    pub fn members(&self) -> usize {
-        self.lanes.len()
-    }
-
-    /// Sends `chunk` as the next fragment to every recipient still in the
-    /// stream; returns how many. The frame is encoded once and shared.
-    pub fn write(&mut self, chunk: &[u8]) -> usize {
-        self.send(chunk, false)
-    }
-
-    /// Sends `chunk` as the last fragment, then `stream:end`; returns how
-    /// many recipients got the whole message.
-    pub fn finish_with(mut self, chunk: &[u8]) -> usize {
-        self.send(chunk, true);
-        self.end()
-    }
-
-    /// Ends the message (with an empty last fragment) and sends
-    /// `stream:end`; returns how many recipients got the whole message.
-    pub fn finish(self) -> usize {
-        self.finish_with(&[])
-    }
-
-    fn send(&mut self, chunk: &[u8], fin: bool) -> usize {
-        let opcode = match (self.started, self.kind) {
-            (true, _) => OpCode::Continuation,
-            (false, MessageKind::Text) => OpCode::Text,
-            (false, MessageKind::Binary) => OpCode::Binary,
-        };
-        self.started = true;
-        self.bytes += chunk.len() as u64;
-        let frame = fragment_frame(opcode, fin, chunk);
-        let now = Instant::now();
-        // A lane that is refused was cut (its recipient got the notice).
-        self.lanes
-            .retain(|(lane, _)| lane.send(frame.clone(), fin, now).is_ok());
-        let metrics = &self.hub.inner.metrics;
-        Metrics::add(&metrics.bytes_out, (frame.len() * self.lanes.len()) as u64);
-        self.lanes.len()
-    }
-
-    /// Sends `stream:end` on every lane and ends them.
-    fn end(mut self) -> usize {
-        self.done = true;
-        let data = json!({ "id": self.id, "bytes": self.bytes, "complete": true });
-        let end = Prepared::new(self.head.outgoing("stream:end", &data));
-        let now = Instant::now();
-        let mut delivered = 0;
-        for (lane, encoding) in self.lanes.drain(..) {
-            if lane.finish(end.frame(encoding), now).is_ok() {
-                delivered += 1;
-            }
-        }
-        Metrics::add(&self.hub.inner.metrics.messages_out, delivered as u64);
-        self.ended(delivered, true);
-        delivered
-    }
-
-    /// Runs the end hooks of a client's stream and gives its place back.
-    fn ended(&self, members: usize, complete: bool) {
-        let Some(sender) = &self.sender else {
-            return;
-        };
-        self.hub.inner.streams.fetch_sub(1, Ordering::AcqRel);
-        let info = self.info(members, complete);
-        for hook in self.hub.hooks().stream_end.clone() {
-            hook(&self.hub, sender, &info);
-        }
-    }
-
-    fn info(&self, members: usize, complete: bool) -> StreamInfo {
-        StreamInfo {
-            id: self.id.clone(),
-            target: self.head.target.clone(),
-            bytes: self.bytes,
-            members,
-            complete,
-        }
-    }
-}
-
-impl Drop for Stream {
-    fn drop(&mut self) {
-        if !self.done {
-            // The lanes are cut as they drop: each recipient gets the
-            // end of the message and `stream:end` with `"complete":false`.
-            self.lanes.clear();
-            self.ended(0, false);
-        }
-    }
-}
-
-/// A frame of a fragmented message, as a server sends it (unmasked).
-fn fragment_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Bytes {
-    let header = FrameHeader {
-        fin,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
-    let mut out = BytesMut::with_capacity(header.encoded_len() + payload.len());
-    header.encode(&mut out);
-    out.extend_from_slice(payload);
-    out.freeze()
-}
 
 /// What a connection's task does with the binary message it is reading.
 #[derive(Default)]
@@ -228,11 +41,6 @@ pub(crate) enum Incoming {
     /// Refused (no `stream:start` before it): read and dropped.
     Ignoring,
 }
-
-/// The streams clients announced with `stream:start` whose binary message
-/// has not begun (`Some`), or is being relayed by the connection's task
-/// (`None`): one per connection.
-pub(crate) type PendingStreams = HashMap<ConnId, Option<Stream>>;
 
 impl Hub {
     /// Opens a stream of `kind` messages to `target` (a room, one
@@ -290,15 +98,24 @@ impl Hub {
             }
         }
         Metrics::add(&self.inner.metrics.messages_out, lanes.len() as u64);
+        let on_end = sender.map(|sender| {
+            let (hub, sender) = (self.clone(), sender.clone());
+            Box::new(move |info: &StreamInfo| {
+                hub.inner.streams.fetch_sub(1, Ordering::AcqRel);
+                for hook in hub.hooks().stream_end.clone() {
+                    hook(&hub, &sender, info);
+                }
+            }) as OnEnd
+        });
         Stream {
-            hub: self.clone(),
             id,
             kind,
             head,
             lanes,
             started: false,
             bytes: 0,
-            sender: sender.cloned(),
+            metrics: self.inner.metrics.clone(),
+            on_end,
             done: false,
         }
     }

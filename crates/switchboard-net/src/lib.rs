@@ -5,6 +5,8 @@
 //!
 //! - [`server`]: accept a TCP connection, answer plain HTTP through a
 //!   [`Handler`] or upgrade it to a [`WebSocket`].
+//! - [`body`]: a request body read as it arrives, for handlers that
+//!   stream it on ([`Handler::streams_body`]).
 //! - [`client`]: [`connect`] to a `ws://` or `wss://` URL.
 //! - [`tls`] (feature `tls`, default): rustls configs from PEM files,
 //!   [`tls::accept`] for servers, the trust of `wss://` clients.
@@ -30,6 +32,7 @@
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub mod body;
 mod chunks;
 pub mod client;
 pub mod config;
@@ -43,6 +46,7 @@ pub mod socket;
 pub mod tls;
 pub mod upgrade;
 
+pub use body::BodyStream;
 pub use client::{connect, connect_with, ConnectOptions};
 pub use config::Config;
 pub use error::Error;

@@ -9,6 +9,7 @@ use switchboard_proto::{HandshakeError, Role};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::body::BodyStream;
 use crate::config::Config;
 use crate::error::Error;
 use crate::session::Session;
@@ -115,6 +116,28 @@ pub trait Handler: Send + Sync {
         request: &Request,
         preferred: Option<&str>,
     ) -> impl std::future::Future<Output = Decision<Self::Admission>> + Send;
+
+    /// Whether `request`'s body goes to [`Handler::http_stream`] as it
+    /// arrives, of any length and chunked too, rather than read whole (up
+    /// to `max_http_body`) for [`Handler::http`]. Default: never.
+    fn streams_body(&self, request: &Request) -> bool {
+        let _ = request;
+        false
+    }
+
+    /// Answers a request whose body streams ([`Handler::streams_body`]):
+    /// `body` hands it out piece by piece. Default: 501.
+    fn http_stream(
+        &self,
+        request: &Request,
+        body: &mut BodyStream<'_>,
+    ) -> impl std::future::Future<Output = HttpResponse> + Send {
+        let _ = (request, body);
+        std::future::ready(HttpResponse::text(
+            501,
+            "streamed bodies are not handled here\n",
+        ))
+    }
 
     /// Answers a request that is not a WebSocket upgrade (an `async fn`
     /// in an implementation: it may wait on other work). Default: 426.
@@ -280,7 +303,7 @@ async fn respond<S, H>(
     handler: &H,
 ) -> Result<Option<Upgraded<H::Admission>>, Error>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send,
     H: Handler + ?Sized,
 {
     let deadline = tokio::time::Instant::now() + config.handshake_timeout;
@@ -299,6 +322,21 @@ where
         }
         Ok(Ok(parsed)) => parsed,
     };
+    if !request.is_websocket_upgrade() && handler.streams_body(&request) {
+        let response = match body_framing(&request) {
+            Ok((length, chunked)) => {
+                let rest = std::mem::take(&mut rest);
+                let idle = config.handshake_timeout;
+                let mut body = BodyStream::new(stream, rest, length, chunked, idle);
+                handler.http_stream(&request, &mut body).await
+            }
+            Err(error) => HttpResponse::text(error.status(), format!("{}\n", error.reason())),
+        };
+        let response = response.encode(request.method() == "HEAD");
+        write_within(stream, &response, config).await?;
+        linger(stream).await;
+        return Ok(None);
+    }
     if !request.is_websocket_upgrade() {
         let body = read_body(stream, &request, &mut rest, config).await;
         let response = match body {
@@ -470,6 +508,25 @@ fn content_length(request: &Request) -> Result<Option<usize>, HandshakeError> {
         }
     }
     Ok(Some(first))
+}
+
+/// How a streamed body ends: its length, or chunked. A transfer coding
+/// other than `chunked` is 501; both headers at once are refused (RFC
+/// 9112 §6.1: a proxy in front might frame the body otherwise).
+fn body_framing(request: &Request) -> Result<(Option<u64>, bool), HandshakeError> {
+    let length = content_length(request)?.map(|length| length as u64);
+    match request.header("transfer-encoding") {
+        None => Ok((length, false)),
+        Some(_) if length.is_some() => Err(HandshakeError::new(
+            400,
+            "Content-Length and Transfer-Encoding together",
+        )),
+        Some(coding) if coding.trim().eq_ignore_ascii_case("chunked") => Ok((None, true)),
+        Some(coding) => Err(HandshakeError::new(
+            501,
+            format!("transfer coding {coding:?} is not supported; send chunked"),
+        )),
+    }
 }
 
 /// Reads a request body announced by `Content-Length`, up to `max_http_body`.
