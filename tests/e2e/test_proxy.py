@@ -410,6 +410,31 @@ def test_errors_go_to_the_proxy_when_listed(start_server, connect, backend):
     assert backend.seen("/event", "disconnect")[0]["data"] == {"code": 1000, "reason": "done"}
 
 
+def test_streams_go_to_the_proxy_when_listed(start_server, backend):
+    backend.answers["/event"] = lambda request: result()
+    server = start_server(
+        "--event-proxy", backend.url("/event"), "--event-proxy-events", "stream:start,stream:end"
+    )
+    member = Client(server.ws)
+    member.send({"event": "join", "room": "r", "ack": 1})
+    member.next("ack")
+    with ws_connect(server.ws, max_size=None) as sender:
+        json.loads(sender.recv(timeout=5))  # ready
+        sender.send(json.dumps({"event": "stream:start", "room": "r", "ack": 1}))
+        stream_id = json.loads(sender.recv(timeout=5))["data"]["id"]
+        sender.send(iter([b"a" * 1000, b"b" * 1000]))
+        deadline = time.monotonic() + 5
+        while not backend.seen("/event", "stream:end") and time.monotonic() < deadline:
+            time.sleep(0.02)
+    member.close()
+    [start] = backend.seen("/event", "stream:start")
+    assert start["data"] == {"id": stream_id, "bytes": 0, "members": 1, "room": "r"}
+    [end] = backend.seen("/event", "stream:end")
+    assert end["data"] == {
+        "id": stream_id, "bytes": 2000, "members": 1, "room": "r", "complete": True,
+    }
+
+
 def test_a_thousand_events_from_fifty_connections_in_order(start_server, backend):
     backend.answers["/event"] = lambda request: result(data=request["data"])
     server = start_server("--event-proxy", backend.url("/event"))

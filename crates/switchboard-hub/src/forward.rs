@@ -112,6 +112,7 @@ impl Hub {
         self.queue_builtin(
             socket,
             ForwardKind::Connect,
+            "connect",
             Value::Null,
             Connection::of(socket),
         );
@@ -125,23 +126,19 @@ impl Hub {
         close: (u16, String),
     ) {
         let data = json!({ "code": close.0, "reason": close.1 });
-        self.queue_builtin(socket, ForwardKind::Disconnect, data, last);
+        self.queue_builtin(socket, ForwardKind::Disconnect, "disconnect", data, last);
     }
 
     fn queue_builtin(
         &self,
         socket: &Socket,
         kind: ForwardKind,
+        event: &str,
         data: Value,
         connection: Connection,
     ) {
         let Some(queue) = socket.forward_queue() else {
             return;
-        };
-        let event = match kind {
-            ForwardKind::Connect => "connect",
-            ForwardKind::Error => "error",
-            _ => "disconnect",
         };
         let forward = Forward {
             kind,
@@ -153,9 +150,16 @@ impl Hub {
         let _ = queue.jobs.send(Job { forward, ack: None });
     }
 
-    /// Queues a notice (an error) for the forwarder, under the
-    /// connection's bound; one past it is dropped.
-    pub(crate) fn queue_notice(&self, socket: &Socket, kind: ForwardKind, data: Value) {
+    /// Queues a notice (an error, a stream's start or end) named `event`
+    /// for the forwarder, under the connection's bound; one past it is
+    /// dropped.
+    pub(crate) fn queue_notice(
+        &self,
+        socket: &Socket,
+        kind: ForwardKind,
+        event: &str,
+        data: Value,
+    ) {
         let Some(queue) = socket.forward_queue() else {
             return;
         };
@@ -165,7 +169,7 @@ impl Hub {
             Metrics::add(&self.inner.metrics.forward_busy, 1);
             return;
         }
-        self.queue_builtin(socket, kind, data, Connection::of(socket));
+        self.queue_builtin(socket, kind, event, data, Connection::of(socket));
     }
 
     /// Takes a client event for the forwarder if it goes there: one that
@@ -332,7 +336,7 @@ impl Worker {
                     });
                     hub.answer_forwarded(&socket, &event, job.ack.as_ref(), result, None);
                 }
-                ForwardKind::Error => {
+                ForwardKind::Error | ForwardKind::Stream => {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
                     match result {
                         Ok(reply) => hub.deliver_emits(&socket, &reply.emit),

@@ -22,7 +22,7 @@ pub const PROXY_BUSY: &str = "proxy_busy";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardKind {
     /// A client event that no handler takes (or one named in
-    /// [`Hub::forward_events`]).
+    /// [`Hub::forward_events`](crate::Hub::forward_events)).
     Event,
     /// The connection joined the hub (after its `ready`).
     Connect,
@@ -32,8 +32,13 @@ pub enum ForwardKind {
     /// An error the hub saw on the connection (see
     /// [`SocketError`](crate::SocketError)); `data` holds its `code`,
     /// `message` and, when the connection is closed for it, `close_code`.
-    /// Sent only when `"error"` is among [`Hub::forward_events`].
+    /// Sent only when `"error"` is among [`Hub::forward_events`](crate::Hub::forward_events).
     Error,
+    /// A stream the connection sent began (`stream:start`) or ended
+    /// (`stream:end`); `data` holds its `id`, its target (`room`, `to` or
+    /// `broadcast`), `bytes`, `members` and, at the end, `complete`. Sent
+    /// only when that event name is among [`Hub::forward_events`](crate::Hub::forward_events).
+    Stream,
 }
 
 /// The connection an event came from, as it was when the event was sent
@@ -44,7 +49,7 @@ pub struct Connection {
     pub id: String,
     /// Its name, if it has one.
     pub name: Option<String>,
-    /// Its profile ([`Socket::profile`]), or else its metadata as an object
+    /// Its profile ([`Socket::profile`](crate::Socket::profile)), or else its metadata as an object
     /// of strings.
     pub meta: Value,
     /// The rooms it is in.
@@ -63,7 +68,7 @@ pub struct Forward {
     /// The payload (`null` for `connect`; `{"code","reason"}` for `disconnect`).
     pub data: Value,
     /// Where the client addressed it: [`Target::Server`] unless the event
-    /// is one of [`Hub::forward_events`] and was sent to someone.
+    /// is one of [`Hub::forward_events`](crate::Hub::forward_events) and was sent to someone.
     pub target: Target,
 }
 

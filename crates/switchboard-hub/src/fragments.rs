@@ -53,10 +53,10 @@ impl Head {
 
 /// One message on its way to many connections in fragments: the
 /// library's `write(chunk)` to a room or to everyone. Made by
-/// [`Hub::stream`]; each recipient has already got `stream:start`.
+/// [`Hub::stream`](crate::Hub::stream); each recipient has already got `stream:start`.
 ///
-/// [`Stream::write`] sends a fragment, [`Stream::finish`] (or
-/// [`Stream::finish_with`] a last chunk) ends the message and sends
+/// [`Stream::write`](Stream::write) sends a fragment, [`Stream::finish`](Stream::finish) (or
+/// [`Stream::finish_with`](Stream::finish_with) a last chunk) ends the message and sends
 /// `stream:end`. Dropping an unfinished stream cuts it for everyone
 /// (`"complete":false`).
 pub struct Stream {

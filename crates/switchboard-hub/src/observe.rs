@@ -61,7 +61,7 @@ impl Hub {
             if let Some(code) = error.close_code {
                 data["close_code"] = json!(code);
             }
-            self.queue_notice(socket, ForwardKind::Error, data);
+            self.queue_notice(socket, ForwardKind::Error, "error", data);
         }
     }
 

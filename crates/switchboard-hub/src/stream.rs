@@ -3,7 +3,7 @@
 //!
 //! Each recipient gets `stream:start`, the message's fragments and
 //! `stream:end`, with no other data message between them: the stream has a
-//! [`Lane`] on each recipient's outbox, and what else is sent to that
+//! [`Lane`](switchboard_net::Lane) on each recipient's outbox, and what else is sent to that
 //! recipient meanwhile waits behind it (bounded by its queue). A recipient
 //! that cannot keep up, or whose other messages pile up behind a stream
 //! that stalls, is cut from it: its message is ended with an empty final
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use switchboard_net::{Cork, Fragment, MessageKind};
 
 use crate::envelope::{Codec, Outgoing, Prepared, RequestError, Target};
+use crate::forward::ForwardKind;
 use crate::fragments::{Head, OnEnd};
 pub use crate::fragments::{Stream, StreamInfo};
 pub use crate::hub::StreamHook;
@@ -105,6 +106,7 @@ impl Hub {
                 for hook in hub.hooks().stream_end.clone() {
                     hook(&hub, &sender, info);
                 }
+                hub.forward_stream(&sender, "stream:end", info);
             }) as OnEnd
         });
         Stream {
@@ -157,7 +159,30 @@ impl Hub {
         for hook in self.hooks().stream_start.clone() {
             hook(self, socket, &info);
         }
+        self.forward_stream(socket, "stream:start", &info);
         Ok(answer)
+    }
+
+    /// Tells the forwarder of a client's stream starting or ending, when
+    /// it asked for `event` ([`Hub::forward_events`]).
+    fn forward_stream(&self, socket: &Socket, event: &str, info: &StreamInfo) {
+        if !socket
+            .forward_queue()
+            .is_some_and(|queue| queue.wants(event))
+        {
+            return;
+        }
+        let mut data = json!({ "id": info.id, "bytes": info.bytes, "members": info.members });
+        match &info.target {
+            Target::Room(room) => data["room"] = json!(room),
+            Target::Direct(to) => data["to"] = json!(to.as_str()),
+            Target::Everyone => data["broadcast"] = json!(true),
+            Target::Server => {}
+        }
+        if event == "stream:end" {
+            data["complete"] = json!(info.complete);
+        }
+        self.queue_notice(socket, ForwardKind::Stream, event, data);
     }
 
     /// One fragment of a client's binary message: relayed if it announced
