@@ -19,8 +19,9 @@ impl Hub {
     /// resets its deadline.
     pub(crate) fn dispatch(&self, socket: &Socket, message: Message, cork: &mut Cork) -> bool {
         let metrics = &self.inner.metrics;
+        let message_len = message.len();
         Metrics::add(&metrics.messages_in, 1);
-        Metrics::add(&metrics.bytes_in, message.len() as u64);
+        Metrics::add(&metrics.bytes_in, message_len as u64);
         let decoded = match (&message, socket.codec()) {
             (Message::Text(text), _) => Codec::Json.decode(text.as_bytes()),
             (Message::Binary(bytes), Codec::MsgPack) => Codec::MsgPack.decode(bytes),
@@ -43,7 +44,7 @@ impl Hub {
         };
         match envelope::parse(value) {
             Ok(parsed) => {
-                let Some(parsed) = self.take_forwarded(socket, parsed, cork) else {
+                let Some(parsed) = self.take_forwarded(socket, parsed, message_len, cork) else {
                     return false;
                 };
                 let refresh = matches!(parsed.request, Request::Refresh(_));

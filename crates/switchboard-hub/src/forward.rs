@@ -93,15 +93,18 @@ impl Hub {
         let hook = self.forward_hook()?;
         let (jobs, receiver) = mpsc::unbounded_channel();
         let waiting = Arc::new(AtomicUsize::new(0));
+        let waiting_bytes = Arc::new(AtomicUsize::new(0));
         let queue = ForwardQueue {
             jobs,
             waiting: waiting.clone(),
+            waiting_bytes: waiting_bytes.clone(),
             always: hook.always,
         };
         let worker = Worker {
             forwarder: hook.forwarder,
             jobs: receiver,
             waiting,
+            waiting_bytes,
         };
         Some((queue, worker))
     }
@@ -147,7 +150,11 @@ impl Hub {
             data,
             target: Target::Server,
         };
-        let _ = queue.jobs.send(Job { forward, ack: None });
+        let _ = queue.jobs.send(Job {
+            forward,
+            ack: None,
+            bytes: 0,
+        });
     }
 
     /// Queues a notice (an error, a stream's start or end) named `event`
@@ -176,10 +183,13 @@ impl Hub {
     /// no handler takes, addressed to no one, or one of the events always
     /// forwarded. Returns the message back when it does not; refusals are
     /// answered here.
+    /// `bytes` is the size of the client message, counted against the
+    /// connection's queue (`max_pending_send_bytes`) while it waits.
     pub(crate) fn take_forwarded(
         &self,
         socket: &Socket,
         parsed: Parsed,
+        bytes: usize,
         cork: &mut Cork,
     ) -> Option<Parsed> {
         let Some(queue) = socket.forward_queue() else {
@@ -215,13 +225,23 @@ impl Hub {
             return None;
         }
         let limit = self.inner.config.max_forward_queue;
-        if queue.waiting.fetch_add(1, Ordering::AcqRel) >= limit {
-            queue.waiting.fetch_sub(1, Ordering::AcqRel);
+        let max_bytes = self.inner.config.max_pending_send_bytes;
+        let queued_bytes = queue.waiting_bytes.fetch_add(bytes, Ordering::AcqRel);
+        // One event is always taken, however large (the message size limit
+        // bounds it); more only within the byte bound.
+        let over_bytes = queued_bytes > 0 && queued_bytes + bytes > max_bytes;
+        if over_bytes || queue.waiting.fetch_add(1, Ordering::AcqRel) >= limit {
+            if !over_bytes {
+                queue.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+            queue.waiting_bytes.fetch_sub(bytes, Ordering::AcqRel);
             Metrics::add(&self.inner.metrics.forward_busy, 1);
-            let error = ForwardError::new(
-                PROXY_BUSY,
-                format!("{limit} events of this connection are waiting for the event proxy"),
-            );
+            let why = if over_bytes {
+                format!("{queued_bytes} bytes of this connection's events are waiting for the event proxy")
+            } else {
+                format!("{limit} events of this connection are waiting for the event proxy")
+            };
+            let error = ForwardError::new(PROXY_BUSY, why);
             self.answer_forwarded(socket, &event, ack.as_ref(), Err(error), Some(cork));
             return None;
         }
@@ -232,9 +252,14 @@ impl Hub {
             data,
             target,
         };
-        let job = Job { forward, ack };
+        let job = Job {
+            forward,
+            ack,
+            bytes,
+        };
         if queue.jobs.send(job).is_err() {
             queue.waiting.fetch_sub(1, Ordering::AcqRel);
+            queue.waiting_bytes.fetch_sub(bytes, Ordering::AcqRel);
         }
         None
     }
@@ -319,6 +344,7 @@ pub(crate) struct Worker {
     forwarder: Forwarder,
     jobs: mpsc::UnboundedReceiver<Job>,
     waiting: Arc<AtomicUsize>,
+    waiting_bytes: Arc<AtomicUsize>,
 }
 
 impl Worker {
@@ -330,6 +356,7 @@ impl Worker {
             match kind {
                 ForwardKind::Event => {
                     self.waiting.fetch_sub(1, Ordering::AcqRel);
+                    self.waiting_bytes.fetch_sub(job.bytes, Ordering::AcqRel);
                     let result = result.map(|reply| {
                         hub.deliver_emits(&socket, &reply.emit);
                         reply.data

@@ -142,6 +142,8 @@ pub(crate) struct ForwardHook {
 pub(crate) struct Job {
     pub(crate) forward: Forward,
     pub(crate) ack: Option<Value>,
+    /// The size of the client message it came in (0 for notices).
+    pub(crate) bytes: usize,
 }
 
 /// A connection's end of its forward queue.
@@ -149,6 +151,9 @@ pub(crate) struct ForwardQueue {
     pub(crate) jobs: mpsc::UnboundedSender<Job>,
     /// Events queued or being answered (`connect`/`disconnect` not counted).
     pub(crate) waiting: Arc<AtomicUsize>,
+    /// The bytes of the client messages those events came in: a count
+    /// alone would let 64 large events hold 64 times the message size.
+    pub(crate) waiting_bytes: Arc<AtomicUsize>,
     pub(crate) always: Arc<HashSet<String>>,
 }
 

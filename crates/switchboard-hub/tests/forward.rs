@@ -54,6 +54,11 @@ async fn send(socket: &mut WebSocket, message: Value) {
 fn hub(max_queue: usize, gate: Arc<Notify>, seen: Arc<Mutex<Vec<Forward>>>) -> Hub {
     let mut config = HubConfig::default();
     config.max_forward_queue(max_queue);
+    hub_with(config, gate, seen)
+}
+
+/// [`hub`] with a configuration of the caller's.
+fn hub_with(config: HubConfig, gate: Arc<Notify>, seen: Arc<Mutex<Vec<Forward>>>) -> Hub {
     let hub = Hub::new(config);
     hub.set_grant_authorizer(|_| {
         let mut grant = Grant::default();
@@ -143,6 +148,35 @@ async fn a_full_queue_is_busy_and_holds_up_no_one_else() {
     gate.notify_waiters();
     assert_eq!(recv(&mut stuck).await["event"], "seen");
     assert_eq!(recv(&mut stuck).await["ack"], 0);
+}
+
+#[tokio::test]
+async fn a_queue_full_in_bytes_is_busy_before_its_count() {
+    let gate = Arc::new(Notify::new());
+    let mut config = HubConfig::default();
+    config.max_forward_queue(64).max_pending_send_bytes(250_000);
+    let url = common::serve(hub_with(config, gate.clone(), Default::default())).await;
+    let mut big = open(&url).await;
+    let filler = "x".repeat(100_000);
+    // Two 100 kB events fit in 250 kB; the third does not, though the
+    // count (64) is far off.
+    for n in 0..3 {
+        send(&mut big, json!({"event": "wait", "data": filler, "ack": n})).await;
+    }
+    let busy = recv(&mut big).await;
+    assert_eq!(
+        (&busy["ack"], &busy["error"]["code"]),
+        (&json!(2), &json!("proxy_busy"))
+    );
+    // Once the waiting ones are answered, their bytes are free again.
+    for n in 0..2 {
+        gate.notify_one();
+        assert_eq!(recv(&mut big).await["event"], "seen");
+        assert_eq!(recv(&mut big).await["ack"], n);
+    }
+    send(&mut big, json!({"event": "count", "data": 1, "ack": 9})).await;
+    assert_eq!(recv(&mut big).await["event"], "seen");
+    assert_eq!(recv(&mut big).await["ack"], 9);
 }
 
 #[tokio::test]
