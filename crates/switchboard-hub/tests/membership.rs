@@ -4,31 +4,10 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{open, recv, send};
 use serde_json::{json, Value};
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{connect, Message, WebSocket};
-
-const WITHIN: Duration = Duration::from_secs(10);
-
-async fn open(url: &str) -> WebSocket {
-    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    assert_eq!(recv(&mut socket).await["event"], "ready");
-    socket
-}
-
-async fn recv(socket: &mut WebSocket) -> Value {
-    let message = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("a message in time")
-        .expect("a message")
-        .expect("no error");
-    serde_json::from_slice(message.payload()).unwrap()
-}
+use switchboard_net::WebSocket;
 
 /// The next message that is not a user list.
 async fn next_event(socket: &mut WebSocket) -> Value {
@@ -38,13 +17,6 @@ async fn next_event(socket: &mut WebSocket) -> Value {
             return message;
         }
     }
-}
-
-async fn send(socket: &mut WebSocket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

@@ -8,29 +8,12 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use common::{open, recv};
+use serde_json::json;
 use switchboard_hub::{Forward, ForwardKind, ForwardReply, Hub, HubConfig, SocketError};
-use switchboard_net::{connect, CloseCode, Message, WebSocket};
+use switchboard_net::{CloseCode, Message};
 
 const WITHIN: Duration = Duration::from_secs(10);
-
-async fn open(url: &str) -> WebSocket {
-    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    assert_eq!(recv(&mut socket).await["event"], "ready");
-    socket
-}
-
-async fn recv(socket: &mut WebSocket) -> Value {
-    let message = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("a message in time")
-        .expect("a message")
-        .expect("no error");
-    serde_json::from_slice(message.payload()).unwrap()
-}
 
 /// Waits until `seen` holds `n` entries.
 async fn until_len<T>(seen: &Mutex<Vec<T>>, n: usize) {

@@ -6,11 +6,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::{open, recv, send};
 use serde_json::{json, Value};
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{connect, Message, WebSocket};
+use switchboard_net::WebSocket;
 
-const WITHIN: Duration = Duration::from_secs(10);
 /// Bytes of user lists a second per room: a list of three members sent to
 /// three members is about 450 bytes, a hold of more than two seconds.
 const RATE: usize = 200;
@@ -19,31 +19,6 @@ async fn serve() -> String {
     let mut config = HubConfig::default();
     config.userlist_rate(RATE);
     common::serve(Hub::new(config)).await
-}
-
-async fn open(url: &str) -> WebSocket {
-    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    assert_eq!(recv(&mut socket).await["event"], "ready");
-    socket
-}
-
-async fn recv(socket: &mut WebSocket) -> Value {
-    let message = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("a message in time")
-        .expect("a message")
-        .expect("no error");
-    serde_json::from_slice(message.payload()).unwrap()
-}
-
-async fn send(socket: &mut WebSocket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
 }
 
 /// The next `userlist` of `room`, skipping everything else.

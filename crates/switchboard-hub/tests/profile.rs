@@ -3,16 +3,16 @@
 //! is delivered) and an answer after each message, as IS2 serves its
 //! clients.
 
-use std::sync::Arc;
-use std::time::Duration;
+mod common;
 
-use serde_json::{json, Value};
+use std::sync::Arc;
+
+use common::{open, recv, send};
+use serde_json::json;
 use switchboard_hub::pattern::Pattern;
 use switchboard_hub::{Admission, Hub, HubConfig};
-use switchboard_net::{accept, connect, Config, Decision, Handler, Message, Request, WebSocket};
+use switchboard_net::{accept, Config, Decision, Handler, Request};
 use tokio::net::TcpListener;
-
-const WITHIN: Duration = Duration::from_secs(10);
 
 /// The hub's decision, plus IS2's profile on `/is2`.
 struct Is2Endpoint(Hub);
@@ -50,28 +50,6 @@ async fn serve(hub: Hub) -> String {
         }
     });
     base
-}
-
-async fn recv(socket: &mut WebSocket) -> Value {
-    let message = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("a message in time")
-        .expect("a message")
-        .expect("no error");
-    serde_json::from_slice(message.payload()).unwrap()
-}
-
-async fn open(url: &str) -> WebSocket {
-    let (mut socket, _) = connect(url).await.unwrap();
-    assert_eq!(recv(&mut socket).await["event"], "ready");
-    socket
-}
-
-async fn send(socket: &mut WebSocket, message: Value) {
-    socket
-        .send(Message::text(message.to_string()))
-        .await
-        .unwrap();
 }
 
 #[tokio::test]

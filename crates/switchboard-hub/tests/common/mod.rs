@@ -1,9 +1,12 @@
-//! What the hub's integration tests share.
+//! What the hub's integration tests share (each test file uses a part).
+#![allow(dead_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde_json::Value;
 use switchboard_hub::Hub;
-use switchboard_net::{accept, Config};
+use switchboard_net::{accept, connect, Config, Message, WebSocket};
 use tokio::net::TcpListener;
 
 /// Serves `hub` on a fresh port the way an embedding program does: the hub
@@ -30,4 +33,35 @@ pub async fn serve_with(hub: Hub, config: Config) -> String {
         }
     });
     url
+}
+
+/// Bound on waiting for a message that should come.
+pub const WITHIN: Duration = Duration::from_secs(10);
+
+/// Connects to the hub and waits for its `ready`.
+pub async fn open(url: &str) -> WebSocket {
+    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
+        .await
+        .expect("connect in time")
+        .expect("connect");
+    assert_eq!(recv(&mut socket).await["event"], "ready");
+    socket
+}
+
+/// The next message, as JSON.
+pub async fn recv(socket: &mut WebSocket) -> Value {
+    let message = tokio::time::timeout(WITHIN, socket.recv())
+        .await
+        .expect("a message in time")
+        .expect("a message")
+        .expect("no error");
+    serde_json::from_slice(message.payload()).unwrap()
+}
+
+/// Sends a JSON message.
+pub async fn send(socket: &mut WebSocket, message: Value) {
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .expect("send");
 }
