@@ -292,7 +292,7 @@ async fn accept_loop(
                     let settings = &app.settings;
                     let (session, _) =
                         accepted.into_session(settings.queue_len, settings.queue_bytes);
-                    rooms::serve(&app.rooms, session, shutdown).await;
+                    rooms::serve(&app.rooms, &app.hub, Some(remote.ip()), session, shutdown).await;
                     drop(admission);
                 }
             }

@@ -18,16 +18,24 @@
 //!
 //! A connection is admitted as a hub one (its checks, a place under
 //! `max_connections`) and has the transport's limits (`max_message_size`,
-//! idle timeout, keepalive) and the hub's queue bounds, a full queue
-//! closing it with 1008; the hub's per-connection message rates are not
-//! applied here.
+//! idle timeout, keepalive), the hub's queue bounds, a full queue closing
+//! it with 1008, and the hub's message rates (`rate_messages`,
+//! `rate_bytes`, and the per-address ones shared with the hub's own
+//! connections), a connection over them closed with 1008: a message to
+//! `all` costs one push per connection, so its rate is what bounds what a
+//! client can make the server do.
+//!
+//! Deliveries hold the rooms for reading only, as the hub's own fan-out
+//! holds its registry: connections delivering at once do not wait for
+//! each other, and a push never waits for the recipient's socket.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::net::IpAddr;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use serde_json::{json, Value};
-use switchboard_hub::{envelope, RequestError};
+use switchboard_hub::{envelope, Hub, Metrics, RequestError};
 use switchboard_net::{CloseCode, Event, Message, Outbox, PushError, Session};
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 use tokio::sync::watch;
@@ -42,7 +50,7 @@ const MAX_ROOMS: usize = 100;
 /// The members of every room. Cheap to share behind the app.
 #[derive(Default)]
 pub struct Rooms {
-    state: Mutex<State>,
+    state: RwLock<State>,
 }
 
 #[derive(Default)]
@@ -58,12 +66,16 @@ struct Member {
 }
 
 impl Rooms {
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn state_mut(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
     fn add(&self, outbox: Outbox) -> u64 {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         state.next_id += 1;
         let id = state.next_id;
         let member = Member {
@@ -75,7 +87,7 @@ impl Rooms {
     }
 
     fn remove(&self, id: u64) {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let Some(member) = state.connections.remove(&id) else {
             return;
         };
@@ -90,7 +102,7 @@ impl Rooms {
     }
 
     fn join(&self, id: u64, room: String) -> Result<(), RequestError> {
-        let mut state = self.state();
+        let mut state = self.state_mut();
         let Some(member) = state.connections.get_mut(&id) else {
             return Ok(());
         };
@@ -199,16 +211,28 @@ fn text_of(msg: &Value) -> String {
     }
 }
 
-/// Runs one connection of a `rooms` endpoint until it closes, or until the
-/// server shuts down (1001).
-pub async fn serve(rooms: &Rooms, mut session: Session, mut shutdown: watch::Receiver<bool>) {
+/// Runs one connection of a `rooms` endpoint, from `address`, until it
+/// closes, or until the server shuts down (1001).
+pub async fn serve(
+    rooms: &Rooms,
+    hub: &Hub,
+    address: Option<IpAddr>,
+    mut session: Session,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let id = rooms.add(session.outbox().clone());
+    let mut limits = hub.rate_limits(address);
     let _ = session.send(Message::text(GREETING));
     let stopping = shutdown.wait_for(|stop| *stop);
     tokio::pin!(stopping);
     loop {
         tokio::select! {
             event = session.next_event() => match event {
+                Ok(Event::Message(message)) if !limits.allow(message.len()) => {
+                    Metrics::add(&hub.metrics().rate_limited, 1);
+                    session.outbox().close(CloseCode::POLICY_VIOLATION, "rate limit exceeded");
+                    break;
+                }
                 Ok(Event::Message(message)) => {
                     if let Err(error) = rooms.handle(id, &message) {
                         let reply = json!({

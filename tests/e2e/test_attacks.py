@@ -587,6 +587,32 @@ def test_a_client_over_its_message_rate_is_closed_with_1008(start_server):
     assert metrics(server)["switchboard_rate_limited_total"] == 1
 
 
+def test_a_rooms_endpoint_client_over_its_rate_is_closed_and_its_address_shares_it(start_server):
+    """Espruino's rooms protocol has the hub's rates: a flood of messages
+    to `all` (one push per connection each) is cut with 1008, and the
+    per-address rate counts its connections with the hub's own."""
+    server = start_server(
+        "--endpoint", "/rooms=rooms", "--max-message-rate", "100", "--max-message-rate-per-ip", "150"
+    )
+    flood = raw_upgrade(server.port, path="/rooms")
+    flood.sendall(frame(0x1, b'{"room":"all","msg":"x"}') * 150)
+    assert close_code_of(flood) == 1008
+    flood.close()
+    wait_for(lambda: metrics(server)["switchboard_rate_limited_total"] == 1, what="the flood cut")
+    # 95 from a hub connection and 95 from a rooms one: within each
+    # connection's 100, over the address's 150 together (and the 15 or so
+    # it earns back while the test waits).
+    hub_side = raw_upgrade(server.port, source="127.0.0.3")
+    rooms_side = raw_upgrade(server.port, source="127.0.0.3", path="/rooms")
+    hub_side.sendall(frame(0x1, b'{"event":"users"}') * 95)
+    time.sleep(0.1)
+    rooms_side.sendall(frame(0x1, b'{"msg":"x"}') * 95)
+    assert close_code_of(rooms_side) == 1008
+    assert metrics(server)["switchboard_rate_limited_total"] == 2
+    for sock in (hub_side, rooms_side):
+        sock.close()
+
+
 def test_a_client_within_its_rate_stays_connected(start_server, connect):
     server = start_server("--max-message-rate", "100")
     with connect(server.ws) as client:

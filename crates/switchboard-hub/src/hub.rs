@@ -1,6 +1,7 @@
 //! The hub: the application's handle on every connection, room and address.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::fragments::{Stream, StreamInfo};
 use crate::grant::Grant;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
-use crate::rate::AddressLimiters;
+use crate::rate::{AddressLimiters, ConnectionLimits};
 use crate::registry::Registry;
 use crate::remote::RemotePresence;
 use crate::socket::{Meta, Socket};
@@ -186,6 +187,20 @@ impl Hub {
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
+    }
+
+    /// The message rate limits of a connection from `address` that the
+    /// application serves itself (another protocol on the same server):
+    /// the hub's per-connection rate, and the per-address one shared with
+    /// every connection from that address, the hub's included.
+    pub fn rate_limits(&self, address: Option<IpAddr>) -> ConnectionLimits<'_> {
+        let config = &self.inner.config;
+        ConnectionLimits::new(
+            config.rate,
+            config.rate_per_address,
+            address,
+            &self.inner.address_limiters,
+        )
     }
 
     // ---- hooks ------------------------------------------------------------

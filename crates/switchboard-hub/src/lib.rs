@@ -127,7 +127,7 @@ pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;
 pub use observe::SocketError;
-pub use rate::{address_group, Rate};
+pub use rate::{address_group, ConnectionLimits, Rate};
 pub use rights::{Access, Paths};
 pub use routing::RoomEmitter;
 pub use socket::{Meta, SendError, Socket};

@@ -37,7 +37,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    /// Adds `n` to a counter: for connections the application serves
+    /// itself, counted with the hub's (e.g. `rate_limited`).
+    pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 

@@ -138,15 +138,18 @@ impl AddressLimiters {
     }
 }
 
-/// What one connection is limited by: its own rate and its address's.
-pub(crate) struct ConnectionLimits<'a> {
+/// What one connection is limited by: its own rate and its address's
+/// (`HubConfig::rate` and `rate_per_address`). Made by
+/// [`Hub::rate_limits`](crate::Hub::rate_limits) for connections the
+/// application serves itself; the hub's own connections have theirs.
+pub struct ConnectionLimits<'a> {
     own: Option<Limiter>,
     shared: Option<(IpAddr, Arc<Mutex<Limiter>>)>,
     addresses: &'a AddressLimiters,
 }
 
 impl<'a> ConnectionLimits<'a> {
-    pub fn new(
+    pub(crate) fn new(
         own: Rate,
         per_address: Rate,
         address: Option<IpAddr>,

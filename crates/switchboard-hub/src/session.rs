@@ -19,7 +19,6 @@ use crate::id::ConnId;
 use crate::metrics::Metrics;
 use crate::observe::SocketError;
 use crate::pattern::Pattern;
-use crate::rate::ConnectionLimits;
 use crate::socket::{Socket, SocketParts};
 use crate::stream::Incoming;
 
@@ -184,13 +183,7 @@ impl Hub {
         answer: Option<&Bytes>,
     ) -> (u16, String) {
         let mut cork = Cork::default();
-        let config = &self.inner.config;
-        let mut limits = ConnectionLimits::new(
-            config.rate,
-            config.rate_per_address,
-            socket.remote_addr().map(|a| a.ip()),
-            &self.inner.address_limiters,
-        );
+        let mut limits = self.rate_limits(socket.remote_addr().map(|a| a.ip()));
         let mut deadline = Deadline::of(socket);
         // Once expired or over its rate, the connection is closing: what it
         // still sends is not dispatched.
