@@ -34,12 +34,15 @@ mod routes;
 mod slots;
 mod tls;
 
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use switchboard_hub::{Hub, HubConfig, Rate, SlowConsumerPolicy};
-use switchboard_net::{CloseCode, Config, Event, MemoryBudget, Session};
+use switchboard_net::{Accepted, CloseCode, Config, Event, MemoryBudget, Session};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -252,52 +255,83 @@ async fn accept_loop(
         };
         let (app, router, shutdown, done) =
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
-        tokio::spawn(async move {
+        let task = async move {
             let _connection_place = connection_place;
-            // The router as this peer sees it: the connect proxy is told
-            // the peer's address.
-            let router = router.for_peer(remote);
             // A handshake is not cut short by a shutdown: the router refuses
             // upgrades (503) from the moment it begins, and one admitted just
             // before gets `end` and 1001 like every other connection. Only
             // admitted connections hold up the shutdown (`done`); the others
             // end with the process.
-            let accepted = match &app.tls {
-                Some(tls) => {
-                    switchboard_net::tls::accept(stream, tls.config(), &app.net, &router).await
-                }
-                None => switchboard_net::accept(stream, &app.net, &router).await,
+            // The handshake's futures (TLS, the request, the connect proxy's
+            // call) are boxed, and the accepted connection is a temporary
+            // of one statement: the task keeps room for neither while it
+            // serves (over 2 KiB more for every idle connection).
+            let Some(serving) = Box::pin(handshake(stream, &app, &router, remote))
+                .await
+                .map(|accepted| serve_endpoint(&app, accepted, remote, shutdown))
+            else {
+                return;
             };
             drop(handshake_place);
-            let accepted = match accepted {
-                Ok(Some(accepted)) => accepted,
-                Ok(None) => return,
-                Err(error) => {
-                    tracing::debug!(%remote, %error, "handshake failed");
-                    return;
-                }
-            };
-            let (accepted, endpoint) = accepted.replace_admission(());
-            match endpoint {
-                Endpoint::Hub(admission) => {
-                    let (accepted, ()) = accepted.replace_admission(admission);
-                    app.hub.serve(accepted, Some(remote)).await;
-                }
-                Endpoint::Echo(permit) => {
-                    let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
-                    echo(session, shutdown).await;
-                    drop(permit);
-                }
-                Endpoint::Rooms(admission) => {
-                    let settings = &app.settings;
-                    let (session, _) =
-                        accepted.into_session(settings.queue_len, settings.queue_bytes);
-                    rooms::serve(&app.rooms, &app.hub, Some(remote.ip()), session, shutdown).await;
-                    drop(admission);
-                }
-            }
+            serving.await;
             drop(done);
-        });
+        };
+        tokio::spawn(task);
+    }
+}
+
+/// The WebSocket handshake of a new connection, over TLS when it is on;
+/// `None` if it was refused or failed.
+async fn handshake(
+    stream: tokio::net::TcpStream,
+    app: &App,
+    router: &Router,
+    remote: SocketAddr,
+) -> Option<Accepted<Endpoint>> {
+    // The router as this peer sees it: the connect proxy is told the
+    // peer's address.
+    let router = &router.for_peer(remote);
+    let accepted = match &app.tls {
+        Some(tls) => switchboard_net::tls::accept(stream, tls.config(), &app.net, router).await,
+        None => switchboard_net::accept(stream, &app.net, router).await,
+    };
+    accepted.unwrap_or_else(|error| {
+        tracing::debug!(%remote, %error, "handshake failed");
+        None
+    })
+}
+
+/// The future that serves an accepted connection on its endpoint until it
+/// closes. Made outside the connection's task and boxed: the task would
+/// otherwise keep room for the accepted connection and for the largest of
+/// the three beside the one it runs, for the connection's whole life.
+fn serve_endpoint(
+    app: &App,
+    accepted: Accepted<Endpoint>,
+    remote: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    let (accepted, endpoint) = accepted.replace_admission(());
+    match endpoint {
+        Endpoint::Hub(admission) => {
+            let (accepted, ()) = accepted.replace_admission(admission);
+            Box::pin(app.hub.serve(accepted, Some(remote)))
+        }
+        Endpoint::Echo(permit) => {
+            let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
+            Box::pin(async move {
+                echo(session, shutdown).await;
+                drop(permit);
+            })
+        }
+        Endpoint::Rooms(admission) => {
+            let settings = &app.settings;
+            let (session, _) = accepted.into_session(settings.queue_len, settings.queue_bytes);
+            Box::pin(async move {
+                rooms::serve(&app.rooms, &app.hub, Some(remote.ip()), session, shutdown).await;
+                drop(admission);
+            })
+        }
     }
 }
 

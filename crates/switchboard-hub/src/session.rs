@@ -46,19 +46,26 @@ impl Hub {
         // session twice in the future.
         async move {
             let close = self.run(&mut session, &socket, answer.as_ref()).await;
-            self.drop_stream(&socket);
-            let last = socket.forward_queue().map(|_| Connection::of(&socket));
-            self.remove(&socket);
-            self.run_close_hooks(&socket, close.0, &close.1);
-            if let Some(last) = last {
-                self.forward_disconnect(&socket, last, close);
-            }
-            drop(socket);
+            self.close_out(socket, close);
             // The close reply (or our close frame) is written and the stream
             // shut down, within the close timeout.
             while session.next_event().await.is_ok() {}
             // The connection's place under `max_connections`, given back last.
             drop(permit);
+        }
+    }
+
+    /// Takes a closed connection out of the hub: its stream, rooms and
+    /// presence, then the close hooks and the forwarder's `disconnect`.
+    /// Not inline in [`Hub::serve`]'s future: what it uses would take room
+    /// there for the connection's whole life.
+    fn close_out(&self, socket: Socket, close: (u16, String)) {
+        self.drop_stream(&socket);
+        let last = socket.forward_queue().map(|_| Connection::of(&socket));
+        self.remove(&socket);
+        self.run_close_hooks(&socket, close.0, &close.1);
+        if let Some(last) = last {
+            self.forward_disconnect(&socket, last, close);
         }
     }
 

@@ -35,11 +35,10 @@ struct SocketInner {
     outbox: Outbox,
     policy: SlowConsumerPolicy,
     metrics: Arc<Metrics>,
-    meta: Meta,
-    /// The object shown with the connection (user lists, `from_meta`).
-    profile: Option<Value>,
-    /// Where its events for the forwarder go, when one is set.
-    forward: Option<ForwardQueue>,
+    /// Metadata, profile and forward queue, when the connection has any:
+    /// boxed, as many connections have none and a socket's size is an
+    /// idle cost.
+    extras: Option<Box<Extras>>,
     remote: Option<SocketAddr>,
     /// `end` was sent (shutdown): it is sent once.
     ended: AtomicBool,
@@ -50,6 +49,18 @@ struct SocketInner {
     state: Mutex<SocketState>,
 }
 
+/// What some connections have beside the rest.
+struct Extras {
+    meta: Meta,
+    /// The object shown with the connection (user lists, `from_meta`).
+    profile: Option<Value>,
+    /// Where its events for the forwarder go, when one is set.
+    forward: Option<ForwardQueue>,
+}
+
+/// The metadata of a connection that has none.
+static NO_META: Meta = Meta::new();
+
 #[derive(Default)]
 pub(crate) struct SocketState {
     pub name: Option<String>,
@@ -58,6 +69,24 @@ pub(crate) struct SocketState {
     /// What the authorizer allowed, if it limited anything, named a
     /// subject or set a deadline; a refresh replaces it.
     pub rights: Option<Box<Rights>>,
+}
+
+impl Extras {
+    /// The extras of a connection, `None` when it has none.
+    fn of(
+        meta: Meta,
+        profile: Option<Value>,
+        forward: Option<ForwardQueue>,
+    ) -> Option<Box<Extras>> {
+        if meta.is_empty() && profile.is_none() && forward.is_none() {
+            return None;
+        }
+        Some(Box::new(Extras {
+            meta,
+            profile,
+            forward,
+        }))
+    }
 }
 
 impl std::fmt::Debug for Socket {
@@ -93,9 +122,7 @@ impl Socket {
                 outbox: parts.outbox,
                 policy: parts.policy,
                 metrics: parts.metrics,
-                meta: parts.meta,
-                profile: parts.profile,
-                forward: parts.forward,
+                extras: Extras::of(parts.meta, parts.profile, parts.forward),
                 remote: parts.remote,
                 ended: AtomicBool::new(false),
                 restricted: AtomicBool::new(parts.rights.restricts()),
@@ -120,18 +147,21 @@ impl Socket {
 
     /// The metadata given when the connection was accepted.
     pub fn meta(&self) -> &Meta {
-        &self.inner.meta
+        self.inner
+            .extras
+            .as_ref()
+            .map_or(&NO_META, |extras| &extras.meta)
     }
 
     /// The object shown with the connection to other clients: `meta` in
     /// user lists, `from_meta` on the events it sends.
     pub fn profile(&self) -> Option<&Value> {
-        self.inner.profile.as_ref()
+        self.inner.extras.as_ref()?.profile.as_ref()
     }
 
     /// The connection's forward queue, when a forwarder is set.
     pub(crate) fn forward_queue(&self) -> Option<&ForwardQueue> {
-        self.inner.forward.as_ref()
+        self.inner.extras.as_ref()?.forward.as_ref()
     }
 
     /// Who the connection acts for, as its authorizer said (a token's `sub`).

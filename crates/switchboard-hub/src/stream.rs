@@ -37,8 +37,9 @@ pub(crate) enum Incoming {
     /// None under way.
     #[default]
     Idle,
-    /// Relayed as a stream.
-    Relaying(Stream),
+    /// Relayed as a stream. Boxed: every connection's task holds an
+    /// `Incoming` for its whole life, and streams are rare.
+    Relaying(Box<Stream>),
     /// Refused (no `stream:start` before it): read and dropped.
     Ignoring,
 }
@@ -204,7 +205,7 @@ impl Hub {
                 .get_mut(socket.id())
                 .and_then(Option::take);
             *incoming = match pending {
-                Some(stream) => Incoming::Relaying(stream),
+                Some(stream) => Incoming::Relaying(Box::new(stream)),
                 None => {
                     Metrics::add(&metrics.messages_in, 1);
                     let error = RequestError::new(

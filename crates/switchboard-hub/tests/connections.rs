@@ -90,6 +90,33 @@ fn a_hub_connection_is_one_task() {
     server.block_on(until_connections(&hub, 0));
 }
 
+/// What a connection's task keeps for its whole life is its idle cost
+/// (docs/BENCHMARKS.md, idle connections): the future of `Hub::serve`, with
+/// the session in it, stays within a kilobyte.
+#[tokio::test]
+async fn a_connection_future_stays_within_a_kilobyte() {
+    let hub = Hub::new(HubConfig::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/ws", listener.local_addr().unwrap());
+    let client = tokio::spawn(async move { join(&url).await });
+    let (stream, remote) = listener.accept().await.unwrap();
+    let config = switchboard_net::Config::default();
+    let accepted = switchboard_net::accept(stream, &config, &hub)
+        .await
+        .unwrap()
+        .expect("admitted");
+    let serving = hub.serve(accepted, Some(remote));
+    let size = std::mem::size_of_val(&serving);
+    assert!(size <= 1024, "the connection's future is {size} bytes");
+    let closing = async {
+        let socket = client.await.unwrap();
+        drop(socket);
+    };
+    tokio::time::timeout(WITHIN, async { tokio::join!(serving, closing) })
+        .await
+        .expect("the connection served and closed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_upgrades_admit_exactly_max_connections() {
     let mut config = HubConfig::default();

@@ -1,5 +1,6 @@
 //! Settings of sockets, servers and clients.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_proto::handshake::Limits;
@@ -17,7 +18,9 @@ use crate::error::Error;
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Config {
-    pub(crate) protocol: switchboard_proto::Config,
+    /// Shared with every connection made from this configuration (copied
+    /// on write): a connection's size is its idle cost.
+    pub(crate) protocol: Arc<switchboard_proto::Config>,
     pub(crate) limits: Limits,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_pending_send_bytes: usize,
@@ -30,7 +33,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            protocol: switchboard_proto::Config::default(),
+            protocol: Arc::default(),
             limits: Limits::default(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_send_bytes: 4 << 20,
@@ -45,42 +48,42 @@ impl Default for Config {
 impl Config {
     /// The protocol core's limits and timers, to adjust in place.
     pub fn protocol(&mut self) -> &mut switchboard_proto::Config {
-        &mut self.protocol
+        Arc::make_mut(&mut self.protocol)
     }
 
     /// The largest frame payload accepted (close 1009 above). Default 16 MiB.
     pub fn max_frame_size(&mut self, bytes: usize) -> &mut Self {
-        self.protocol.max_frame_size(bytes);
+        self.protocol().max_frame_size(bytes);
         self
     }
 
     /// The largest message accepted (close 1009 above). Default 64 MiB.
     pub fn max_message_size(&mut self, bytes: usize) -> &mut Self {
-        self.protocol.max_message_size(bytes);
+        self.protocol().max_message_size(bytes);
         self
     }
 
     /// Ping a silent peer after this long; `None` disables keepalive. Default `None`.
     pub fn ping_interval(&mut self, interval: Option<Duration>) -> &mut Self {
-        self.protocol.ping_interval(interval);
+        self.protocol().ping_interval(interval);
         self
     }
 
     /// How long a keepalive ping may go unanswered. Default 10 s.
     pub fn pong_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.protocol.pong_timeout(timeout);
+        self.protocol().pong_timeout(timeout);
         self
     }
 
     /// Close (1001) after this long without a data message. Default `None`.
     pub fn idle_timeout(&mut self, timeout: Option<Duration>) -> &mut Self {
-        self.protocol.idle_timeout(timeout);
+        self.protocol().idle_timeout(timeout);
         self
     }
 
     /// How long a closing handshake may take. Default 5 s.
     pub fn close_timeout(&mut self, timeout: Duration) -> &mut Self {
-        self.protocol.close_timeout(timeout);
+        self.protocol().close_timeout(timeout);
         self
     }
 

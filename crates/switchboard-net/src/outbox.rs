@@ -141,13 +141,21 @@ pub(crate) struct Queue {
     /// per message.
     half: (usize, usize),
     backlogged: Arc<AtomicBool>,
-    /// The stream lane open on this connection, if any.
-    lane: Option<LaneState>,
+    /// Stream lanes, from the first one opened on: boxed, as most
+    /// connections never open one and a queue's size is an idle cost.
+    lanes: Option<Box<Lanes>>,
+}
+
+/// A connection's stream lanes.
+#[derive(Default)]
+struct Lanes {
+    /// The lane open now, if any.
+    open: Option<LaneState>,
     /// Frames pushed while the lane is open, sent when it ends.
     behind: VecDeque<Bytes>,
     behind_bytes: usize,
     /// Lanes opened so far: a lane's id, so that a cut one knows it.
-    lanes_opened: u64,
+    opened: u64,
 }
 
 /// The stream lane open on a connection.
@@ -186,10 +194,7 @@ impl Outbox {
                     held: Holding::new(budget.as_ref()),
                     half: (max_frames / 2, max_bytes / 2),
                     backlogged,
-                    lane: None,
-                    behind: VecDeque::new(),
-                    behind_bytes: 0,
-                    lanes_opened: 0,
+                    lanes: None,
                 }),
                 max_frames,
                 max_bytes,
@@ -264,9 +269,9 @@ impl Outbox {
         if !queue.accepting || queue.failed.is_some() {
             return Err(PushError::Closed);
         }
-        let bytes = queue.bytes + queue.behind_bytes + len;
+        let bytes = queue.bytes + queue.behind_bytes() + len;
         if !queue.chunks.is_empty()
-            && (queue.chunks.len() + queue.behind.len() >= self.shared.max_frames
+            && (queue.chunks.len() + queue.behind_frames() >= self.shared.max_frames
                 || bytes > self.shared.max_bytes
                 || !queue.held.grow_to(bytes))
         {
@@ -287,21 +292,23 @@ impl Outbox {
         frame: Bytes,
         now: Instant,
     ) -> Result<Option<Bytes>, PushError> {
-        if queue.lane.is_none() {
+        if queue.open_lane().is_none() {
             return Ok(Some(frame));
         }
         if !queue.accepting || queue.failed.is_some() {
             return Err(PushError::Closed);
         }
-        let frames = queue.chunks.len() + queue.behind.len();
-        let bytes = queue.bytes + queue.behind_bytes + frame.len();
+        let frames = queue.chunks.len() + queue.behind_frames();
+        let bytes = queue.bytes + queue.behind_bytes() + frame.len();
         if frames < self.shared.max_frames
             && bytes <= self.shared.max_bytes
             && queue.held.grow_to(bytes)
         {
             queue.last_data = Some(now);
-            queue.behind_bytes += frame.len();
-            queue.behind.push_back(frame);
+            if let Some(lanes) = queue.lanes.as_mut() {
+                lanes.behind_bytes += frame.len();
+                lanes.behind.push_back(frame);
+            }
             return Ok(None);
         }
         queue.cut_lane();
@@ -315,12 +322,13 @@ impl Outbox {
     /// `None` when a lane is already open or the connection is closing.
     pub fn open_lane(&self, cut_notice: Bytes) -> Option<Lane> {
         let mut queue = self.lock();
-        if queue.lane.is_some() || !queue.accepting || queue.failed.is_some() {
+        if queue.open_lane().is_some() || !queue.accepting || queue.failed.is_some() {
             return None;
         }
-        queue.lanes_opened += 1;
-        let id = queue.lanes_opened;
-        queue.lane = Some(LaneState {
+        let lanes = queue.lanes.get_or_insert_default();
+        lanes.opened += 1;
+        let id = lanes.opened;
+        lanes.open = Some(LaneState {
             id,
             in_message: false,
             cut_notice,
@@ -363,14 +371,14 @@ impl Outbox {
     /// Frames waiting to be written (behind a lane too).
     pub fn queued_frames(&self) -> usize {
         let queue = self.lock();
-        queue.chunks.len() + queue.behind.len()
+        queue.chunks.len() + queue.behind_frames()
     }
 
     /// Bytes waiting to be written, behind a lane too (the browser's
     /// `bufferedAmount`).
     pub fn queued_bytes(&self) -> usize {
         let queue = self.lock();
-        queue.bytes + queue.behind_bytes
+        queue.bytes + queue.behind_bytes()
     }
 
     /// Whether frames are still taken (the connection is not closing).
@@ -417,7 +425,7 @@ impl Lane {
         }
         queue.last_data = Some(now);
         queue.send(frame);
-        if let Some(lane) = queue.lane.as_mut() {
+        if let Some(lane) = queue.lanes.as_mut().and_then(|lanes| lanes.open.as_mut()) {
             lane.in_message = !fin;
         }
         Ok(())
@@ -438,14 +446,14 @@ impl Lane {
             return Err(PushError::Cut);
         }
         let open = queue.accepting && queue.failed.is_none();
-        if queue.lane.as_ref().is_some_and(|lane| lane.in_message) {
+        if queue.open_lane().is_some_and(|lane| lane.in_message) {
             queue.send(Bytes::from_static(END_OF_MESSAGE));
         }
         if open {
             queue.last_data = Some(now);
             queue.send(last);
         }
-        queue.lane = None;
+        queue.take_lane();
         queue.release_behind();
         if open {
             Ok(())
@@ -506,13 +514,31 @@ impl Drop for Cork {
 
 impl Queue {
     fn is_lane(&self, id: u64) -> bool {
-        self.lane.as_ref().is_some_and(|lane| lane.id == id)
+        self.open_lane().is_some_and(|lane| lane.id == id)
+    }
+
+    fn open_lane(&self) -> Option<&LaneState> {
+        self.lanes.as_ref().and_then(|lanes| lanes.open.as_ref())
+    }
+
+    fn take_lane(&mut self) -> Option<LaneState> {
+        self.lanes.as_mut().and_then(|lanes| lanes.open.take())
+    }
+
+    /// Frames waiting behind a lane.
+    fn behind_frames(&self) -> usize {
+        self.lanes.as_ref().map_or(0, |lanes| lanes.behind.len())
+    }
+
+    /// Bytes waiting behind a lane.
+    fn behind_bytes(&self) -> usize {
+        self.lanes.as_ref().map_or(0, |lanes| lanes.behind_bytes)
     }
 
     /// Cuts the open lane: ends its message, sends its notice, and lets
     /// what waited behind it go.
     fn cut_lane(&mut self) {
-        if let Some(lane) = self.lane.take() {
+        if let Some(lane) = self.take_lane() {
             if self.accepting && self.failed.is_none() {
                 if lane.in_message {
                     self.send(Bytes::from_static(END_OF_MESSAGE));
@@ -526,8 +552,13 @@ impl Queue {
     /// Sends what waited behind a lane that ended (unless the connection
     /// is closing: then it is dropped, as what a close leaves queued is).
     fn release_behind(&mut self) {
-        let behind = std::mem::take(&mut self.behind);
-        self.behind_bytes = 0;
+        let behind = match self.lanes.as_mut() {
+            Some(lanes) => {
+                lanes.behind_bytes = 0;
+                std::mem::take(&mut lanes.behind)
+            }
+            None => VecDeque::new(),
+        };
         if self.accepting && self.failed.is_none() {
             for frame in behind {
                 self.send(frame);
@@ -644,9 +675,11 @@ impl Queue {
 
     /// Drops every queued chunk but a partly written front one.
     pub(crate) fn discard(&mut self) {
-        self.lane = None;
-        self.behind.clear();
-        self.behind_bytes = 0;
+        if let Some(lanes) = self.lanes.as_mut() {
+            lanes.open = None;
+            lanes.behind.clear();
+            lanes.behind_bytes = 0;
+        }
         let keep = if self.front_started {
             self.chunks.pop_front()
         } else {
@@ -687,7 +720,7 @@ impl Queue {
 
     fn advance(&mut self, written: usize) {
         self.bytes -= written;
-        self.held.shrink_to(self.bytes + self.behind_bytes);
+        self.held.shrink_to(self.bytes + self.behind_bytes());
         self.front_started = chunks::advance(&mut self.chunks, written);
         self.note_level();
     }

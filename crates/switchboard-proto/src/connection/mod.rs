@@ -21,6 +21,7 @@ mod send;
 mod state;
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -124,7 +125,9 @@ enum State {
 #[derive(Debug)]
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared by every connection made with the same configuration: a
+    /// connection's size is its idle cost.
+    config: Arc<Config>,
     state: State,
     transport_done: bool,
     streaming: bool,
@@ -157,10 +160,14 @@ impl Connection {
     ///
     /// `config` should have passed [`Config::validate`]; the connection treats
     /// any value literally and never panics on one.
-    pub fn new(role: Role, config: Config, now: Instant) -> Self {
+    ///
+    /// Pass an `Arc<Config>` shared by many connections rather than a
+    /// `Config` (which is wrapped for this connection alone) to save about
+    /// a hundred bytes per connection.
+    pub fn new(role: Role, config: impl Into<Arc<Config>>, now: Instant) -> Self {
         Connection {
             role,
-            config,
+            config: config.into(),
             state: State::Open,
             transport_done: false,
             streaming: false,
