@@ -12,7 +12,7 @@ use switchboard_net::{Config, WebSocket};
 use switchboard_proto::handshake::{ClientHandshake, ClientOptions, Target};
 use switchboard_proto::{HandshakeError, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::flags::TargetArgs;
 
@@ -56,6 +56,18 @@ impl Endpoint {
     /// Opens a connection from the next source address: TCP connect and the
     /// opening handshake, within the configured `handshake_timeout`.
     pub async fn connect(&self) -> anyhow::Result<WebSocket> {
+        let (stream, rest) = self.connect_raw().await?;
+        Ok(WebSocket::from_tcp(
+            stream,
+            Role::Client,
+            &self.inner.config,
+            rest,
+        ))
+    }
+
+    /// Connects and completes the handshake; the stream and the bytes read
+    /// past the response, for a client that reads frames itself.
+    pub async fn connect_raw(&self) -> anyhow::Result<(TcpStream, BytesMut)> {
         let inner = &self.inner;
         let index = inner.next_source.fetch_add(1, Ordering::Relaxed);
         let source = inner.sources[index % inner.sources.len()];
@@ -70,7 +82,10 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The client handshake over a socket bound to `source` (the transport's
 /// `connect` has no bind option).
-async fn connect_from(source: IpAddr, endpoint: &EndpointInner) -> anyhow::Result<WebSocket> {
+async fn connect_from(
+    source: IpAddr,
+    endpoint: &EndpointInner,
+) -> anyhow::Result<(TcpStream, BytesMut)> {
     let socket = TcpSocket::new_v4()?;
     defer_port_choice(&socket);
     socket.bind(SocketAddr::new(source, 0))?;
@@ -84,13 +99,7 @@ async fn connect_from(source: IpAddr, endpoint: &EndpointInner) -> anyhow::Resul
             return Err(HandshakeError::new(0, "server closed during the handshake").into());
         }
         if let Some((_response, len)) = handshake.parse_response(&buf)? {
-            let rest = buf.split_off(len);
-            return Ok(WebSocket::from_tcp(
-                stream,
-                Role::Client,
-                &endpoint.config,
-                rest,
-            ));
+            return Ok((stream, buf.split_off(len)));
         }
     }
 }

@@ -21,19 +21,20 @@
 //! for `--duration` (open loop: latency at a given load).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use memchr::memmem::Finder;
 use serde_json::json;
-use switchboard_net::{Message, Reader, WebSocket, Writer};
+use switchboard_net::{Message, Reader, Writer};
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::echo;
 use super::endpoint::{client_config, Endpoint};
 use super::flags::{seconds, TargetArgs};
+use super::raw_frames::{self, RawFrames};
 use super::stats::{self, Errors, Latencies};
 
 /// Flags of `switchboard bench fanout`.
@@ -262,74 +263,128 @@ async fn subscribe(
     endpoint: &Endpoint,
     protocol: Protocol,
     room: &str,
-) -> anyhow::Result<WebSocket> {
-    let mut socket = endpoint.connect().await?;
+) -> anyhow::Result<RawFrames> {
+    let (stream, leftover) = endpoint.connect_raw().await?;
+    let mut frames = RawFrames::new(stream, leftover);
     if protocol == Protocol::Hub {
         let join = json!({"event": "join", "room": room, "ack": 1}).to_string();
-        socket.send(Message::text(join)).await?;
-        tokio::time::timeout(Duration::from_secs(10), async {
-            loop {
-                match socket.recv().await {
-                    Some(Ok(Message::Text(text))) if text.contains("\"event\":\"ack\"") => {
-                        anyhow::ensure!(!text.contains("\"error\""), "join refused: {text}");
-                        return Ok(());
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(error)) => return Err(error.into()),
-                    None => anyhow::bail!("closed before the join was acknowledged"),
-                }
-            }
-        })
-        .await
-        .map_err(|_| anyhow::anyhow!("no ack to the join within 10 s"))??;
+        frames.send(raw_frames::TEXT, join.as_bytes()).await?;
+        tokio::time::timeout(Duration::from_secs(10), join_acked(&mut frames))
+            .await
+            .map_err(|_| anyhow::anyhow!("no ack to the join within 10 s"))??;
     }
-    Ok(socket)
+    Ok(frames)
 }
 
-/// Receives until told to stop: counts deliveries and their latency.
+/// Reads until the ack of the join (what comes before it is dropped;
+/// nothing is published before every subscriber has its ack).
+async fn join_acked(frames: &mut RawFrames) -> anyhow::Result<()> {
+    loop {
+        let mut ack = None;
+        frames.drain(|frame| {
+            let text = String::from_utf8_lossy(frame.payload);
+            if ack.is_none()
+                && frame.opcode == raw_frames::TEXT
+                && text.contains("\"event\":\"ack\"")
+            {
+                ack = Some(text.into_owned());
+            }
+        })?;
+        if let Some(ack) = ack {
+            anyhow::ensure!(!ack.contains("\"error\""), "join refused: {ack}");
+            return Ok(());
+        }
+        anyhow::ensure!(
+            frames.fill().await?,
+            "closed before the join was acknowledged"
+        );
+    }
+}
+
+/// Receives until told to stop: counts deliveries and their latency. Reads
+/// raw frames ([`RawFrames`]): the generator must cost less per message
+/// than the server it measures.
 async fn subscriber(
-    socket: WebSocket,
+    mut frames: RawFrames,
     deliveries: Arc<Deliveries>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (mut reader, writer) = socket.split();
     let mut recorder = deliveries.latencies.recorder();
     let mut probed = false;
+    // Made once: a watch future per read (a waiter added and removed under
+    // its lock) cost the generator more than the messages it read.
+    let stopped = stop.clone();
+    let stopping = stop.changed();
+    tokio::pin!(stopping);
     loop {
-        let message = tokio::select! {
-            message = reader.recv() => message,
-            _ = stop.changed() => break,
+        let read = tokio::select! {
+            biased;
+            read = frames.fill() => read,
+            _ = &mut stopping => break,
         };
-        let text = match message {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Binary(_))) => continue,
-            Some(Err(error)) => {
-                deliveries.errors.add(format!("subscriber: {error}"));
-                return;
-            }
-            None => {
-                if !*stop.borrow() {
+        match read {
+            Ok(true) => {}
+            Ok(false) => {
+                if !*stopped.borrow() {
                     deliveries.errors.add("subscriber: closed by the server");
                 }
                 return;
             }
-        };
-        match parse(text.as_str()) {
-            Marker::Data { seq, sent_ns } => {
-                let now = deliveries.now_ns();
-                recorder.record(Duration::from_nanos(now.saturating_sub(sent_ns)));
-                deliver(&deliveries, seq, now);
+            Err(error) => {
+                deliveries.errors.add(format!("subscriber: {error}"));
+                return;
             }
-            Marker::Probe if !probed => {
-                probed = true;
-                deliveries.reached.fetch_add(1, Ordering::AcqRel);
-                deliveries.probed.notify_one();
+        }
+        // The frames of one read arrived together: one clock reading.
+        let now = deliveries.now_ns();
+        let mut closed = false;
+        let drained = frames.drain(|frame| match frame.opcode {
+            raw_frames::TEXT if frame.fin => match parse(frame.payload) {
+                Marker::Data { seq, sent_ns } => {
+                    recorder.record(Duration::from_nanos(now.saturating_sub(sent_ns)));
+                    deliver(&deliveries, seq, now);
+                }
+                Marker::Probe if !probed => {
+                    probed = true;
+                    deliveries.reached.fetch_add(1, Ordering::AcqRel);
+                    deliveries.probed.notify_one();
+                }
+                Marker::Probe | Marker::Other => {}
+            },
+            raw_frames::CLOSE => closed = true,
+            _ => {}
+        });
+        if let Err(error) = drained {
+            deliveries.errors.add(format!("subscriber: {error}"));
+            return;
+        }
+        if closed {
+            if !*stopped.borrow() {
+                deliveries.errors.add("subscriber: closed by the server");
             }
-            Marker::Probe | Marker::Other => {}
+            return;
         }
     }
     recorder.flush();
-    echo::close(&mut reader, &writer).await;
+    close(&mut frames).await;
+}
+
+/// The closing handshake from the client's side: a close frame (1000), then
+/// the server's, within 3 s.
+async fn close(frames: &mut RawFrames) {
+    let handshake = async {
+        frames
+            .send(raw_frames::CLOSE, &1000u16.to_be_bytes())
+            .await?;
+        loop {
+            let mut closed = false;
+            frames.drain(|frame| closed |= frame.opcode == raw_frames::CLOSE)?;
+            if closed || !frames.fill().await? {
+                return Ok::<_, std::io::Error>(());
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(3), handshake).await;
 }
 
 fn deliver(deliveries: &Deliveries, seq: u64, now_ns: u64) {
@@ -357,18 +412,34 @@ enum Marker {
 }
 
 /// Finds `"s":SEQ` and `"t":NANOS` (or `"probe"`) in a message, whatever
-/// envelope the server wrapped it in.
-fn parse(text: &str) -> Marker {
-    let number = |key: &str| {
-        let start = text.find(key)? + key.len();
-        let digits = text[start..].bytes().take_while(u8::is_ascii_digit).count();
-        text[start..start + digits].parse::<u64>().ok()
+/// envelope the server wrapped it in. The searchers are built once: a
+/// substring search built per message cost the generator more than the
+/// server spent delivering it.
+fn parse(bytes: &[u8]) -> Marker {
+    static SEQ: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"s\":"));
+    static SENT: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"t\":"));
+    static PROBE: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"probe\""));
+    let number = |finder: &Finder<'_>| {
+        let start = finder.find(bytes)? + finder.needle().len();
+        leading_number(&bytes[start..])
     };
-    match (number("\"s\":"), number("\"t\":")) {
+    match (number(&SEQ), number(&SENT)) {
         (Some(seq), Some(sent_ns)) => Marker::Data { seq, sent_ns },
-        _ if text.contains("\"probe\"") => Marker::Probe,
+        _ if PROBE.find(bytes).is_some() => Marker::Probe,
         _ => Marker::Other,
     }
+}
+
+/// The decimal number `bytes` starts with, if it starts with one (and
+/// fits in a u64).
+fn leading_number(bytes: &[u8]) -> Option<u64> {
+    let digits = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    bytes[..digits].iter().try_fold(0u64, |n, digit| {
+        n.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
 }
 
 /// Reads what the server sends the publisher, noting errors it reports.
@@ -506,19 +577,19 @@ mod tests {
     #[test]
     fn finds_the_marks_in_any_envelope() {
         assert_eq!(
-            parse(r#"{"event":"b","from":"x1","room":"bench","data":{"s":12,"t":345,"p":"xx"}}"#),
+            parse(br#"{"event":"b","from":"x1","room":"bench","data":{"s":12,"t":345,"p":"xx"}}"#),
             Marker::Data {
                 seq: 12,
                 sent_ns: 345
             }
         );
         assert_eq!(
-            parse(r#"{"s":0,"t":7,"p":""}"#),
+            parse(br#"{"s":0,"t":7,"p":""}"#),
             Marker::Data { seq: 0, sent_ns: 7 }
         );
-        assert_eq!(parse(r#"{"event":"b","data":{"probe":1}}"#), Marker::Probe);
+        assert_eq!(parse(br#"{"event":"b","data":{"probe":1}}"#), Marker::Probe);
         assert_eq!(
-            parse(r#"{"event":"ready","data":{"id":"a"}}"#),
+            parse(br#"{"event":"ready","data":{"id":"a"}}"#),
             Marker::Other
         );
     }

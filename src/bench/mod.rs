@@ -27,6 +27,7 @@ mod fanout;
 mod flags;
 mod handshake;
 mod idle;
+mod raw_frames;
 mod scale;
 mod stats;
 

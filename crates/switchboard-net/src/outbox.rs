@@ -140,6 +140,10 @@ pub(crate) struct Queue {
     /// queue, so that the session can look without taking the lock once
     /// per message.
     half: (usize, usize),
+    /// The level last published to `backlogged`: the shared flag is
+    /// written only when it changes, as a store to its line on every push
+    /// made each push of a fan-out wait for one more cache miss.
+    over_half: bool,
     backlogged: Arc<AtomicBool>,
     /// Stream lanes, from the first one opened on: boxed, as most
     /// connections never open one and a queue's size is an idle cost.
@@ -193,6 +197,7 @@ impl Outbox {
                     shut_down: false,
                     held: Holding::new(budget.as_ref()),
                     half: (max_frames / 2, max_bytes / 2),
+                    over_half: false,
                     backlogged,
                     lanes: None,
                 }),
@@ -637,9 +642,12 @@ impl Queue {
     }
 
     /// Updates `backlogged` after the queue changed.
-    fn note_level(&self) {
+    fn note_level(&mut self) {
         let over = self.chunks.len() > self.half.0 || self.bytes > self.half.1;
-        self.backlogged.store(over, Ordering::Release);
+        if over != self.over_half {
+            self.over_half = over;
+            self.backlogged.store(over, Ordering::Release);
+        }
     }
 
     fn wake_task(&mut self) {
