@@ -255,7 +255,7 @@ async fn accept_loop(
         };
         let (app, router, shutdown, done) =
             (app.clone(), router.clone(), shutdown.clone(), done.clone());
-        let task = async move {
+        tokio::spawn(async move {
             let _connection_place = connection_place;
             // A handshake is not cut short by a shutdown: the router refuses
             // upgrades (503) from the moment it begins, and one admitted just
@@ -275,8 +275,7 @@ async fn accept_loop(
             drop(handshake_place);
             serving.await;
             drop(done);
-        };
-        tokio::spawn(task);
+        });
     }
 }
 
