@@ -32,13 +32,14 @@ mod publish_stream;
 mod rooms;
 mod routes;
 mod slots;
+mod socketio;
 mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use switchboard_hub::{Hub, HubConfig, Rate, SlowConsumerPolicy};
+use switchboard_hub::{ConnId, Hub, HubConfig, Rate, SlowConsumerPolicy};
 use switchboard_net::{CloseCode, Config, Event, MemoryBudget, Session};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
@@ -198,6 +199,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         None => None,
     };
     let max_streams = settings.max_streams;
+    let socket_io = socketio::SocketIo::from_settings(&settings);
     let echo_permits = Arc::new(Semaphore::new(
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -217,6 +219,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         started: std::time::Instant::now(),
         rooms: rooms::Rooms::default(),
         http_streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
+        socket_io,
     })
 }
 
@@ -268,7 +271,16 @@ async fn accept_loop(
                 }
                 None => switchboard_net::accept(stream, &app.net, &router).await,
             };
-            drop(handshake_place);
+            // A Socket.IO connection holds its place until its CONNECT.
+            let handshake_place = match &accepted {
+                Ok(Some(accepted)) if matches!(accepted.admission, Endpoint::SocketIo) => {
+                    Some(handshake_place)
+                }
+                _ => {
+                    drop(handshake_place);
+                    None
+                }
+            };
             let accepted = match accepted {
                 Ok(Some(accepted)) => accepted,
                 Ok(None) => return,
@@ -287,6 +299,16 @@ async fn accept_loop(
                     let (session, _) = accepted.into_session(ECHO_QUEUE.0, ECHO_QUEUE.1);
                     echo(session, shutdown).await;
                     drop(permit);
+                }
+                Endpoint::SocketIo => {
+                    let sid = format!("{}{}", ConnId::random(), ConnId::random());
+                    let remote = Some(remote);
+                    let place = handshake_place;
+                    socketio::serve_websocket(&app, &router, accepted, remote, &sid, &[], place)
+                        .await;
+                }
+                Endpoint::SocketIoUpgrade(session) => {
+                    socketio::serve_upgrade(accepted, session).await;
                 }
                 Endpoint::Rooms(admission) => {
                     let settings = &app.settings;

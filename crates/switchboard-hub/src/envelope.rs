@@ -1,5 +1,6 @@
 //! The hub's wire format: parsing what clients send and
-//! encoding what they receive, in JSON or MessagePack.
+//! encoding what they receive, in JSON or MessagePack, or as Socket.IO
+//! packets ([`crate::socketio`]).
 
 use std::cell::RefCell;
 
@@ -30,6 +31,10 @@ pub enum Codec {
     Json,
     /// MessagePack maps in binary frames.
     MsgPack,
+    /// Socket.IO packets over Engine.IO (`42["event",data]`) in text
+    /// frames, binary attachments in binary frames after them. Chosen by
+    /// the endpoint, never by a subprotocol.
+    SocketIo,
 }
 
 impl Codec {
@@ -42,10 +47,15 @@ impl Codec {
     }
 
     /// Encodes a value as this codec's payload.
+    /// (For Socket.IO: the text packet alone, binary values left as
+    /// placeholders; [`Codec::frame`] adds their attachments.)
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
         let encoded = match self {
             Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
             Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+            Codec::SocketIo => serde_json::to_value(value)
+                .map(|value| crate::socketio::mapping::text(&value).into_bytes())
+                .map_err(|e| e.to_string()),
         };
         // Every type the hub encodes is a map of strings and JSON values,
         // which both encoders accept; an error here is a bug, reported as such.
@@ -57,23 +67,33 @@ impl Codec {
         }))
     }
 
-    /// The frame opcode: text for JSON, binary for MessagePack.
+    /// The frame opcode: text for JSON and Socket.IO, binary for MessagePack.
     pub fn opcode(self) -> OpCode {
         match self {
-            Codec::Json => OpCode::Text,
+            Codec::Json | Codec::SocketIo => OpCode::Text,
             Codec::MsgPack => OpCode::Binary,
         }
     }
 
-    /// Encodes a value as a whole uncompressed server frame.
+    /// Encodes a value as a whole uncompressed server frame (for
+    /// Socket.IO, followed by the frames of its attachments).
     pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        if self == Codec::SocketIo {
+            if let Ok(value) = serde_json::to_value(value) {
+                return crate::socketio::mapping::frames(&value);
+            }
+        }
         encode_server_frame(self.opcode(), false, &self.encode(value))
     }
 
-    /// Decodes a client message payload into a JSON value.
+    /// Decodes a client message payload into a JSON value. (A Socket.IO
+    /// connection's messages are read by its task, which keeps the state
+    /// they need, and reach the hub decoded: here they are JSON.)
     pub fn decode(self, payload: &[u8]) -> Result<Value, String> {
         match self {
-            Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+            Codec::Json | Codec::SocketIo => {
+                serde_json::from_slice(payload).map_err(|e| e.to_string())
+            }
             Codec::MsgPack => {
                 let mut reader = payload;
                 let value = rmpv::decode::read_value(&mut reader).map_err(|e| e.to_string())?;
@@ -530,6 +550,8 @@ impl Encoding {
     pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
         match self.deflate {
             None => self.codec.frame(value),
+            // A Socket.IO connection is never given deflate (see `Hub::open`).
+            Some(_) if self.codec == Codec::SocketIo => self.codec.frame(value),
             Some(deflate) => deflate.encode_frame(self.codec.opcode(), &self.codec.encode(value)),
         }
     }

@@ -1,0 +1,292 @@
+//! What a Socket.IO connection's task does with each message its client
+//! sends, before the hub sees it: Engine.IO pongs and closes, namespace
+//! CONNECT and DISCONNECT, binary attachments gathered until their packet
+//! is whole. Events and acks come out as the native messages the hub
+//! dispatches ([`mapping::incoming_event`]).
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use switchboard_net::Message;
+use switchboard_proto::frame::{encode_server_frame, OpCode};
+
+use super::binary;
+use super::mapping;
+use super::packet::{encode, EnginePacket, Kind, Packet};
+use super::SocketIoProfile;
+
+/// What to do with one message of the client.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A native message for the hub.
+    Dispatch(Value),
+    /// Answer with this frame.
+    Reply(Bytes),
+    /// The client's pong.
+    Pong,
+    /// Close the connection: the client left (`clean`) or broke the protocol.
+    Close {
+        /// A normal close, not a protocol violation.
+        clean: bool,
+        /// Why.
+        reason: String,
+    },
+    /// Nothing to do.
+    Nothing,
+}
+
+/// A binary packet waiting for its attachments.
+struct Pending {
+    packet: Packet,
+    attachments: Vec<Bytes>,
+}
+
+/// A connection's Socket.IO state: its namespaces and the packet waiting
+/// for attachments. Bounded: at most `max_namespaces` names and
+/// `max_attachments` attachments of at most the message size each.
+pub(crate) struct Reader {
+    profile: Box<SocketIoProfile>,
+    namespaces: Vec<String>,
+    pending: Option<Pending>,
+}
+
+fn protocol_error(reason: impl Into<String>) -> Inbound {
+    Inbound::Close {
+        clean: false,
+        reason: reason.into(),
+    }
+}
+
+fn text_frame(text: &str) -> Bytes {
+    encode_server_frame(OpCode::Text, false, text.as_bytes())
+}
+
+impl Reader {
+    pub fn new(profile: SocketIoProfile) -> Reader {
+        let namespaces = vec![profile.namespace.clone()];
+        Reader {
+            profile: Box::new(profile),
+            namespaces,
+            pending: None,
+        }
+    }
+
+    /// The frame that tells the client it joined the namespace it
+    /// connected to first (`40{"sid":…}`): the connection's id is its
+    /// Socket.IO id.
+    pub fn connected_frame(&self, id: &str) -> Bytes {
+        let nsp = &self.profile.namespace;
+        text_frame(&encode(
+            Kind::Connect,
+            nsp,
+            0,
+            None,
+            Some(&json!({ "sid": id })),
+        ))
+    }
+
+    /// Handles one message; `id` is the connection's id.
+    pub fn handle(&mut self, message: Message, id: &str) -> Inbound {
+        match message {
+            Message::Binary(bytes) => self.attachment(bytes),
+            Message::Text(text) => {
+                if self.pending.is_some() {
+                    return protocol_error(
+                        "a text packet came before the attachments of the last one",
+                    );
+                }
+                match EnginePacket::parse(text.as_str()) {
+                    Some(EnginePacket::Pong(_)) => Inbound::Pong,
+                    Some(EnginePacket::Ping(data)) => {
+                        Inbound::Reply(text_frame(&format!("3{data}")))
+                    }
+                    Some(EnginePacket::Noop) => Inbound::Nothing,
+                    Some(EnginePacket::Close) => Inbound::Close {
+                        clean: true,
+                        reason: "client closed".into(),
+                    },
+                    Some(EnginePacket::Message(packet)) => self.packet(packet, id),
+                    Some(EnginePacket::Upgrade) | None => {
+                        protocol_error("unexpected Engine.IO packet")
+                    }
+                }
+            }
+        }
+    }
+
+    fn packet(&mut self, text: &str, id: &str) -> Inbound {
+        let packet = match Packet::parse(text, self.profile.options.max_attachments) {
+            Ok(packet) => packet,
+            Err(error) => return protocol_error(error.0),
+        };
+        match packet.kind {
+            Kind::Connect => self.connect(&packet.nsp, id),
+            Kind::Disconnect => {
+                self.namespaces.retain(|n| *n != packet.nsp);
+                if self.namespaces.is_empty() {
+                    Inbound::Close {
+                        clean: true,
+                        reason: "client namespace disconnect".into(),
+                    }
+                } else {
+                    Inbound::Nothing
+                }
+            }
+            // The server does not ask the client for acks (docs/SOCKETIO.md).
+            Kind::Ack => Inbound::Nothing,
+            Kind::ConnectError => protocol_error("CONNECT_ERROR is sent by servers only"),
+            Kind::BinaryEvent | Kind::BinaryAck => {
+                self.pending = Some(Pending {
+                    attachments: Vec::with_capacity(packet.attachments),
+                    packet,
+                });
+                Inbound::Nothing
+            }
+            Kind::Event => self.event(packet),
+        }
+    }
+
+    fn event(&self, packet: Packet) -> Inbound {
+        if !self.namespaces.contains(&packet.nsp) {
+            // As a Socket.IO server does: a namespace not joined is not heard.
+            return Inbound::Nothing;
+        }
+        Inbound::Dispatch(mapping::incoming_event(packet))
+    }
+
+    fn connect(&mut self, nsp: &str, id: &str) -> Inbound {
+        let refuse = |message: &str| {
+            let data = json!({ "message": message });
+            Inbound::Reply(text_frame(&encode(
+                Kind::ConnectError,
+                nsp,
+                0,
+                None,
+                Some(&data),
+            )))
+        };
+        if !self.profile.options.has_namespace(nsp) {
+            return refuse("Invalid namespace");
+        }
+        if !self.namespaces.iter().any(|n| n == nsp) {
+            if self.namespaces.len() >= self.profile.options.max_namespaces {
+                return refuse("too many namespaces on this connection");
+            }
+            self.namespaces.push(nsp.to_owned());
+        }
+        Inbound::Reply(text_frame(&encode(
+            Kind::Connect,
+            nsp,
+            0,
+            None,
+            Some(&json!({ "sid": id })),
+        )))
+    }
+
+    fn attachment(&mut self, bytes: Bytes) -> Inbound {
+        let Some(pending) = &mut self.pending else {
+            return protocol_error("a binary message that no packet announced");
+        };
+        pending.attachments.push(bytes);
+        if pending.attachments.len() < pending.packet.attachments {
+            return Inbound::Nothing;
+        }
+        let Some(Pending {
+            mut packet,
+            attachments,
+        }) = self.pending.take()
+        else {
+            return Inbound::Nothing;
+        };
+        if let Some(data) = &mut packet.data {
+            if let Err(why) = binary::reconstruct(data, &attachments) {
+                return protocol_error(why);
+            }
+        }
+        match packet.kind {
+            Kind::BinaryEvent => self.event(packet),
+            _ => Inbound::Nothing,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socketio::SocketIoOptions;
+
+    fn reader() -> Reader {
+        let options = SocketIoOptions {
+            max_namespaces: 2,
+            max_attachments: 2,
+            ..SocketIoOptions::default()
+        };
+        Reader::new(SocketIoProfile {
+            options,
+            namespace: "/".into(),
+        })
+    }
+
+    fn text(r: &mut Reader, t: &str) -> Inbound {
+        r.handle(Message::text(t.to_owned()), "id1")
+    }
+
+    fn is_error(inbound: &Inbound) -> bool {
+        matches!(inbound, Inbound::Close { clean: false, .. })
+    }
+
+    #[test]
+    fn events_pongs_and_namespaces() {
+        let mut r = reader();
+        assert!(matches!(text(&mut r, "3"), Inbound::Pong));
+        match text(&mut r, "42[\"a\",1]") {
+            Inbound::Dispatch(v) => assert_eq!(v, json!({"event":"a","data":1})),
+            other => panic!("{other:?}"),
+        }
+        // Not joined yet: ignored.
+        assert!(matches!(text(&mut r, "42/x,[\"a\"]"), Inbound::Nothing));
+        match text(&mut r, "40/x,") {
+            Inbound::Reply(frame) => assert_eq!(&frame[2..], b"40/x,{\"sid\":\"id1\"}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(text(&mut r, "42/x,[\"a\"]"), Inbound::Dispatch(_)));
+        match text(&mut r, "40/y,") {
+            Inbound::Reply(frame) => assert!(frame[2..].starts_with(b"44/y,")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(text(&mut r, "41/x,"), Inbound::Nothing));
+        assert!(matches!(
+            text(&mut r, "41"),
+            Inbound::Close { clean: true, .. }
+        ));
+    }
+
+    #[test]
+    fn binary_events_wait_for_their_attachments() {
+        let mut r = reader();
+        let header = "451-[\"f\",{\"_placeholder\":true,\"num\":0}]";
+        assert!(matches!(text(&mut r, header), Inbound::Nothing));
+        match r.handle(Message::Binary(Bytes::from_static(&[1, 2, 3])), "id1") {
+            Inbound::Dispatch(v) => assert_eq!(v, json!({"event":"f","data":{"$binary":"AQID"}})),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_input_closes() {
+        for bad in ["", "0", "9", "4", "42", "42{", "44{}", "453-[\"f\"]", "5"] {
+            assert!(is_error(&text(&mut reader(), bad)), "{bad:?}");
+        }
+        let mut r = reader();
+        assert!(is_error(
+            &r.handle(Message::Binary(Bytes::from_static(b"x")), "i")
+        ));
+        let mut r = reader();
+        text(&mut r, "451-[\"f\",{\"_placeholder\":true,\"num\":0}]");
+        assert!(is_error(&text(&mut r, "42[\"a\"]")));
+        let mut r = reader();
+        text(&mut r, "451-[\"f\",{\"_placeholder\":true,\"num\":3}]");
+        assert!(is_error(
+            &r.handle(Message::Binary(Bytes::from_static(b"x")), "i")
+        ));
+    }
+}
