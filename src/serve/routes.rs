@@ -20,6 +20,11 @@ use crate::endpoints::{EndpointKind, EndpointSpec};
 
 const CHAT_PAGE: &str = include_str!("../../web/index.html");
 const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
+/// socket.io-client's browser build (its `dist/socket.io.min.js`, the
+/// version tests/js/package.json pins), served at `/socket.io/socket.io.js`
+/// as a Socket.IO server serves it, so that pages written for one load it
+/// unchanged.
+const SOCKET_IO_CLIENT: &str = include_str!("../../web/socket.io.min.js");
 /// Live values of address messages (`/demo?pattern=/slider/**`).
 const DEMO_PAGE: &str = include_str!("../../web/demo.html");
 
@@ -74,6 +79,15 @@ impl Router {
             remote: self.remote,
             endpoints: self.endpoints.clone(),
         }
+    }
+
+    /// `/socket.io/socket.io.js` (and `.min.js`): the client script.
+    fn is_socket_io_client(&self, path: &str) -> bool {
+        let Some(socket_io) = &self.app.socket_io else {
+            return false;
+        };
+        path.strip_prefix(socket_io.path.as_str())
+            .is_some_and(|file| matches!(file, "socket.io.js" | "socket.io.min.js"))
     }
 
     fn is_socket_io(&self, request: &Request) -> bool {
@@ -378,6 +392,9 @@ impl Handler for Router {
                 HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
             }
             ("GET" | "HEAD", "/healthz") => self.health(),
+            ("GET" | "HEAD", path) if self.is_socket_io_client(path) => {
+                HttpResponse::new(200, "application/javascript; charset=utf-8", SOCKET_IO_CLIENT)
+            }
             (_, _) if self.is_socket_io(request) => self.poll_socket_io(request).await,
             ("GET" | "HEAD", "/metrics") => {
                 match check_key(request, &self.app.settings.metrics_key) {
