@@ -392,9 +392,11 @@ impl Handler for Router {
                 HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
             }
             ("GET" | "HEAD", "/healthz") => self.health(),
-            ("GET" | "HEAD", path) if self.is_socket_io_client(path) => {
-                HttpResponse::new(200, "application/javascript; charset=utf-8", SOCKET_IO_CLIENT)
-            }
+            ("GET" | "HEAD", path) if self.is_socket_io_client(path) => HttpResponse::new(
+                200,
+                "application/javascript; charset=utf-8",
+                SOCKET_IO_CLIENT,
+            ),
             (_, _) if self.is_socket_io(request) => self.poll_socket_io(request).await,
             ("GET" | "HEAD", "/metrics") => {
                 match check_key(request, &self.app.settings.metrics_key) {

@@ -133,6 +133,7 @@ impl Reader {
             }
             // The server does not ask the client for acks (docs/SOCKETIO.md).
             Kind::Ack => Inbound::Nothing,
+            // Refused by `Packet::parse` already.
             Kind::ConnectError => protocol_error("CONNECT_ERROR is sent by servers only"),
             Kind::BinaryEvent | Kind::BinaryAck => {
                 self.pending = Some(Pending {

@@ -183,6 +183,9 @@ impl Packet {
     /// The shape rules of socket.io-parser: an event is a non-empty array
     /// starting with its name, an ack an array, a connect an object or nothing.
     fn check(&self) -> Result<(), PacketError> {
+        if self.kind == Kind::ConnectError {
+            return Err(bad("CONNECT_ERROR is sent by servers only"));
+        }
         let ok = match (self.kind, &self.data) {
             (Kind::Connect, None | Some(Value::Object(_))) => true,
             (Kind::Disconnect, None) => true,
