@@ -234,6 +234,8 @@ impl Hub {
         // still sends is not dispatched.
         let mut closing = false;
         let mut incoming = Incoming::Idle;
+        // The close a Socket.IO connection's own state began, if any.
+        let mut closed_by_us: Option<(u16, String)> = None;
         loop {
             let beating = socket_io.is_some() && !closing;
             let event = if deadline.is_set() || beating {
@@ -245,8 +247,8 @@ impl Hub {
                         continue;
                     }
                     beat = heartbeat(&mut socket_io), if beating => {
-                        if let After::Closing = self.socket_io_beat(socket, beat) {
-                            closing = true;
+                        if let After::Closing(code, reason) = self.socket_io_beat(socket, beat) {
+                            (closing, closed_by_us) = (true, Some((code, reason)));
                         }
                         continue;
                     }
@@ -267,7 +269,9 @@ impl Hub {
                     match self.socket_io_message(task, socket, message, &mut cork) {
                         After::Continue => {}
                         After::Refreshed => deadline = Deadline::of(socket),
-                        After::Closing => closing = true,
+                        After::Closing(code, reason) => {
+                            (closing, closed_by_us) = (true, Some((code, reason)));
+                        }
                     }
                 }
                 Ok(Event::Message(message)) => {
@@ -293,6 +297,9 @@ impl Hub {
                         let error =
                             SocketError::fatal("protocol_error", error.to_string(), info.code().0);
                         self.report_error(socket, &error);
+                    }
+                    if let Some(ours) = closed_by_us {
+                        return ours;
                     }
                     let frame = info.received.as_ref().or(info.sent.as_ref());
                     let reason = frame.map(|frame| frame.reason.clone()).unwrap_or_default();

@@ -27,8 +27,11 @@ pub(crate) enum After {
     Continue,
     /// The hub's grant was replaced (a `refresh`): reset the deadline.
     Refreshed,
-    /// The connection is closing: what it still sends is not acted on.
-    Closing,
+    /// The connection is closing, with this code and reason (already
+    /// sent): what it still sends is not acted on, and the close is
+    /// reported with these even if the client's own close frame crosses
+    /// ours (a client that leaves sends DISCONNECT, then closes).
+    Closing(u16, String),
 }
 
 impl SocketIoTask {
@@ -81,7 +84,7 @@ impl Hub {
             } => {
                 tracing::debug!(id = %socket.id(), %reason, "socket.io client left");
                 socket.close(CloseCode::NORMAL, &reason);
-                return After::Closing;
+                return After::Closing(CloseCode::NORMAL.0, reason);
             }
             Inbound::Close {
                 clean: false,
@@ -92,7 +95,7 @@ impl Hub {
                 let error = SocketError::fatal("protocol_error", reason.clone(), code.0);
                 self.report_error(socket, &error);
                 socket.close(code, &reason);
-                return After::Closing;
+                return After::Closing(code.0, reason);
             }
         }
         After::Continue
@@ -108,8 +111,9 @@ impl Hub {
             }
             Beat::TimedOut => {
                 tracing::debug!(id = %socket.id(), "socket.io ping timeout");
-                socket.close(CloseCode::NORMAL, "ping timeout");
-                After::Closing
+                let reason = String::from("ping timeout");
+                socket.close(CloseCode::NORMAL, &reason);
+                After::Closing(CloseCode::NORMAL.0, reason)
             }
         }
     }
