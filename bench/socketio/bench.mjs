@@ -17,7 +17,8 @@
 // generator for both, the generator may set the pace, and CPU per event is
 // then the fairer comparison.
 //
-//   node bench/socketio/bench.mjs [switchboard|node]... (after cargo build --release --bin switchboard)
+//   taskset -c 1 node bench/socketio/bench.mjs [switchboard|node]...
+//   (after cargo build --release --bin switchboard; servers run on core 0)
 //   IDLE=2000 ACK_CLIENTS=50 ACK_WINDOW=10 ACK_SECONDS=5 FAN_CLIENTS=200 FAN_MESSAGES=2000
 
 import { spawn } from 'node:child_process';
@@ -64,7 +65,9 @@ class ServerProcess {
         ['serve', '--port', String(this.port), '--max-handshakes-per-ip', '0', '--max-message-rate', '0',
           '--max-byte-rate', '0', '--log', 'error']]
       : [process.execPath, [path.join(ROOT, 'bench', 'socketio', 'node_server.mjs'), String(this.port)]];
-    this.child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The server on core 0; run this script under `taskset -c 1` to keep
+    // the generator on the other core (as scripts/bench does).
+    this.child = spawn('taskset', ['-c', '0', cmd, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     for (let i = 0; i < 100; i += 1) {
       try {
         const socket = net.connect(this.port, '127.0.0.1');
