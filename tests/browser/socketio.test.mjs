@@ -10,6 +10,7 @@
 
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, describe, test } from 'node:test';
 
@@ -79,6 +80,16 @@ describe('socket.io-client against switchboard serve', () => {
     for (const socket of open) socket.close();
     if (server) await server.stop('SIGKILL').catch(() => {});
     if (backend) await backend.stop();
+  });
+
+  test('serves the pinned socket.io-client browser build at /socket.io/socket.io.js', T, async () => {
+    const res = await fetch(`${server.base}/socket.io/socket.io.js`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type'), /javascript/);
+    const dist = new URL('../js/node_modules/socket.io-client/dist/socket.io.min.js', import.meta.url);
+    const pinned = fs.readFileSync(dist, 'utf8');
+    const stale = 'web/socket.io.min.js is not the pinned client\'s dist/socket.io.min.js: copy it and rebuild';
+    assert.equal(await res.text(), pinned, stale);
   });
 
   test('auth is handed to the connect proxy: accepted with its name, refused with its reason', T, async () => {

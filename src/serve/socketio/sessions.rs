@@ -57,6 +57,12 @@ impl Sessions {
     pub fn remove(&self, sid: &str) {
         self.lock().remove(sid);
     }
+
+    /// Sessions open now (upgraded ones included: their hub connection
+    /// still runs on the session's pipe).
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
 }
 
 impl Session {
