@@ -134,8 +134,8 @@ pub fn render(app: &App) -> String {
         let sessions = socket_io.polling.len();
         let _ = writeln!(
             out,
-            "# HELP switchboard_socketio_polling_sessions Socket.IO long-polling sessions open
-             # TYPE switchboard_socketio_polling_sessions gauge
+            "# HELP switchboard_socketio_polling_sessions Socket.IO long-polling sessions open\n\
+             # TYPE switchboard_socketio_polling_sessions gauge\n\
              switchboard_socketio_polling_sessions {sessions}"
         );
     }

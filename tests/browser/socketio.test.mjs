@@ -207,6 +207,9 @@ describe('socket.io-client against switchboard serve', () => {
 
     const polling = await client('', { transports: ['polling'] });
     assert.equal(polling.io.engine.transport.name, 'polling');
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    assert.match(metrics, /^# TYPE switchboard_socketio_polling_sessions gauge$/m);
+    assert.match(metrics, /^switchboard_socketio_polling_sessions [1-9]\d*$/m);
     assert.deepEqual(await emitWithAck(polling, 'echo', { over: 'polling' }), { over: 'polling' });
     const bytes = Buffer.from('binary over polling');
     const back = next(polling, 'file');
