@@ -122,7 +122,7 @@ describe('socket.io-client against switchboard serve', () => {
     assert.deepEqual(await answer, [true]);
   });
 
-  test('acks with arguments', T, async () => {
+  test('acks with arguments, asked by the client and by the server', T, async () => {
     const socket = await client();
     assert.deepEqual(await emitWithAck(socket, 'echo', { a: 1 }), { a: 1 }, 'one argument is the data');
     assert.deepEqual(await emitWithAck(socket, 'echo', 1, 'two', null), [1, 'two', null], 'several are its array');
@@ -131,6 +131,12 @@ describe('socket.io-client against switchboard serve', () => {
     assert.deepEqual(users.map((u) => u.id), [socket.id]);
     const failed = await emitWithAck(socket, 'nothing');
     assert.equal(failed.error.code, 'no_handler', 'an error is the ack argument {error}');
+    // The other way: the server asks, the client's callback answers.
+    socket.once('question', (question, callback) => callback(`${question} 42`, { n: 1 }));
+    socket.emit('ask-me');
+    const answer = await waitFor('the answer at the backend', () =>
+      backend.events.find((e) => e.event === 'ack' && e.connection.id === socket.id));
+    assert.deepEqual(answer.data, { id: 7, data: ['what? 42', { n: 1 }] });
     // Past the ping interval and timeout: the heartbeat is answered.
     await sleep(1800);
     assert.ok(socket.connected);

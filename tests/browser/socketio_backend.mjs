@@ -20,6 +20,11 @@ const HANDLERS = {
   'gpio:21': () => ({ emit: [{ event: 'gpio:21', reply: true, data: true }] }),
   // The chat exercise: socket.on('chat message', msg => io.emit('chat message', msg))
   'chat message': (body) => ({ emit: [{ event: 'chat message', broadcast: true, data: body.data }] }),
+  // socket.on('ask-me', () => socket.emit('question', 'what?', (...answer) => …)):
+  // the emit asks for an acknowledgement with the id 7 ...
+  'ask-me': () => ({ emit: [{ event: 'question', reply: true, data: 'what?', ack: 7 }] }),
+  // ... and the client's answer comes back as the event `ack`.
+  ack: () => ({}),
   // socket.on('echo', (arg, ack) => ack(arg))
   echo: (body) => ({ data: body.data }),
   // socket.on('file', (file, ack) => { socket.emit('file', file); ack({ got: file }) })

@@ -249,6 +249,9 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
             None,
         ));
     }
+    if value.get("event").and_then(Value::as_str) == Some("ack") {
+        return parse_answer(value);
+    }
     let ack = value.get("ack").cloned();
     let raw: Raw = serde_json::from_value(value).map_err(|e| {
         (
@@ -272,6 +275,27 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
         }),
         Err(error) => fail(error),
     }
+}
+
+/// A client's answer to a message the server asked it to acknowledge
+/// (`ask`): `{"event":"ack","ack":ID,"data":…}` is the event `ack` to the
+/// server's handlers with `data` `{"id":ID,"data":…}`, and no ack of its own.
+fn parse_answer(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
+    let id = value.get("ack").and_then(Value::as_u64).ok_or_else(|| {
+        let why =
+            "an answer (\"event\":\"ack\") names the id it answers in \"ack\", a whole number";
+        (RequestError::new("invalid_ack", why), None)
+    })?;
+    let data = value.get("data").cloned().unwrap_or(Value::Null);
+    Ok(Parsed {
+        request: Request::Event {
+            event: "ack".into(),
+            data: serde_json::json!({ "id": id, "data": data }),
+            target: Target::Server,
+            echo: true,
+        },
+        ack: None,
+    })
 }
 
 /// Where a message is addressed: at most one of `room`, `to`, `broadcast`.
@@ -500,6 +524,10 @@ pub struct Outgoing<'a> {
     /// The ack id this message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<&'a Value>,
+    /// The id the server asks the client to answer this message with
+    /// (`{"event":"ack","ack":ID,"data":…}`; a Socket.IO client's callback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask: Option<u64>,
     /// The payload.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub data: &'a Value,
@@ -520,6 +548,7 @@ impl<'a> Outgoing<'a> {
             to: None,
             broadcast: None,
             ack: None,
+            ask: None,
             data,
             error: None,
         }
@@ -685,8 +714,24 @@ mod tests {
             "invalid_pattern"
         );
         assert_eq!(code(json!({"event":"x","ack":{"a":1}})), "invalid_ack");
+        assert_eq!(code(json!({"event":"ack","ack":"x"})), "invalid_ack");
         let (_, ack) = parse(json!({"event":"join","ack":3})).unwrap_err();
         assert_eq!(ack, Some(json!(3)));
+    }
+
+    #[test]
+    fn a_clients_answer_to_an_ask_is_the_event_ack_without_an_ack() {
+        let parsed = parse(json!({"event":"ack","ack":7,"data":["yes",2]})).unwrap();
+        assert_eq!(parsed.ack, None);
+        assert_eq!(
+            parsed.request,
+            Request::Event {
+                event: "ack".into(),
+                data: json!({"id":7,"data":["yes",2]}),
+                target: Target::Server,
+                echo: true
+            }
+        );
     }
 
     #[test]

@@ -131,8 +131,8 @@ impl Reader {
                     Inbound::Nothing
                 }
             }
-            // The server does not ask the client for acks (docs/SOCKETIO.md).
-            Kind::Ack => Inbound::Nothing,
+            // The answer to an event the server asked it to acknowledge.
+            Kind::Ack => self.ack(packet),
             // Refused by `Packet::parse` already.
             Kind::ConnectError => protocol_error("CONNECT_ERROR is sent by servers only"),
             Kind::BinaryEvent | Kind::BinaryAck => {
@@ -205,8 +205,15 @@ impl Reader {
         }
         match packet.kind {
             Kind::BinaryEvent => self.event(packet),
-            _ => Inbound::Nothing,
+            _ => self.ack(packet),
         }
+    }
+
+    fn ack(&self, packet: Packet) -> Inbound {
+        if !self.namespaces.contains(&packet.nsp) {
+            return Inbound::Nothing;
+        }
+        Inbound::Dispatch(mapping::incoming_ack(packet))
     }
 }
 

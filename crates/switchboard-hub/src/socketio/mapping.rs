@@ -8,7 +8,9 @@
 //!   so that the answer finds its namespace); the ack's data is the
 //!   callback's one argument, an error `{"error":{…}}`;
 //! - a hub event reaches the client as `(data)` (no argument when `null`;
-//!   a room's `userlist` as `(users, room)`);
+//!   a room's `userlist` as `(users, room)`); one the server asks to be
+//!   acknowledged (`ask`) carries the ask's id, and the client's ACK comes
+//!   back as the answer `{"event":"ack","ack":ID,"data":…}`;
 //! - `join`, `leave`, `rename`, `users`, `subscribe`, `unsubscribe` and
 //!   `refresh` are the hub's own requests: `emit("join", "lobby")` or
 //!   `emit("join", {room: "lobby"})`.
@@ -93,6 +95,23 @@ pub fn incoming_event(packet: Packet) -> Value {
         message.insert("ack".into(), ack);
     }
     Value::Object(message)
+}
+
+/// A client's ACK (its callback's arguments, for an event the server
+/// asked it to acknowledge) as the native answer
+/// `{"event":"ack","ack":ID,"data":…}`: one argument is the data, several
+/// their array, none `null`.
+pub fn incoming_ack(packet: Packet) -> Value {
+    let args = match packet.data {
+        Some(Value::Array(args)) => args,
+        _ => Vec::new(),
+    };
+    let data = match args.len() {
+        0 => Value::Null,
+        1 => args.into_iter().next().unwrap_or(Value::Null),
+        _ => Value::Array(args),
+    };
+    json!({ "event": "ack", "ack": packet.id, "data": data })
 }
 
 /// The hub event of `name` in namespace `nsp`.
@@ -187,13 +206,15 @@ fn packet_of(message: &Value) -> (Kind, &str, Option<u64>, Value) {
         }
     }
     let (nsp, name) = split_event(event);
+    // The server asks for the client's callback: the event carries the id.
+    let ask = fields.get("ask").and_then(Value::as_u64);
     let args = match (data.is_null(), fields.get("room")) {
         (true, _) => json!([name]),
         // A room's user list says which room as a second argument.
         (false, Some(room)) if event == "userlist" => json!([name, data, room]),
         (false, _) => json!([name, data]),
     };
-    (Kind::Event, nsp, None, args)
+    (Kind::Event, nsp, ask, args)
 }
 
 #[cfg(test)]
@@ -271,6 +292,14 @@ mod tests {
             text_of(json!({"event":"userlist","room":"r","data":[]})),
             "42[\"userlist\",[],\"r\"]"
         );
+    }
+
+    #[test]
+    fn the_server_asks_and_the_client_answers() {
+        let asked = text(&json!({"event":"q","data":1,"ask":9}));
+        assert_eq!(asked, "429[\"q\",1]");
+        let answer = incoming_ack(Packet::parse("39[\"yes\",2]", 0).unwrap());
+        assert_eq!(answer, json!({"event":"ack","ack":9,"data":["yes",2]}));
     }
 
     #[test]
