@@ -21,7 +21,8 @@ pub const MSGPACK_PROTOCOL: &str = "switchboard.msgpack";
 /// The longest event, room or name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Events only the server sends; a client may not send them.
+/// Events only the server sends; a client may not send them (but for
+/// `ack` as an answer to the server's `ask`, which [`parse`] takes apart).
 const RESERVED_EVENTS: &[&str] = &["ready", "userlist", "ack", "error", "end", "stream:end"];
 
 /// How a connection's messages are encoded.
