@@ -279,6 +279,72 @@ mod tests {
         }
     }
 
+    /// Random packets built from the characters that matter (digits,
+    /// brackets, separators, placeholders) and random binary messages, fed
+    /// to one reader and to fresh ones: no panic, and what it holds stays
+    /// within its bounds.
+    #[test]
+    fn random_input_never_panics_and_stays_bounded() {
+        use rand::{Rng, SeedableRng};
+        const PIECES: &[&str] = &[
+            "4",
+            "2",
+            "3",
+            "5",
+            "1",
+            "0",
+            "6",
+            "-",
+            "/",
+            "/x",
+            ",",
+            "[",
+            "]",
+            "{",
+            "}",
+            "\"",
+            "a",
+            ":",
+            "9",
+            "99999999999999999",
+            "\"ev\"",
+            "{\"_placeholder\":true,\"num\":0}",
+            "{\"_placeholder\":true,\"num\":1}",
+            "null",
+            "true",
+            "\u{1}",
+            "é",
+        ];
+        let mut rng = rand::rngs::StdRng::seed_from_u64(6455);
+        let mut long_lived = reader();
+        for _ in 0..20_000 {
+            let message = if rng.gen_ratio(1, 8) {
+                let len = rng.gen_range(0..8);
+                Message::Binary(
+                    (0..len)
+                        .map(|_| rng.gen::<u8>())
+                        .collect::<Vec<u8>>()
+                        .into(),
+                )
+            } else {
+                let mut text = String::from(if rng.gen_bool(0.7) { "4" } else { "" });
+                for _ in 0..rng.gen_range(0..12) {
+                    text.push_str(PIECES[rng.gen_range(0..PIECES.len())]);
+                }
+                Message::text(text)
+            };
+            let _ = reader().handle(message.clone(), "id");
+            if let Inbound::Close { .. } = long_lived.handle(message, "id") {
+                long_lived = reader();
+            }
+            assert!(long_lived.namespaces.len() <= long_lived.profile.options.max_namespaces);
+            if let Some(pending) = &long_lived.pending {
+                assert!(pending.attachments.len() < pending.packet.attachments);
+                assert!(pending.packet.attachments <= long_lived.profile.options.max_attachments);
+            }
+        }
+    }
+
     #[test]
     fn malformed_input_closes() {
         for bad in ["", "0", "9", "4", "42", "42{", "44{}", "453-[\"f\"]", "5"] {
