@@ -198,6 +198,24 @@ describe('hostile Socket.IO peers', () => {
     assert.equal((await first).status, 200);
   });
 
+  test('a second WebSocket for a session already upgraded is refused; the first goes on', T, async () => {
+    const sid = JSON.parse((await get(server, '')).body.slice(1)).sid;
+    await post(server, `&sid=${sid}`, '40');
+    assert.match((await get(server, `&sid=${sid}`)).body, /^40\{"sid"/);
+    const first = new Raw(server, `&sid=${sid}`);
+    await within(5000, 'the first upgrade to open', once(first.ws, 'open'));
+    first.send('2probe');
+    await first.expect((t) => t === '3probe');
+    first.send('5');
+    const second = new Raw(server, `&sid=${sid}`);
+    await within(5000, 'the second upgrade to open', once(second.ws, 'open'));
+    second.send('2probe');
+    assert.match(await second.closedWith(1008), /being upgraded already/);
+    first.send('421["users"]');
+    await first.expect((t) => t.startsWith('431[[{'), 'the users ack over the upgraded WebSocket');
+    first.ws.close();
+  });
+
   test('after all that, the server still serves socket.io-client', T, async () => {
     const socket = io(server.base, { reconnection: false, forceNew: true });
     try {

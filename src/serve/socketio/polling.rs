@@ -64,6 +64,7 @@ pub async fn open(
         reader: tokio::sync::Mutex::new(reader),
         writer,
         upgrading: AtomicBool::new(false),
+        claimed: AtomicBool::new(false),
         wake: Notify::new(),
     });
     if !socket_io.polling.insert(sid.clone(), session.clone()) {

@@ -23,6 +23,10 @@ pub struct Session {
     pub(super) writer: Writer,
     /// Set when a WebSocket takes the session over (after `2probe`).
     pub(super) upgrading: AtomicBool,
+    /// Set while a WebSocket is upgrading the session or has upgraded it:
+    /// one at a time, so that a second one cannot wait forever for the
+    /// reader the first one holds.
+    pub(super) claimed: AtomicBool,
     /// Wakes a GET that is waiting, so that it answers at once.
     pub(super) wake: Notify,
 }
@@ -72,9 +76,16 @@ impl Session {
         self.reader.lock().await
     }
 
-    /// An upgrade that failed: polling goes on.
+    /// Takes the session for one upgrading WebSocket; false when another
+    /// has it already.
+    pub fn claim(&self) -> bool {
+        !self.claimed.swap(true, Ordering::SeqCst)
+    }
+
+    /// An upgrade that failed: polling goes on, and another may be tried.
     pub fn resume_polling(&self) {
         self.upgrading.store(false, Ordering::SeqCst);
+        self.claimed.store(false, Ordering::SeqCst);
     }
 
     /// Marks the session as being upgraded: a GET answers at once with a

@@ -25,9 +25,15 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Runs the upgrade, then relays until either side closes.
 pub async fn run(mut accepted: Accepted<()>, session: Arc<Session>) {
     let socket = &mut accepted.socket;
+    if !session.claim() {
+        let why = "the session is being upgraded already";
+        let _ = socket.close(CloseCode::POLICY_VIOLATION, why).await;
+        return;
+    }
     if next_text(socket).await.as_deref() != Some("2probe")
         || socket.send(Message::text("3probe")).await.is_err()
     {
+        session.resume_polling();
         let _ = socket
             .close(CloseCode::POLICY_VIOLATION, "expected 2probe")
             .await;
