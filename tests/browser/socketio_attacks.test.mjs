@@ -229,3 +229,34 @@ describe('hostile Socket.IO peers', () => {
     assert.equal(health.status, 200);
   });
 });
+
+describe('polling sessions that never CONNECT', () => {
+  let server;
+
+  before(async () => {
+    ensureArtifacts();
+    server = new Server(await freePort(), { logName: 'socketio-places', args: ['--max-handshakes-per-ip', '4'] });
+    await server.start();
+  });
+
+  after(async () => {
+    if (server) await server.stop('SIGKILL').catch(() => {});
+  });
+
+  test('hold a handshake place each until their CONNECT, so one address cannot hoard them', T, async () => {
+    const sids = [];
+    for (let i = 0; i < 3; i += 1) {
+      const opened = await get(server, '');
+      assert.equal(opened.status, 200);
+      sids.push(JSON.parse(opened.body.slice(1)).sid);
+    }
+    // Three sessions and this request's own connection: the fourth
+    // session finds no place left for this address.
+    const refused = await get(server, '');
+    assert.equal(refused.status, 503);
+    assert.match(refused.body, /too many handshakes/);
+    // A CONNECT gives the session's place back.
+    assert.equal((await post(server, `&sid=${sids[0]}`, '40')).status, 200);
+    await waitFor('a place again', async () => (await get(server, '')).status === 200);
+  });
+});

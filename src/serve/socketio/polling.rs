@@ -9,7 +9,9 @@
 //! the hub's own queue limits apply (a client that stops polling is a slow
 //! consumer, then misses its pings and is closed); a POST body holds at
 //! most `maxPayload` bytes; a GET answers with about `maxPayload` bytes
-//! at most; sessions are at most `max_connections + max_handshakes`.
+//! at most; sessions are at most `max_connections + max_handshakes`, and
+//! until its CONNECT a session holds a handshake's place (`max_handshakes`,
+//! `max_handshakes_per_ip`).
 //! The session table's lock is held for a lookup, an insert or a removal.
 
 use std::net::SocketAddr;
@@ -51,6 +53,14 @@ pub async fn open(
     let Some(socket_io) = &app.socket_io else {
         return EngineError::BadRequest.response();
     };
+    // Until its CONNECT, a session holds a handshake's place, as a
+    // WebSocket does: many sessions that never connect are bounded per
+    // address, not only in all.
+    let place = match remote.map(|remote| app.handshakes.take(remote.ip())) {
+        Some(Ok(place)) => Some(place),
+        Some(Err(_)) => return HttpResponse::text(503, "too many handshakes in progress\n"),
+        None => None,
+    };
     let (server_io, client_io) = tokio::io::duplex(PIPE_BYTES);
     let server = WebSocket::from_stream(server_io, Role::Server, &app.net, BytesMut::new());
     // The client end pings nobody and never idles out: the hub's end keeps
@@ -80,7 +90,7 @@ pub async fn open(
     let task_app = app.clone();
     tokio::spawn(async move {
         let upgrades = ["websocket"];
-        super::connect::run(&task_app, &router, accepted, remote, &sid, &upgrades, ()).await;
+        super::connect::run(&task_app, &router, accepted, remote, &sid, &upgrades, place).await;
         if let Some(socket_io) = &task_app.socket_io {
             socket_io.polling.remove(&sid);
         }
