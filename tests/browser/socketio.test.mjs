@@ -173,8 +173,12 @@ describe('socket.io-client against switchboard serve', () => {
   test('two namespaces on one connection, each with its own handlers', T, async () => {
     const root = await client();
     const chat = await connect(`${server.base}/chat`, { forceNew: false });
-    const admin = await connect(`${server.base}/admin`, { forceNew: false });
+    // The second namespace of that connection: its own connection handler.
+    const admin = io(`${server.base}/admin`, { reconnection: false, auth: { ...GOOD, as: 'admin' } });
     open.push(chat, admin);
+    const [welcome] = await next(admin, 'welcome');
+    assert.deepEqual(welcome, { nsp: '/admin', auth: { token: 'good', as: 'admin' } });
+    assert.equal(admin.io, chat.io, 'one Manager, one Engine.IO connection');
     assert.deepEqual(await emitWithAck(chat, 'whoami'), { nsp: '/chat', id: chat.id });
     assert.deepEqual(await emitWithAck(admin, 'whoami'), { nsp: '/admin' });
     let rootHeard = false;
@@ -185,6 +189,11 @@ describe('socket.io-client against switchboard serve', () => {
     assert.equal(rootHeard, false);
     const refused = await connect(`${server.base}/nope`).then(() => null, (error) => error);
     assert.equal(refused?.message, 'Invalid namespace');
+    // Leaving a namespace: its own disconnect handler; the connection stays.
+    admin.disconnect();
+    await waitFor('/admin#disconnect at the backend', () =>
+      backend.events.some((e) => e.event === '/admin#disconnect' && e.connection.id === chat.id));
+    assert.deepEqual(await emitWithAck(chat, 'whoami'), { nsp: '/chat', id: chat.id });
   });
 
   test('disconnect reason of a client leaving, as the hub and the event proxy see it', T, async () => {

@@ -109,6 +109,7 @@ describe('hostile Socket.IO peers', () => {
       ['4299999999999999999["x"]', /ack id/],
       ['4511-["a"]', /11 attachments, at most 10/],
       ['49', /unknown Socket.IO packet/],
+      ['42["connect"]', /reserved event names/],
       ['5', /unexpected Engine.IO packet/],
       [`42${'['.repeat(200)}${']'.repeat(200)}`, /bad JSON/],
     ];
@@ -244,14 +245,22 @@ describe('polling sessions that never CONNECT', () => {
   });
 
   test('hold a handshake place each until their CONNECT, so one address cannot hoard them', T, async () => {
+    // Places held besides the /metrics request's own (an answered request
+    // keeps its place while the server drains its connection, up to 0.5 s).
+    const held = async () => {
+      const text = await (await fetch(`${server.base}/metrics`)).text();
+      return Number(text.match(/^switchboard_handshakes (\d+)$/m)[1]) - 1;
+    };
     const sids = [];
     for (let i = 0; i < 3; i += 1) {
+      await waitFor(`${i} places held`, async () => (await held()) === i);
       const opened = await get(server, '');
       assert.equal(opened.status, 200);
       sids.push(JSON.parse(opened.body.slice(1)).sid);
     }
     // Three sessions and this request's own connection: the fourth
     // session finds no place left for this address.
+    await waitFor('3 places held', async () => (await held()) === 3);
     const refused = await get(server, '');
     assert.equal(refused.status, 503);
     assert.match(refused.body, /too many handshakes/);

@@ -35,6 +35,10 @@ const HANDLERS = {
   '/chat#whoami': (body) => ({ data: { nsp: '/chat', id: body.connection.id } }),
   // io.of('/chat'): socket.on('shout', text => io.of('/chat').emit('shout', text.toUpperCase()))
   '/chat#shout': (body) => ({ emit: [{ event: '/chat#shout', broadcast: true, data: String(body.data).toUpperCase() }] }),
+  // io.of('/admin').on('connection', socket => socket.emit('welcome', …)): a
+  // namespace joined after the connection's first one
+  '/admin#connect': (body) => ({ emit: [{ event: '/admin#welcome', reply: true, data: { nsp: '/admin', auth: body.data } }] }),
+  '/admin#disconnect': () => ({}),
   // io.of('/admin'): socket.on('whoami', ack => ack({ nsp: '/admin' }))
   '/admin#whoami': () => ({ data: { nsp: '/admin' } }),
 };

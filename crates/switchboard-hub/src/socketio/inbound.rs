@@ -21,6 +21,17 @@ pub(crate) enum Inbound {
     Dispatch(Value),
     /// Answer with this frame.
     Reply(Bytes),
+    /// A namespace joined: answer with this frame, then tell the
+    /// handlers, if any listen, with `notice` (`/chat#connect`).
+    Joined {
+        /// The CONNECT answer.
+        reply: Bytes,
+        /// The event for the namespace's handlers.
+        notice: Value,
+    },
+    /// Tell the handlers, if any listen (`/chat#disconnect`); nobody
+    /// listening is not the client's error.
+    Notice(Value),
     /// The client's pong.
     Pong,
     /// Close the connection: the client left (`clean`) or broke the protocol.
@@ -119,14 +130,21 @@ impl Reader {
             Err(error) => return protocol_error(error.0),
         };
         match packet.kind {
-            Kind::Connect => self.connect(&packet.nsp, id),
+            Kind::Connect => self.connect(&packet.nsp, packet.data, id),
             Kind::Disconnect => {
+                let joined = self.namespaces.contains(&packet.nsp);
                 self.namespaces.retain(|n| *n != packet.nsp);
                 if self.namespaces.is_empty() {
                     Inbound::Close {
                         clean: true,
                         reason: "client namespace disconnect".into(),
                     }
+                } else if joined && packet.nsp != self.profile.namespace {
+                    // The first namespace is the connection's: its
+                    // `disconnect` is the connection's, at its end.
+                    Inbound::Notice(json!({
+                        "event": mapping::event_name(&packet.nsp, "disconnect"),
+                    }))
                 } else {
                     Inbound::Nothing
                 }
@@ -151,10 +169,22 @@ impl Reader {
             // As a Socket.IO server does: a namespace not joined is not heard.
             return Inbound::Nothing;
         }
+        // `/chat#connect` and `/chat#disconnect` are the server's notices;
+        // socket.io-client refuses to emit these names, so only a forger does.
+        let name = packet
+            .data
+            .as_ref()
+            .and_then(|args| args.get(0))
+            .and_then(Value::as_str);
+        if matches!(name, Some("connect" | "disconnect")) {
+            return protocol_error("\"connect\" and \"disconnect\" are reserved event names");
+        }
         Inbound::Dispatch(mapping::incoming_event(packet))
     }
 
-    fn connect(&mut self, nsp: &str, id: &str) -> Inbound {
+    /// A CONNECT after the first: the namespace is joined (and its
+    /// handlers told, with the CONNECT's `auth` as data), or refused.
+    fn connect(&mut self, nsp: &str, auth: Option<Value>, id: &str) -> Inbound {
         let refuse = |message: &str| {
             let data = json!({ "message": message });
             Inbound::Reply(text_frame(&encode(
@@ -168,19 +198,25 @@ impl Reader {
         if !self.profile.options.has_namespace(nsp) {
             return refuse("Invalid namespace");
         }
-        if !self.namespaces.iter().any(|n| n == nsp) {
-            if self.namespaces.len() >= self.profile.options.max_namespaces {
-                return refuse("too many namespaces on this connection");
-            }
-            self.namespaces.push(nsp.to_owned());
-        }
-        Inbound::Reply(text_frame(&encode(
+        let reply = text_frame(&encode(
             Kind::Connect,
             nsp,
             0,
             None,
             Some(&json!({ "sid": id })),
-        )))
+        ));
+        if self.namespaces.iter().any(|n| n == nsp) {
+            return Inbound::Reply(reply);
+        }
+        if self.namespaces.len() >= self.profile.options.max_namespaces {
+            return refuse("too many namespaces on this connection");
+        }
+        self.namespaces.push(nsp.to_owned());
+        let notice = json!({
+            "event": mapping::event_name(nsp, "connect"),
+            "data": auth.unwrap_or(Value::Null),
+        });
+        Inbound::Joined { reply, notice }
     }
 
     fn attachment(&mut self, bytes: Bytes) -> Inbound {
@@ -252,16 +288,34 @@ mod tests {
         }
         // Not joined yet: ignored.
         assert!(matches!(text(&mut r, "42/x,[\"a\"]"), Inbound::Nothing));
-        match text(&mut r, "40/x,") {
-            Inbound::Reply(frame) => assert_eq!(&frame[2..], b"40/x,{\"sid\":\"id1\"}"),
+        match text(&mut r, "40/x,{\"k\":1}") {
+            Inbound::Joined { reply, notice } => {
+                assert_eq!(&reply[2..], b"40/x,{\"sid\":\"id1\"}");
+                assert_eq!(notice, json!({"event":"/x#connect","data":{"k":1}}));
+            }
             other => panic!("{other:?}"),
         }
+        assert!(
+            matches!(text(&mut r, "40/x,"), Inbound::Reply(_)),
+            "joined already"
+        );
+        assert!(matches!(
+            text(&mut r, "42/x,[\"connect\"]"),
+            Inbound::Close { clean: false, .. }
+        ));
         assert!(matches!(text(&mut r, "42/x,[\"a\"]"), Inbound::Dispatch(_)));
         match text(&mut r, "40/y,") {
             Inbound::Reply(frame) => assert!(frame[2..].starts_with(b"44/y,")),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(text(&mut r, "41/x,"), Inbound::Nothing));
+        match text(&mut r, "41/x,") {
+            Inbound::Notice(notice) => assert_eq!(notice, json!({"event":"/x#disconnect"})),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(text(&mut r, "41/x,"), Inbound::Nothing),
+            "left already"
+        );
         assert!(matches!(
             text(&mut r, "41"),
             Inbound::Close { clean: true, .. }

@@ -3,6 +3,7 @@
 //! heartbeat's pings and timeout.
 
 use bytes::Bytes;
+use serde_json::Value;
 use switchboard_net::{CloseCode, Cork, Message};
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 
@@ -76,6 +77,11 @@ impl Hub {
             Inbound::Reply(frame) => {
                 let _ = socket.send(frame, Some(cork));
             }
+            Inbound::Joined { reply, notice } => {
+                let _ = socket.send(reply, Some(cork));
+                self.socket_io_notice(socket, notice, cork);
+            }
+            Inbound::Notice(notice) => self.socket_io_notice(socket, notice, cork),
             Inbound::Pong => task.heartbeat.pong(),
             Inbound::Nothing => {}
             Inbound::Close {
@@ -99,6 +105,21 @@ impl Hub {
             }
         }
         After::Continue
+    }
+
+    /// A namespace's `connect` or `disconnect`, for its handlers (a Rust
+    /// hook on `/chat#connect`, or the event proxy): dispatched as the
+    /// client's event when someone listens, dropped otherwise (the client
+    /// did not send it, so an `unknown_event` would not be its error).
+    fn socket_io_notice(&self, socket: &Socket, notice: Value, cork: &mut Cork) {
+        let event = notice
+            .get("event")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if self.event_handlers(event).is_empty() && socket.forward_queue().is_none() {
+            return;
+        }
+        let _ = self.dispatch_value(socket, notice, 0, cork);
     }
 
     /// Acts on the heartbeat: a ping, or the close of a client that did
