@@ -277,6 +277,39 @@ pub struct ServeArgs {
     /// [default: 64].
     #[arg(long, env = "SWITCHBOARD_MAX_STREAMS")]
     pub max_streams: Option<usize>,
+    /// Where Socket.IO clients connect (Engine.IO v4: WebSocket and
+    /// long-polling); an empty path turns Socket.IO off
+    /// (docs/SOCKETIO.md) [default: /socket.io/].
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_PATH")]
+    pub socketio_path: Option<String>,
+    /// Seconds between the server's Engine.IO pings [default: 25].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SOCKETIO_PING_INTERVAL",
+        value_name = "SECONDS"
+    )]
+    pub socketio_ping_interval: Option<f64>,
+    /// Seconds a Socket.IO client has to answer a ping [default: 20].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SOCKETIO_PING_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub socketio_ping_timeout: Option<f64>,
+    /// Bytes of one long-polling request or response body (Engine.IO's
+    /// `maxPayload`) [default: 1000000].
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_MAX_PAYLOAD")]
+    pub socketio_max_payload: Option<usize>,
+    /// The Socket.IO namespaces that exist, comma-separated; others are
+    /// refused with CONNECT_ERROR [default: any].
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_NAMESPACES", value_delimiter = ',')]
+    pub socketio_namespaces: Option<Vec<String>>,
+    /// Namespaces one Socket.IO connection may join [default: 8].
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_MAX_NAMESPACES")]
+    pub socketio_max_namespaces: Option<usize>,
+    /// Binary attachments in one Socket.IO packet [default: 10].
+    #[arg(long, env = "SWITCHBOARD_SOCKETIO_MAX_ATTACHMENTS")]
+    pub socketio_max_attachments: Option<usize>,
 }
 
 /// The resolved settings of `serve`.
@@ -356,6 +389,17 @@ pub struct ServeSettings {
     pub max_stream_size: usize,
     /// Client streams at once.
     pub max_streams: usize,
+    /// Where Socket.IO is served; empty: nowhere.
+    pub socketio_path: String,
+    /// Seconds (fractions allowed).
+    pub socketio_ping_interval: f64,
+    /// Seconds (fractions allowed).
+    pub socketio_ping_timeout: f64,
+    pub socketio_max_payload: usize,
+    /// Empty: any namespace.
+    pub socketio_namespaces: Vec<String>,
+    pub socketio_max_namespaces: usize,
+    pub socketio_max_attachments: usize,
 }
 
 impl Default for ServeSettings {
@@ -433,6 +477,16 @@ impl Default for ServeSettings {
             // sockets and requests.
             proxy_max_in_flight: 256,
             endpoint: Vec::new(),
+            // Socket.IO's own defaults, so that its clients behave as they
+            // do against a Node server.
+            socketio_path: "/socket.io/".into(),
+            socketio_ping_interval: 25.0,
+            socketio_ping_timeout: 20.0,
+            socketio_max_payload: 1_000_000,
+            socketio_namespaces: Vec::new(),
+            // One client rarely joins more than a few; each costs a name.
+            socketio_max_namespaces: 8,
+            socketio_max_attachments: 10,
         }
     }
 }
@@ -497,7 +551,14 @@ impl ServeSettings {
             event_proxy_max_queued,
             proxy_max_in_flight,
             max_stream_size,
-            max_streams
+            max_streams,
+            socketio_path,
+            socketio_ping_interval,
+            socketio_ping_timeout,
+            socketio_max_payload,
+            socketio_namespaces,
+            socketio_max_namespaces,
+            socketio_max_attachments
         );
         if args.connect_proxy.is_some() {
             settings.connect_proxy = args.connect_proxy.clone();
@@ -622,7 +683,40 @@ impl ServeSettings {
         self.validate_proxies()?;
         crate::endpoints::resolve(&self.endpoint).map_err(anyhow::Error::msg)?;
         self.validate_jwt()?;
+        self.validate_socketio()?;
         self.validate_cluster()
+    }
+
+    fn validate_socketio(&self) -> anyhow::Result<()> {
+        let path = &self.socketio_path;
+        anyhow::ensure!(
+            path.is_empty() || (path.starts_with('/') && path.ends_with('/') && path.len() > 1),
+            "socketio_path must start and end with / (or be empty to turn Socket.IO off), not {path:?}"
+        );
+        for (name, seconds) in [
+            ("socketio_ping_interval", self.socketio_ping_interval),
+            ("socketio_ping_timeout", self.socketio_ping_timeout),
+        ] {
+            anyhow::ensure!(
+                seconds.is_finite() && (0.05..=3600.0).contains(&seconds),
+                "{name} must be between 0.05 and 3600 seconds"
+            );
+        }
+        anyhow::ensure!(
+            self.socketio_max_payload >= 1024,
+            "socketio_max_payload must be at least 1024 bytes"
+        );
+        anyhow::ensure!(
+            self.socketio_max_namespaces > 0,
+            "socketio_max_namespaces must be > 0"
+        );
+        for nsp in &self.socketio_namespaces {
+            anyhow::ensure!(
+                nsp.starts_with('/') && nsp.len() <= 64 && !nsp.contains(','),
+                "a Socket.IO namespace starts with / and has at most 64 characters and no comma: {nsp:?}"
+            );
+        }
+        Ok(())
     }
 
     /// One way to authorize /ws: a shared token or signed ones, and signed

@@ -43,6 +43,8 @@ pub struct App {
     pub event_proxy: Option<Arc<super::event_proxy::EventProxy>>,
     /// The rooms of the `rooms` endpoints (Espruino's protocol).
     pub rooms: Rooms,
+    /// Socket.IO, unless `socketio_path` is empty.
+    pub socket_io: Option<super::socketio::SocketIo>,
     /// Places for streamed publishes (`POST /api/publish?room=…`), as
     /// many as `max_streams`.
     pub http_streams: Arc<Semaphore>,

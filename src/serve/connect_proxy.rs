@@ -41,11 +41,23 @@ impl ConnectProxy {
         request: &Request,
         remote: Option<SocketAddr>,
     ) -> Result<Grant, HandshakeError> {
+        self.decide_with_auth(request, remote, None).await
+    }
+
+    /// [`ConnectProxy::decide`] for a Socket.IO connection, whose CONNECT
+    /// `auth` the backend is told as `auth`.
+    pub async fn decide_with_auth(
+        &self,
+        request: &Request,
+        remote: Option<SocketAddr>,
+        auth: Option<&Value>,
+    ) -> Result<Grant, HandshakeError> {
         let deadline = Instant::now() + self.backend.timeout();
-        let answer = self
-            .backend
-            .post(&describe(request, remote), deadline)
-            .await;
+        let mut description = describe(request, remote);
+        if let (Some(auth), Value::Object(fields)) = (auth, &mut description) {
+            fields.insert("auth".into(), auth.clone());
+        }
+        let answer = self.backend.post(&description, deadline).await;
         match answer {
             Ok(Answer::Result(result)) => grant(result).map_err(|why| {
                 tracing::debug!(%why, "connect proxy: unusable result");

@@ -176,12 +176,17 @@ fn emit_entry(entry: Value) -> Result<Emit, String> {
         flag(&entry, "broadcast").then_some(EmitTarget::Everyone),
         flag(&entry, "reply").then_some(EmitTarget::Sender),
     ];
+    let ask = match entry.get("ack") {
+        None | Some(Value::Null) => None,
+        Some(id) => Some(id.as_u64().ok_or("\"ack\" is a whole number")?),
+    };
     let mut targets = targets.into_iter().flatten();
     match (targets.next(), targets.next()) {
         (Some(target), None) => Ok(Emit {
             event,
             data,
             target,
+            ask,
         }),
         (None, _) => Err("no target (\"to\", \"room\", \"broadcast\" or \"reply\")".into()),
         _ => Err("more than one target".into()),

@@ -128,6 +128,17 @@ pub fn render(app: &App) -> String {
         );
     }
     render_proxies(app, &mut out);
+    if let Some(socket_io) = &app.socket_io {
+        // Its connections are the hub's (counted above); this says how many
+        // of them poll, and how many sessions await their CONNECT.
+        let sessions = socket_io.polling.len();
+        let _ = writeln!(
+            out,
+            "# HELP switchboard_socketio_polling_sessions Socket.IO long-polling sessions open\n\
+             # TYPE switchboard_socketio_polling_sessions gauge\n\
+             switchboard_socketio_polling_sessions {sessions}"
+        );
+    }
     app.bridges.render_metrics(&mut out);
     if let Some(cluster) = &app.cluster {
         cluster.render_metrics(&app.hub, &mut out);

@@ -32,6 +32,7 @@ mod publish_stream;
 mod rooms;
 mod routes;
 mod slots;
+mod socketio;
 mod tls;
 
 use std::future::Future;
@@ -41,7 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use switchboard_hub::{Hub, HubConfig, Rate, SlowConsumerPolicy};
+use switchboard_hub::{ConnId, Hub, HubConfig, Rate, SlowConsumerPolicy};
 use switchboard_net::{Accepted, CloseCode, Config, Event, MemoryBudget, Session};
 use switchboard_proto::deflate::DeflateConfig;
 use tokio::net::TcpListener;
@@ -201,6 +202,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         None => None,
     };
     let max_streams = settings.max_streams;
+    let socket_io = socketio::SocketIo::from_settings(&settings);
     let echo_permits = Arc::new(Semaphore::new(
         settings.max_echo_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -220,6 +222,7 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         started: std::time::Instant::now(),
         rooms: rooms::Rooms::default(),
         http_streams: Arc::new(Semaphore::new(max_streams.min(Semaphore::MAX_PERMITS))),
+        socket_io,
     })
 }
 
@@ -268,11 +271,13 @@ async fn accept_loop(
             // serves (over 2 KiB more for every idle connection).
             let Some(serving) = Box::pin(handshake(stream, &app, &router, remote))
                 .await
-                .map(|accepted| serve_endpoint(&app, accepted, remote, shutdown))
+                .map(|accepted| {
+                    let place = handshake_place;
+                    serve_endpoint(&app, &router, accepted, remote, shutdown, place)
+                })
             else {
                 return;
             };
-            drop(handshake_place);
             serving.await;
             drop(done);
         });
@@ -303,14 +308,22 @@ async fn handshake(
 /// The future that serves an accepted connection on its endpoint until it
 /// closes. Made outside the connection's task and boxed: the task would
 /// otherwise keep room for the accepted connection and for the largest of
-/// the three beside the one it runs, for the connection's whole life.
-fn serve_endpoint(
-    app: &App,
+/// the endpoints' futures beside the one it runs, for the connection's
+/// whole life. The handshake's place is given back at once, but for a
+/// Socket.IO connection, which holds it until its CONNECT.
+fn serve_endpoint<'a>(
+    app: &'a App,
+    router: &'a Router,
     accepted: Accepted<Endpoint>,
     remote: SocketAddr,
     shutdown: watch::Receiver<bool>,
-) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    handshake_place: slots::Slot,
+) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
     let (accepted, endpoint) = accepted.replace_admission(());
+    let handshake_place = match endpoint {
+        Endpoint::SocketIo => Some(handshake_place),
+        _ => None,
+    };
     match endpoint {
         Endpoint::Hub(admission) => {
             let (accepted, ()) = accepted.replace_admission(admission);
@@ -323,6 +336,15 @@ fn serve_endpoint(
                 drop(permit);
             })
         }
+        Endpoint::SocketIo => Box::pin(async move {
+            // The router as this peer sees it: the connect proxy is told
+            // the peer's address.
+            let router = router.for_peer(remote);
+            let sid = format!("{}{}", ConnId::random(), ConnId::random());
+            let (remote, place) = (Some(remote), handshake_place);
+            socketio::serve_websocket(app, &router, accepted, remote, &sid, &[], place).await;
+        }),
+        Endpoint::SocketIoUpgrade(session) => Box::pin(socketio::serve_upgrade(accepted, session)),
         Endpoint::Rooms(admission) => {
             let settings = &app.settings;
             let (session, _) = accepted.into_session(settings.queue_len, settings.queue_bytes);

@@ -15,10 +15,16 @@ use tokio::sync::OwnedSemaphorePermit;
 use super::answers::{error_response, json_response};
 use super::app::App;
 use super::credentials::{bearer, constant_time_eq};
+use super::socketio::{self, EngineError, EngineQuery, Transport};
 use crate::endpoints::{EndpointKind, EndpointSpec};
 
 const CHAT_PAGE: &str = include_str!("../../web/index.html");
 const CLIENT_SCRIPT: &str = include_str!("../../web/switchboard.js");
+/// socket.io-client's browser build (its `dist/socket.io.min.js`, the
+/// version tests/js/package.json pins), served at `/socket.io/socket.io.js`
+/// as a Socket.IO server serves it, so that pages written for one load it
+/// unchanged.
+const SOCKET_IO_CLIENT: &str = include_str!("../../web/socket.io.min.js");
 /// Live values of address messages (`/demo?pattern=/slider/**`).
 const DEMO_PAGE: &str = include_str!("../../web/demo.html");
 
@@ -31,6 +37,11 @@ pub enum Endpoint {
     /// The rooms protocol, admitted by the hub (its checks and its
     /// `max_connections`) but served apart from it.
     Rooms(Admission),
+    /// A Socket.IO WebSocket: admitted to the hub at its CONNECT, whose
+    /// `auth` the decision needs ([`Router::admit_socket_io`]).
+    SocketIo,
+    /// The WebSocket a long-polling Socket.IO session upgrades to.
+    SocketIoUpgrade(Arc<socketio::sessions::Session>),
 }
 
 /// Routes requests for `serve`.
@@ -58,6 +69,104 @@ impl Router {
             app: self.app.clone(),
             remote: Some(remote),
             endpoints: self.endpoints.clone(),
+        }
+    }
+
+    /// The router for a task this connection starts (a polling session's).
+    pub fn for_task(&self) -> Router {
+        Router {
+            app: self.app.clone(),
+            remote: self.remote,
+            endpoints: self.endpoints.clone(),
+        }
+    }
+
+    /// `/socket.io/socket.io.js` (and `.min.js`): the client script.
+    fn is_socket_io_client(&self, path: &str) -> bool {
+        let Some(socket_io) = &self.app.socket_io else {
+            return false;
+        };
+        path.strip_prefix(socket_io.path.as_str())
+            .is_some_and(|file| matches!(file, "socket.io.js" | "socket.io.min.js"))
+    }
+
+    fn is_socket_io(&self, request: &Request) -> bool {
+        self.app
+            .socket_io
+            .as_ref()
+            .is_some_and(|socket_io| socket_io.is_path(request.path()))
+    }
+
+    /// A Socket.IO connection's admission, at its first CONNECT: the checks
+    /// of `/ws` (origin of a cookie, `--ws-token`), then the connect proxy,
+    /// told the CONNECT's `auth`, or the hub's authorizer, which finds it
+    /// in the request (`socketio::connect::with_auth`).
+    pub async fn admit_socket_io(
+        &self,
+        request: &Request,
+        auth: Option<&Value>,
+    ) -> Result<Admission, HandshakeError> {
+        self.check_cookie_origin(request)
+            .and_then(|()| self.check_token(request, self.app.settings.ws_token.as_deref()))?;
+        let hub = &self.app.hub;
+        match &self.app.connect_proxy {
+            None => hub.admit(request),
+            Some(_) if hub.is_closing() => Err(HandshakeError::new(503, "server shutting down")),
+            Some(proxy) => {
+                let grant = proxy.decide_with_auth(request, self.remote, auth).await?;
+                hub.admit_with(grant)
+            }
+        }
+    }
+
+    /// The decision on a Socket.IO WebSocket: a new connection (decided at
+    /// its CONNECT) or the upgrade of a polling session.
+    fn upgrade_socket_io(&self, request: &Request) -> Decision<Endpoint> {
+        let refuse = |error: EngineError| {
+            let (_, message) = error.code_and_message();
+            Decision::Reject(HandshakeError::new(400, message))
+        };
+        let query = match EngineQuery::parse(request) {
+            Ok(query) if query.transport == Transport::WebSocket => query,
+            Ok(_) => return refuse(EngineError::BadRequest),
+            Err(error) => return refuse(error),
+        };
+        if let Err(error) = self.check_origin(request) {
+            return Decision::Reject(error);
+        }
+        if self.app.hub.is_closing() {
+            return Decision::Reject(HandshakeError::new(503, "server shutting down"));
+        }
+        let sessions = self.app.socket_io.as_ref().map(|s| &s.polling);
+        match (query.sid, sessions) {
+            (None, _) => Decision::accept(None, Endpoint::SocketIo),
+            (Some(sid), Some(sessions)) => match sessions.get(&sid) {
+                Some(session) => Decision::accept(None, Endpoint::SocketIoUpgrade(session)),
+                None => refuse(EngineError::UnknownSid),
+            },
+            (Some(_), None) => refuse(EngineError::UnknownSid),
+        }
+    }
+
+    /// A long-polling request: a new session, or a GET of a session's.
+    async fn poll_socket_io(&self, request: &Request) -> HttpResponse {
+        let query = match EngineQuery::parse(request) {
+            Ok(query) if query.transport == Transport::Polling => query,
+            Ok(_) => return EngineError::BadRequest.response(),
+            Err(error) => return error.response(),
+        };
+        if let Err(error) = self.check_origin(request) {
+            return error_response(403, "forbidden", error.reason());
+        }
+        match (request.method(), query.sid) {
+            ("GET", None) if self.app.hub.is_closing() => {
+                HttpResponse::text(503, "server shutting down\n")
+            }
+            ("GET", None) => {
+                socketio::polling::open(&self.app, self.for_task(), request, self.remote).await
+            }
+            ("GET", Some(sid)) => socketio::polling::get(&self.app, &sid).await,
+            _ => EngineError::BadRequest.response(),
         }
     }
 
@@ -222,6 +331,9 @@ impl Handler for Router {
     /// connection's place. The subprotocol is the endpoint's choice
     /// (`EndpointSpec::select_protocol`), not the transport's `preferred` one.
     async fn upgrade(&self, request: &Request, _preferred: Option<&str>) -> Decision<Endpoint> {
+        if self.is_socket_io(request) {
+            return self.upgrade_socket_io(request);
+        }
         let Some(spec) = self.endpoint(request.path()) else {
             let path = request.path();
             return Decision::Reject(HandshakeError::new(
@@ -239,12 +351,27 @@ impl Handler for Router {
     }
 
     /// `POST /api/publish?room=…` streams its body to the room.
+    /// and a Socket.IO POST is read up to `maxPayload` as it comes.
     fn streams_body(&self, request: &Request) -> bool {
         super::publish_stream::is_streamed(request)
+            || (request.method() == "POST" && self.is_socket_io(request))
     }
 
     /// The checks of `POST /api/publish` (key, origin), then the stream.
     async fn http_stream(&self, request: &Request, body: &mut BodyStream<'_>) -> HttpResponse {
+        if self.is_socket_io(request) {
+            if let Err(error) = self.check_origin(request) {
+                return error_response(403, "forbidden", error.reason());
+            }
+            return match EngineQuery::parse(request) {
+                Ok(EngineQuery {
+                    transport: Transport::Polling,
+                    sid: Some(sid),
+                }) => socketio::polling::post(&self.app, &sid, body).await,
+                Ok(_) => EngineError::BadRequest.response(),
+                Err(error) => error.response(),
+            };
+        }
         if let Err(refusal) = check_key(request, &self.app.settings.api_key) {
             return refusal;
         }
@@ -265,6 +392,12 @@ impl Handler for Router {
                 HttpResponse::new(200, "text/javascript; charset=utf-8", CLIENT_SCRIPT)
             }
             ("GET" | "HEAD", "/healthz") => self.health(),
+            ("GET" | "HEAD", path) if self.is_socket_io_client(path) => HttpResponse::new(
+                200,
+                "application/javascript; charset=utf-8",
+                SOCKET_IO_CLIENT,
+            ),
+            (_, _) if self.is_socket_io(request) => self.poll_socket_io(request).await,
             ("GET" | "HEAD", "/metrics") => {
                 match check_key(request, &self.app.settings.metrics_key) {
                     Ok(()) => HttpResponse::new(

@@ -246,6 +246,37 @@ def test_event_round_trip_with_ack_data_and_every_kind_of_emit(start_server, con
     assert sent["data"] == {"user": "ann", "tell": c.id}
 
 
+def test_an_emit_may_ask_for_an_ack_and_the_answer_comes_back(start_server, connect, backend):
+    def answer(request):
+        if request["event"] == "quiz":
+            tell = request["data"]
+            return result(
+                emit=[
+                    {"event": "question", "reply": True, "data": "2+2?", "ack": 11},
+                    {"event": "question", "to": tell, "data": "3+3?", "ack": 12},
+                    {"event": "question", "room": "lobby", "data": "?", "ack": 13},
+                ]
+            )
+        return result()
+
+    backend.answers["/event"] = answer
+    server = start_server("--event-proxy", backend.url("/event"))
+    a, b = connect(server.ws), connect(server.ws)
+    b.join("lobby")
+    a.send({"event": "quiz", "data": b.id})
+    assert a.next("question") == {"event": "question", "data": "2+2?", "ask": 11}
+    assert b.next("question") == {"event": "question", "data": "3+3?", "ask": 12}
+    assert b.silent() == [], "a room is not asked"
+    a.send({"event": "ack", "ack": 11, "data": 4})
+    b.send({"event": "ack", "ack": 12, "data": [6, "six"]})
+    wait_for(lambda: len(backend.seen("/event", "ack")) == 2, 5, "both answers")
+    answers = {body["connection"]["id"]: body["data"] for body in backend.seen("/event", "ack")}
+    assert answers == {a.id: {"id": 11, "data": 4}, b.id: {"id": 12, "data": [6, "six"]}}
+    assert a.silent() == [], "an answer gets no reply"
+    a.send({"event": "ack", "ack": "x"})
+    assert a.next("error")["data"]["code"] == "invalid_ack"
+
+
 def test_backend_error_becomes_the_error_event_or_the_acks_error(start_server, connect, backend):
     backend.answers["/event"] = lambda request: (
         result()

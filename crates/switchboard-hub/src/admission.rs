@@ -15,6 +15,7 @@ use crate::grant::Grant;
 use crate::hub::Hub;
 use crate::pattern::Pattern;
 use crate::socket::Meta;
+use crate::socketio::{SocketIoOptions, SocketIoProfile};
 
 /// An upgrade the hub accepted: what its authorizer granted and the
 /// connection's place under `max_connections`, held until it leaves.
@@ -35,6 +36,8 @@ pub(crate) struct Profile {
     pub subscriptions: Vec<Pattern>,
     /// Sent after each message of the connection is handled.
     pub answer: Option<Value>,
+    /// The connection speaks Socket.IO (boxed: most connections do not).
+    pub socket_io: Option<Box<SocketIoProfile>>,
 }
 
 impl Admission {
@@ -63,6 +66,19 @@ impl Admission {
     /// `{"handshake":true}`. Default: no such answer.
     pub fn answer_each_message(&mut self, answer: Value) -> &mut Self {
         self.profile.answer = Some(answer);
+        self
+    }
+
+    /// Makes the connection a Socket.IO one: its frames are Socket.IO
+    /// packets, the hub's `ready` is preceded by the CONNECT answer for
+    /// `namespace` (the namespace whose CONNECT the server admitted it
+    /// with, after sending the Engine.IO `open` itself), and its task
+    /// sends Engine.IO pings. Default: the hub's own protocol.
+    pub fn socket_io(&mut self, options: SocketIoOptions, namespace: &str) -> &mut Self {
+        self.profile.socket_io = Some(Box::new(SocketIoProfile {
+            options,
+            namespace: namespace.to_owned(),
+        }));
         self
     }
 

@@ -25,7 +25,7 @@ impl Hub {
         let decoded = match (&message, socket.codec()) {
             (Message::Text(text), _) => Codec::Json.decode(text.as_bytes()),
             (Message::Binary(bytes), Codec::MsgPack) => Codec::MsgPack.decode(bytes),
-            (Message::Binary(_), Codec::Json) => Err(String::from(
+            (Message::Binary(_), Codec::Json | Codec::SocketIo) => Err(String::from(
                 "binary messages need the switchboard.msgpack subprotocol",
             )),
         };
@@ -42,6 +42,19 @@ impl Hub {
                 return false;
             }
         };
+        self.dispatch_value(socket, value, message_len, cork)
+    }
+
+    /// Handles one decoded message of `message_len` bytes (counted in the
+    /// metrics by the caller): what [`Hub::dispatch`] does after decoding,
+    /// and what a Socket.IO connection's events go through.
+    pub(crate) fn dispatch_value(
+        &self,
+        socket: &Socket,
+        value: Value,
+        message_len: usize,
+        cork: &mut Cork,
+    ) -> bool {
         match envelope::parse(value) {
             Ok(parsed) => {
                 let Some(parsed) = self.take_forwarded(socket, parsed, message_len, cork) else {

@@ -1,5 +1,6 @@
 //! The hub's wire format: parsing what clients send and
-//! encoding what they receive, in JSON or MessagePack.
+//! encoding what they receive, in JSON or MessagePack, or as Socket.IO
+//! packets ([`crate::socketio`]).
 
 use std::cell::RefCell;
 
@@ -20,7 +21,8 @@ pub const MSGPACK_PROTOCOL: &str = "switchboard.msgpack";
 /// The longest event, room or name accepted.
 pub const MAX_NAME_LEN: usize = 64;
 
-/// Events only the server sends; a client may not send them.
+/// Events only the server sends; a client may not send them (but for
+/// `ack` as an answer to the server's `ask`, which [`parse`] takes apart).
 const RESERVED_EVENTS: &[&str] = &["ready", "userlist", "ack", "error", "end", "stream:end"];
 
 /// How a connection's messages are encoded.
@@ -30,6 +32,10 @@ pub enum Codec {
     Json,
     /// MessagePack maps in binary frames.
     MsgPack,
+    /// Socket.IO packets over Engine.IO (`42["event",data]`) in text
+    /// frames, binary attachments in binary frames after them. Chosen by
+    /// the endpoint, never by a subprotocol.
+    SocketIo,
 }
 
 impl Codec {
@@ -42,10 +48,15 @@ impl Codec {
     }
 
     /// Encodes a value as this codec's payload.
+    /// (For Socket.IO: the text packet alone, binary values left as
+    /// placeholders; [`Codec::frame`] adds their attachments.)
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
         let encoded = match self {
             Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
             Codec::MsgPack => rmp_serde::to_vec_named(value).map_err(|e| e.to_string()),
+            Codec::SocketIo => serde_json::to_value(value)
+                .map(|value| crate::socketio::mapping::text(&value).into_bytes())
+                .map_err(|e| e.to_string()),
         };
         // Every type the hub encodes is a map of strings and JSON values,
         // which both encoders accept; an error here is a bug, reported as such.
@@ -57,23 +68,33 @@ impl Codec {
         }))
     }
 
-    /// The frame opcode: text for JSON, binary for MessagePack.
+    /// The frame opcode: text for JSON and Socket.IO, binary for MessagePack.
     pub fn opcode(self) -> OpCode {
         match self {
-            Codec::Json => OpCode::Text,
+            Codec::Json | Codec::SocketIo => OpCode::Text,
             Codec::MsgPack => OpCode::Binary,
         }
     }
 
-    /// Encodes a value as a whole uncompressed server frame.
+    /// Encodes a value as a whole uncompressed server frame (for
+    /// Socket.IO, followed by the frames of its attachments).
     pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
+        if self == Codec::SocketIo {
+            if let Ok(value) = serde_json::to_value(value) {
+                return crate::socketio::mapping::frames(&value);
+            }
+        }
         encode_server_frame(self.opcode(), false, &self.encode(value))
     }
 
-    /// Decodes a client message payload into a JSON value.
+    /// Decodes a client message payload into a JSON value. (A Socket.IO
+    /// connection's messages are read by its task, which keeps the state
+    /// they need, and reach the hub decoded: here they are JSON.)
     pub fn decode(self, payload: &[u8]) -> Result<Value, String> {
         match self {
-            Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+            Codec::Json | Codec::SocketIo => {
+                serde_json::from_slice(payload).map_err(|e| e.to_string())
+            }
             Codec::MsgPack => {
                 let mut reader = payload;
                 let value = rmpv::decode::read_value(&mut reader).map_err(|e| e.to_string())?;
@@ -229,6 +250,9 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
             None,
         ));
     }
+    if value.get("event").and_then(Value::as_str) == Some("ack") {
+        return parse_answer(value);
+    }
     let ack = value.get("ack").cloned();
     let raw: Raw = serde_json::from_value(value).map_err(|e| {
         (
@@ -252,6 +276,27 @@ pub fn parse(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
         }),
         Err(error) => fail(error),
     }
+}
+
+/// A client's answer to a message the server asked it to acknowledge
+/// (`ask`): `{"event":"ack","ack":ID,"data":…}` is the event `ack` to the
+/// server's handlers with `data` `{"id":ID,"data":…}`, and no ack of its own.
+fn parse_answer(value: Value) -> Result<Parsed, (RequestError, Option<Value>)> {
+    let id = value.get("ack").and_then(Value::as_u64).ok_or_else(|| {
+        let why =
+            "an answer (\"event\":\"ack\") names the id it answers in \"ack\", a whole number";
+        (RequestError::new("invalid_ack", why), None)
+    })?;
+    let data = value.get("data").cloned().unwrap_or(Value::Null);
+    Ok(Parsed {
+        request: Request::Event {
+            event: "ack".into(),
+            data: serde_json::json!({ "id": id, "data": data }),
+            target: Target::Server,
+            echo: true,
+        },
+        ack: None,
+    })
 }
 
 /// Where a message is addressed: at most one of `room`, `to`, `broadcast`.
@@ -480,6 +525,10 @@ pub struct Outgoing<'a> {
     /// The ack id this message answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<&'a Value>,
+    /// The id the server asks the client to answer this message with
+    /// (`{"event":"ack","ack":ID,"data":…}`; a Socket.IO client's callback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ask: Option<u64>,
     /// The payload.
     #[serde(skip_serializing_if = "Value::is_null")]
     pub data: &'a Value,
@@ -500,6 +549,7 @@ impl<'a> Outgoing<'a> {
             to: None,
             broadcast: None,
             ack: None,
+            ask: None,
             data,
             error: None,
         }
@@ -530,6 +580,8 @@ impl Encoding {
     pub fn frame<T: Serialize + ?Sized>(self, value: &T) -> Bytes {
         match self.deflate {
             None => self.codec.frame(value),
+            // A Socket.IO connection is never given deflate (see `Hub::open`).
+            Some(_) if self.codec == Codec::SocketIo => self.codec.frame(value),
             Some(deflate) => deflate.encode_frame(self.codec.opcode(), &self.codec.encode(value)),
         }
     }
@@ -663,8 +715,24 @@ mod tests {
             "invalid_pattern"
         );
         assert_eq!(code(json!({"event":"x","ack":{"a":1}})), "invalid_ack");
+        assert_eq!(code(json!({"event":"ack","ack":"x"})), "invalid_ack");
         let (_, ack) = parse(json!({"event":"join","ack":3})).unwrap_err();
         assert_eq!(ack, Some(json!(3)));
+    }
+
+    #[test]
+    fn a_clients_answer_to_an_ask_is_the_event_ack_without_an_ack() {
+        let parsed = parse(json!({"event":"ack","ack":7,"data":["yes",2]})).unwrap();
+        assert_eq!(parsed.ack, None);
+        assert_eq!(
+            parsed.request,
+            Request::Event {
+                event: "ack".into(),
+                data: json!({"id":7,"data":["yes",2]}),
+                target: Target::Server,
+                echo: true
+            }
+        );
     }
 
     #[test]

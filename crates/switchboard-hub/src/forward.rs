@@ -292,6 +292,9 @@ impl Hub {
             return false;
         }
         let (event, data) = (emit.event.as_str(), &emit.data);
+        if let Some(ask) = emit.ask {
+            return self.deliver_ask(socket, emit, ask);
+        }
         match &emit.target {
             EmitTarget::Connection(id) => return self.emit_to(id, event, data).is_ok(),
             EmitTarget::Room(room) => match envelope::room_name(Some(room)) {
@@ -302,6 +305,27 @@ impl Hub {
             // A sender that is gone or full is not the reply's fault.
             EmitTarget::Sender => usize::from(socket.emit(event, data).is_ok()),
         };
+        true
+    }
+
+    /// Sends an entry that asks for an acknowledgement, to the one
+    /// connection it names (the sender, or `to` a connection of this
+    /// node): an answer is one connection's, so rooms and everyone are not
+    /// asked.
+    fn deliver_ask(&self, socket: &Socket, emit: &Emit, ask: u64) -> bool {
+        let recipient = match &emit.target {
+            EmitTarget::Sender => socket.clone(),
+            EmitTarget::Connection(id) => match self.socket(id) {
+                Some(recipient) => recipient,
+                None => return false,
+            },
+            EmitTarget::Room(_) | EmitTarget::Everyone => return false,
+        };
+        let mut message = Outgoing::new(&emit.event, &emit.data);
+        message.ask = Some(ask);
+        let frame = recipient.encoding().frame(&message);
+        // A recipient that is gone or full is not the reply's fault.
+        let _ = recipient.send(frame, None);
         true
     }
 

@@ -94,6 +94,10 @@ pub struct Emit {
     pub data: Value,
     /// Where it goes.
     pub target: EmitTarget,
+    /// Asks the recipient to acknowledge it with this id (one connection:
+    /// `reply` or `to` on this node); its answer comes back as the event
+    /// `ack` with data `{"id","data"}`.
+    pub ask: Option<u64>,
 }
 
 /// The forwarder's answer: the ack's data, and events to send.

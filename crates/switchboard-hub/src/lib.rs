@@ -38,6 +38,8 @@
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
 //! - [`envelope`]: the wire format, JSON and MessagePack.
+//! - [`socketio`]: the same connections speaking Socket.IO v5 over
+//!   Engine.IO v4 ([`Admission::socket_io`]).
 //! - [`pattern`]: address patterns with wildcards.
 //! - `registry`: who is where (connections, rooms, subscriptions).
 //! - [`socket`], [`id`], [`config`], [`metrics`].
@@ -110,6 +112,7 @@ mod routing;
 mod session;
 pub mod socket;
 mod socket_error;
+pub mod socketio;
 pub mod stream;
 mod subscriptions;
 

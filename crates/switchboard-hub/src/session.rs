@@ -20,6 +20,8 @@ use crate::metrics::Metrics;
 use crate::observe::SocketError;
 use crate::pattern::Pattern;
 use crate::socket::{Socket, SocketParts};
+use crate::socketio::heartbeat::Beat;
+use crate::socketio::task::{After, SocketIoTask};
 use crate::stream::Incoming;
 
 impl Hub {
@@ -41,11 +43,13 @@ impl Hub {
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + '_ {
-        let (mut session, socket, permit, answer) = self.open(accepted, remote);
+        let (mut session, socket, permit, answer, socket_io) = self.open(accepted, remote);
         // Used in place, not moved into a local: a move would hold the
         // session twice in the future.
         async move {
-            let close = self.run(&mut session, &socket, answer.as_ref()).await;
+            let close = self
+                .run(&mut session, &socket, answer.as_deref(), socket_io)
+                .await;
             self.close_out(socket, close);
             // The close reply (or our close frame) is written and the stream
             // shut down, within the close timeout.
@@ -74,7 +78,13 @@ impl Hub {
         &self,
         accepted: Accepted<Admission>,
         remote: Option<SocketAddr>,
-    ) -> (Session, Socket, OwnedSemaphorePermit, Option<Bytes>) {
+    ) -> (
+        Session,
+        Socket,
+        OwnedSemaphorePermit,
+        Option<Box<Bytes>>,
+        Option<Box<SocketIoTask>>,
+    ) {
         let config = &self.inner.config;
         let (mut session, parts) =
             accepted.into_session(config.queue_len, config.max_pending_send_bytes);
@@ -88,9 +98,20 @@ impl Hub {
             Some(Err(error)) => (None, Some(error)),
             None => (None, None),
         };
-        let encoding = Encoding {
-            codec: Codec::from_protocol(parts.protocol.as_deref()),
-            deflate: parts.deflate,
+        let socket_io = endpoint
+            .socket_io
+            .map(|profile| SocketIoTask::new(*profile));
+        // Socket.IO frames are sent plain: a client's compressed frames are
+        // still read, and an attachment after its packet is a frame apart.
+        let encoding = match socket_io {
+            Some(_) => Encoding {
+                codec: Codec::SocketIo,
+                deflate: None,
+            },
+            None => Encoding {
+                codec: Codec::from_protocol(parts.protocol.as_deref()),
+                deflate: parts.deflate,
+            },
         };
         // On a JSON connection a binary message is a stream (or refused):
         // its fragments are taken as they come, never assembled.
@@ -111,26 +132,43 @@ impl Hub {
             name,
             rights,
         });
-        self.join_hub(&socket, name_error, &join, endpoint.subscriptions);
+        let connected = socket_io
+            .as_ref()
+            .map(|task| task.connected_frame(socket.id().as_str()));
+        self.join_hub(
+            &socket,
+            connected,
+            name_error,
+            &join,
+            endpoint.subscriptions,
+        );
         if let Some(worker) = worker {
             self.start_forwarding(&socket, worker);
         }
-        // Encoded once for the connection's life.
-        let answer = endpoint.answer.map(|answer| encoding.frame(&answer));
-        (session, socket, permit, answer)
+        // Encoded once for the connection's life, and boxed: few endpoints
+        // answer, and every connection's future would keep room for it.
+        let answer = endpoint
+            .answer
+            .map(|answer| Box::new(encoding.frame(&answer)));
+        (session, socket, permit, answer, socket_io)
     }
 
     /// Enters the connection in the hub with its endpoint's subscriptions
     /// and the rooms its grant joins it to, all before `ready` (which lists
     /// those rooms, when there are): once a client has its `ready`, every
-    /// message published to it is delivered.
+    /// message published to it is delivered. `connected`, a Socket.IO
+    /// connection's CONNECT answer, goes before everything else.
     fn join_hub(
         &self,
         socket: &Socket,
+        connected: Option<Bytes>,
         name_error: Option<envelope::RequestError>,
         join: &[String],
         subscriptions: Vec<Pattern>,
     ) {
+        if let Some(frame) = connected {
+            let _ = socket.send(frame, None);
+        }
         {
             let mut registry = self.registry_mut();
             registry.insert(socket.clone());
@@ -179,7 +217,9 @@ impl Hub {
     /// deadline beside the read loses nothing: the read is cancel-safe; a
     /// connection without one waits on the read alone.
     /// `answer`, if its endpoint set one, follows the handling of each
-    /// message ([`Admission::answer_each_message`]).
+    /// message ([`Admission::answer_each_message`]). A Socket.IO
+    /// connection's messages go through its `socket_io` state first, and
+    /// its heartbeat is waited on beside the read (cancel-safe likewise).
     ///
     /// Returns the close's code and reason (1006 and the error when the
     /// connection just ended).
@@ -188,6 +228,7 @@ impl Hub {
         session: &mut Session,
         socket: &Socket,
         answer: Option<&Bytes>,
+        mut socket_io: Option<Box<SocketIoTask>>,
     ) -> (u16, String) {
         let mut cork = Cork::default();
         let mut limits = self.rate_limits(socket.remote_addr().map(|a| a.ip()));
@@ -197,12 +238,22 @@ impl Hub {
         let mut closing = false;
         let mut incoming = Incoming::Idle;
         loop {
-            let event = if deadline.is_set() {
+            let beating = socket_io.is_some() && !closing;
+            let event = if deadline.is_set() || beating {
                 tokio::select! {
                     event = session.next_event_corked(&mut cork) => event,
-                    () = deadline.passed() => {
+                    () = deadline.passed(), if deadline.is_set() => {
                         self.expire(socket);
                         (deadline, closing) = (Deadline::none(), true);
+                        continue;
+                    }
+                    beat = heartbeat(&mut socket_io), if beating => {
+                        if let After::Closing(code, reason) = self.socket_io_beat(socket, beat) {
+                            closing = true;
+                            if let Some(task) = socket_io.as_mut() {
+                                task.closed = Some((code, reason));
+                            }
+                        }
                         continue;
                     }
                 }
@@ -214,6 +265,19 @@ impl Hub {
                 Ok(Event::Message(message)) if !limits.allow(message.len()) => {
                     closing = true;
                     self.over_rate(socket);
+                }
+                Ok(Event::Message(message)) if socket_io.is_some() => {
+                    let Some(task) = socket_io.as_mut() else {
+                        continue;
+                    };
+                    match self.socket_io_message(task, socket, message, &mut cork) {
+                        After::Continue => {}
+                        After::Refreshed => deadline = Deadline::of(socket),
+                        After::Closing(code, reason) => {
+                            closing = true;
+                            task.closed = Some((code, reason));
+                        }
+                    }
                 }
                 Ok(Event::Message(message)) => {
                     if self.dispatch(socket, message, &mut cork) {
@@ -238,6 +302,9 @@ impl Hub {
                         let error =
                             SocketError::fatal("protocol_error", error.to_string(), info.code().0);
                         self.report_error(socket, &error);
+                    }
+                    if let Some(ours) = socket_io.as_mut().and_then(|task| task.closed.take()) {
+                        return ours;
                     }
                     let frame = info.received.as_ref().or(info.sent.as_ref());
                     let reason = frame.map(|frame| frame.reason.clone()).unwrap_or_default();
@@ -272,5 +339,13 @@ impl Hub {
         Metrics::add(&self.inner.metrics.connections_closed, 1);
         self.run_disconnect_hooks(socket);
         self.notify_if_empty();
+    }
+}
+
+/// A Socket.IO connection's next heartbeat; never for another connection.
+async fn heartbeat(socket_io: &mut Option<Box<SocketIoTask>>) -> Beat {
+    match socket_io {
+        Some(task) => task.beat().await,
+        None => std::future::pending().await,
     }
 }

@@ -88,6 +88,7 @@ fn hub_with(config: HubConfig, gate: Arc<Notify>, seen: Arc<Mutex<Vec<Forward>>>
                     event: "seen".into(),
                     data: forward.data,
                     target: EmitTarget::Sender,
+                    ask: None,
                 }],
             })
         })
