@@ -28,13 +28,14 @@ use clap::{Args, ValueEnum};
 use memchr::memmem::Finder;
 use serde_json::json;
 use switchboard_net::{Message, Reader, Writer};
+use switchboard_proto::frame::OpCode;
 use tokio::sync::{mpsc, watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::endpoint::{client_config, Endpoint};
 use super::flags::{seconds, TargetArgs};
-use super::raw_frames::{self, RawFrames};
+use super::raw_frames::RawFrames;
 use super::stats::{self, Errors, Latencies};
 
 /// Flags of `switchboard bench fanout`.
@@ -268,7 +269,7 @@ async fn subscribe(
     let mut frames = RawFrames::new(stream, leftover);
     if protocol == Protocol::Hub {
         let join = json!({"event": "join", "room": room, "ack": 1}).to_string();
-        frames.send(raw_frames::TEXT, join.as_bytes()).await?;
+        frames.send(OpCode::Text, join.as_bytes()).await?;
         tokio::time::timeout(Duration::from_secs(10), join_acked(&mut frames))
             .await
             .map_err(|_| anyhow::anyhow!("no ack to the join within 10 s"))??;
@@ -283,10 +284,7 @@ async fn join_acked(frames: &mut RawFrames) -> anyhow::Result<()> {
         let mut ack = None;
         frames.drain(|frame| {
             let text = String::from_utf8_lossy(frame.payload);
-            if ack.is_none()
-                && frame.opcode == raw_frames::TEXT
-                && text.contains("\"event\":\"ack\"")
-            {
+            if ack.is_none() && frame.opcode == OpCode::Text && text.contains("\"event\":\"ack\"") {
                 ack = Some(text.into_owned());
             }
         })?;
@@ -339,7 +337,7 @@ async fn subscriber(
         let now = deliveries.now_ns();
         let mut closed = false;
         let drained = frames.drain(|frame| match frame.opcode {
-            raw_frames::TEXT if frame.fin => match parse(frame.payload) {
+            OpCode::Text if frame.fin => match parse(frame.payload) {
                 Marker::Data { seq, sent_ns } => {
                     recorder.record(Duration::from_nanos(now.saturating_sub(sent_ns)));
                     deliver(&deliveries, seq, now);
@@ -351,7 +349,7 @@ async fn subscriber(
                 }
                 Marker::Probe | Marker::Other => {}
             },
-            raw_frames::CLOSE => closed = true,
+            OpCode::Close => closed = true,
             _ => {}
         });
         if let Err(error) = drained {
@@ -373,12 +371,10 @@ async fn subscriber(
 /// the server's, within 3 s.
 async fn close(frames: &mut RawFrames) {
     let handshake = async {
-        frames
-            .send(raw_frames::CLOSE, &1000u16.to_be_bytes())
-            .await?;
+        frames.send(OpCode::Close, &1000u16.to_be_bytes()).await?;
         loop {
             let mut closed = false;
-            frames.drain(|frame| closed |= frame.opcode == raw_frames::CLOSE)?;
+            frames.drain(|frame| closed |= frame.opcode == OpCode::Close)?;
             if closed || !frames.fill().await? {
                 return Ok::<_, std::io::Error>(());
             }

@@ -8,6 +8,8 @@
 use std::io;
 
 use bytes::{Buf, BytesMut};
+use switchboard_proto::frame::{FrameHeader, OpCode};
+use switchboard_proto::mask::apply_mask;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -17,10 +19,6 @@ const MAX_FRAME: u64 = 16 << 20;
 /// Bytes read at a time at least.
 const READ_SIZE: usize = 64 * 1024;
 
-/// Frame opcodes (RFC 6455 §5.2).
-pub const TEXT: u8 = 0x1;
-pub const CLOSE: u8 = 0x8;
-
 /// A connection's frames, read into one buffer.
 pub struct RawFrames {
     stream: TcpStream,
@@ -29,7 +27,7 @@ pub struct RawFrames {
 
 /// One frame from the server.
 pub struct Frame<'a> {
-    pub opcode: u8,
+    pub opcode: OpCode,
     pub fin: bool,
     pub payload: &'a [u8],
 }
@@ -53,12 +51,12 @@ impl RawFrames {
     /// drops them from the buffer.
     pub fn drain(&mut self, mut each: impl FnMut(Frame<'_>)) -> io::Result<()> {
         let mut at = 0;
-        while let Some((header, len)) = frame_at(&self.buf[at..])? {
-            let start = at + header;
-            let first = self.buf[at];
+        while let Some((header, header_len)) = frame_at(&self.buf[at..])? {
+            let start = at + header_len;
+            let len = header.payload_len as usize;
             each(Frame {
-                opcode: first & 0x0F,
-                fin: first & 0x80 != 0,
+                opcode: header.opcode,
+                fin: header.fin,
                 payload: &self.buf[start..start + len],
             });
             at = start + len;
@@ -68,60 +66,52 @@ impl RawFrames {
     }
 
     /// Sends one masked frame.
-    pub async fn send(&mut self, opcode: u8, payload: &[u8]) -> io::Result<()> {
+    pub async fn send(&mut self, opcode: OpCode, payload: &[u8]) -> io::Result<()> {
         self.stream.write_all(&masked_frame(opcode, payload)).await
     }
 }
 
-/// The header length and payload length of the complete frame `bytes`
-/// starts with; `None` if it is not all there yet.
-fn frame_at(bytes: &[u8]) -> io::Result<Option<(usize, usize)>> {
-    let [_, second, ..] = *bytes else {
+/// The header of the complete frame `bytes` starts with (parsed by the
+/// protocol core) and the header's length; `None` if the frame is not all
+/// there yet.
+fn frame_at(bytes: &[u8]) -> io::Result<Option<(FrameHeader, usize)>> {
+    let Some((header, header_len)) =
+        FrameHeader::parse(bytes).map_err(|e| broken(&e.to_string()))?
+    else {
         return Ok(None);
     };
-    if second & 0x80 != 0 {
+    if header.mask.is_some() {
         return Err(broken("a masked frame from the server"));
     }
-    let (header, len) = match second & 0x7F {
-        126 if bytes.len() >= 4 => (4, u64::from(u16::from_be_bytes([bytes[2], bytes[3]]))),
-        127 if bytes.len() >= 10 => {
-            let mut len = [0u8; 8];
-            len.copy_from_slice(&bytes[2..10]);
-            (10, u64::from_be_bytes(len))
-        }
-        126 | 127 => return Ok(None),
-        len => (2, u64::from(len)),
-    };
-    if len > MAX_FRAME {
+    if header.payload_len > MAX_FRAME {
         return Err(broken("a frame over 16 MiB"));
     }
-    let len = len as usize;
-    Ok((bytes.len() >= header + len).then_some((header, len)))
+    let complete = bytes.len() as u64 >= header_len as u64 + header.payload_len;
+    Ok(complete.then_some((header, header_len)))
 }
 
 fn broken(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what)
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
 }
 
 /// A final client frame: masked, with a fixed key (the generator is no
 /// browser; a server unmasks whatever key it gets).
-pub fn masked_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+pub fn masked_frame(opcode: OpCode, payload: &[u8]) -> BytesMut {
     const KEY: [u8; 4] = [0x5b, 0x1e, 0xa2, 0x37];
-    let mut frame = Vec::with_capacity(payload.len() + 14);
-    frame.push(0x80 | opcode);
-    match payload.len() {
-        len @ 0..=125 => frame.push(0x80 | len as u8),
-        len @ 126..=0xFFFF => {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(&KEY);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ KEY[i % 4]));
+    let header = FrameHeader {
+        fin: true,
+        rsv1: false,
+        rsv2: false,
+        rsv3: false,
+        opcode,
+        mask: Some(KEY),
+        payload_len: payload.len() as u64,
+    };
+    let mut frame = BytesMut::with_capacity(header.encoded_len() + payload.len());
+    header.encode(&mut frame);
+    let start = frame.len();
+    frame.extend_from_slice(payload);
+    apply_mask(&mut frame[start..], KEY, 0);
     frame
 }
 
@@ -131,16 +121,18 @@ mod tests {
 
     #[test]
     fn frames_are_found_only_when_complete() {
-        assert_eq!(frame_at(&[0x81]).unwrap(), None);
-        assert_eq!(frame_at(&[0x81, 3, b'a', b'b']).unwrap(), None);
-        assert_eq!(
-            frame_at(&[0x81, 3, b'a', b'b', b'c']).unwrap(),
-            Some((2, 3))
-        );
+        let found = |bytes: &[u8]| {
+            frame_at(bytes)
+                .unwrap()
+                .map(|(header, header_len)| (header_len, header.payload_len))
+        };
+        assert_eq!(found(&[0x81]), None);
+        assert_eq!(found(&[0x81, 3, b'a', b'b']), None);
+        assert_eq!(found(&[0x81, 3, b'a', b'b', b'c']), Some((2, 3)));
         let mut long = vec![0x82, 126, 0x01, 0x00];
-        assert_eq!(frame_at(&long).unwrap(), None);
+        assert_eq!(found(&long), None);
         long.resize(4 + 256, 0);
-        assert_eq!(frame_at(&long).unwrap(), Some((4, 256)));
+        assert_eq!(found(&long), Some((4, 256)));
         assert!(frame_at(&[0x81, 0x83, 0, 0, 0, 0]).is_err(), "masked");
         let mut huge = vec![0x82, 127];
         huge.extend_from_slice(&(1u64 << 40).to_be_bytes());
@@ -149,7 +141,7 @@ mod tests {
 
     #[test]
     fn a_masked_frame_unmasks_to_its_payload() {
-        let frame = masked_frame(TEXT, b"hello");
+        let frame = masked_frame(OpCode::Text, b"hello");
         assert_eq!(frame[0], 0x81);
         assert_eq!(frame[1], 0x80 | 5);
         let key = &frame[2..6];
@@ -159,6 +151,6 @@ mod tests {
             .map(|(i, b)| b ^ key[i % 4])
             .collect();
         assert_eq!(payload, b"hello");
-        assert_eq!(masked_frame(TEXT, &[0; 300])[1], 0x80 | 126);
+        assert_eq!(masked_frame(OpCode::Text, &[0; 300])[1], 0x80 | 126);
     }
 }

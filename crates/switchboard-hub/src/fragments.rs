@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::{json, Value};
 use switchboard_net::{Lane, MessageKind};
-use switchboard_proto::frame::{FrameHeader, OpCode};
+use switchboard_proto::frame::{encode_server_fragment, OpCode};
 
 use crate::envelope::{Encoding, Outgoing, Prepared, Target};
 use crate::metrics::Metrics;
@@ -182,17 +182,5 @@ impl Drop for Stream {
 
 /// A frame of a fragmented message, as a server sends it (unmasked).
 pub(crate) fn fragment_frame(opcode: OpCode, fin: bool, payload: &[u8]) -> Bytes {
-    let header = FrameHeader {
-        fin,
-        rsv1: false,
-        rsv2: false,
-        rsv3: false,
-        opcode,
-        mask: None,
-        payload_len: payload.len() as u64,
-    };
-    let mut out = BytesMut::with_capacity(header.encoded_len() + payload.len());
-    header.encode(&mut out);
-    out.extend_from_slice(payload);
-    out.freeze()
+    encode_server_fragment(opcode, fin, false, payload)
 }

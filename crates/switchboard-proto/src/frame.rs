@@ -203,8 +203,15 @@ impl FrameHeader {
 /// recipient: the result can be queued on many server connections with
 /// `Connection::send_encoded` without being copied again.
 pub fn encode_server_frame(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Bytes {
+    encode_server_fragment(opcode, true, rsv1, payload)
+}
+
+/// Encodes one unmasked frame of a message, the last one when `fin` is set
+/// (a streamed message is sent frame by frame, each shared by its
+/// recipients like [`encode_server_frame`]'s).
+pub fn encode_server_fragment(opcode: OpCode, fin: bool, rsv1: bool, payload: &[u8]) -> Bytes {
     let header = FrameHeader {
-        fin: true,
+        fin,
         rsv1,
         rsv2: false,
         rsv3: false,
