@@ -24,18 +24,21 @@ def bench(*args: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_fanout_counts_every_delivery_once(start_server):
+def fanout(start_server, *args: str) -> dict:
+    """`bench fanout ARGS` through the hub of a fresh server."""
     server = start_server("--max-message-rate", "0", "--max-byte-rate", "0")
-    result = bench(
-        "fanout",
-        "--protocol", "hub",
+    url = f"ws://127.0.0.1:{server.port}/ws"
+    return bench("fanout", "--protocol", "hub", "--url", url, "--sources", "127.0.0.1", *args)
+
+
+def test_fanout_counts_every_delivery_once(start_server):
+    result = fanout(
+        start_server,
         "--subscribers", "20",
         "--messages", "300",
         "--window", "16",
         "--size", "200",
         "--duration", "5",
-        "--url", f"ws://127.0.0.1:{server.port}/ws",
-        "--sources", "127.0.0.1",
     )
     assert result["subscribers_reached"] == 20, result
     assert result["messages"] == 300, result
@@ -47,16 +50,7 @@ def test_fanout_counts_every_delivery_once(start_server):
 
 
 def test_fanout_at_a_rate_delivers_what_it_published(start_server):
-    server = start_server("--max-message-rate", "0", "--max-byte-rate", "0")
-    result = bench(
-        "fanout",
-        "--protocol", "hub",
-        "--subscribers", "10",
-        "--rate", "200",
-        "--duration", "1",
-        "--url", f"ws://127.0.0.1:{server.port}/ws",
-        "--sources", "127.0.0.1",
-    )
+    result = fanout(start_server, "--subscribers", "10", "--rate", "200", "--duration", "1")
     assert result["messages"] == 200, result
     assert result["delivered"] == 200 * 10 == result["expected"], result
     assert result["errors"] == 0, result

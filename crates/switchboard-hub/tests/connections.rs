@@ -7,25 +7,10 @@ mod common;
 use std::time::Duration;
 
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::{connect, Event, Message, WebSocket};
+use switchboard_net::{connect, Event, Message};
 use tokio::task::JoinSet;
 
-const WITHIN: Duration = Duration::from_secs(10);
-
-/// Connects and reads `ready`.
-async fn join(url: &str) -> WebSocket {
-    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let ready = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("ready in time")
-        .expect("a message")
-        .expect("no error");
-    assert!(String::from_utf8_lossy(ready.payload()).contains(r#""event":"ready""#));
-    socket
-}
+use common::{open as join, WITHIN};
 
 /// Waits until the hub holds `count` connections.
 async fn until_connections(hub: &Hub, count: usize) {

@@ -2,34 +2,9 @@
 
 mod common;
 
-use std::time::Duration;
-
+use common::{open_with_id as open, recv};
 use serde_json::{json, Value};
 use switchboard_hub::{ConnId, Hub, HubConfig};
-use switchboard_net::{connect, WebSocket};
-
-const WITHIN: Duration = Duration::from_secs(10);
-
-/// Connects; returns the socket and its connection id (from `ready`).
-async fn open(url: &str) -> (WebSocket, String) {
-    let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
-        .await
-        .expect("connect in time")
-        .expect("connect");
-    let ready = recv(&mut socket).await;
-    assert_eq!(ready["event"], "ready");
-    let id = ready["data"]["id"].as_str().unwrap().to_owned();
-    (socket, id)
-}
-
-async fn recv(socket: &mut WebSocket) -> Value {
-    let message = tokio::time::timeout(WITHIN, socket.recv())
-        .await
-        .expect("a message in time")
-        .expect("a message")
-        .expect("no error");
-    serde_json::from_slice(message.payload()).unwrap()
-}
 
 #[tokio::test]
 async fn emit_all_except_leaves_out_one_connection() {

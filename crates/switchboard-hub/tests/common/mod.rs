@@ -40,12 +40,18 @@ pub const WITHIN: Duration = Duration::from_secs(10);
 
 /// Connects to the hub and waits for its `ready`.
 pub async fn open(url: &str) -> WebSocket {
+    open_with_id(url).await.0
+}
+
+/// [`open`], with the connection's id (from its `ready`).
+pub async fn open_with_id(url: &str) -> (WebSocket, String) {
     let (mut socket, _) = tokio::time::timeout(WITHIN, connect(url))
         .await
         .expect("connect in time")
         .expect("connect");
-    assert_eq!(recv(&mut socket).await["event"], "ready");
-    socket
+    let ready = recv(&mut socket).await;
+    assert_eq!(ready["event"], "ready", "{ready}");
+    (socket, ready["data"]["id"].as_str().unwrap().to_owned())
 }
 
 /// The next message, as JSON.
