@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::bridge::{BridgeSettings, Kind};
 use crate::endpoints::EndpointSpec;
+use switchboard_hub::HistoryRule;
 
 /// Flags of `switchboard serve`; every one overrides the config file.
 #[derive(Args, Debug, Default)]
@@ -269,6 +270,25 @@ pub struct ServeArgs {
         value_delimiter = ';'
     )]
     pub endpoint: Option<Vec<String>>,
+    /// Rooms that keep history, as `ROOMS[,size=N][,ttl=SECONDS]` where
+    /// `*` in ROOMS stands for any run of characters (`chat-*`); repeatable
+    /// (`;` between them in the variable); replaces the file's
+    /// `[[history]]` tables [default: none; size 1000, ttl 300 for each].
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HISTORY",
+        value_name = "ROOMS[,size=N][,ttl=SECONDS]",
+        value_delimiter = ';'
+    )]
+    pub history: Option<Vec<String>>,
+    /// Bytes of room history one node keeps in memory, over all rooms,
+    /// without a cluster [default: 268435456].
+    #[arg(long, env = "SWITCHBOARD_HISTORY_MEMORY")]
+    pub history_memory: Option<usize>,
+    /// Messages of one room a connection opened with `?acks=1` may leave
+    /// unacknowledged before it is closed with 4002 [default: 1000].
+    #[arg(long, env = "SWITCHBOARD_HISTORY_UNACKED")]
+    pub history_unacked: Option<usize>,
     /// The largest stream a client may send (`stream:start`); past it the
     /// connection is closed with 1009 [default: 67108864].
     #[arg(long, env = "SWITCHBOARD_MAX_STREAM_SIZE")]
@@ -385,6 +405,10 @@ pub struct ServeSettings {
     pub proxy_max_in_flight: usize,
     /// WebSocket endpoints besides `/ws` and `/echo` (`[[endpoint]]` tables).
     pub endpoint: Vec<EndpointSpec>,
+    /// Rooms that keep history (`[[history]]` tables).
+    pub history: Vec<HistorySpec>,
+    pub history_memory: usize,
+    pub history_unacked: usize,
     /// Bytes of one client stream.
     pub max_stream_size: usize,
     /// Client streams at once.
@@ -477,6 +501,9 @@ impl Default for ServeSettings {
             // sockets and requests.
             proxy_max_in_flight: 256,
             endpoint: Vec::new(),
+            history: Vec::new(),
+            history_memory: 256 << 20,
+            history_unacked: 1000,
             // Socket.IO's own defaults, so that its clients behave as they
             // do against a Node server.
             socketio_path: "/socket.io/".into(),
@@ -552,6 +579,8 @@ impl ServeSettings {
             proxy_max_in_flight,
             max_stream_size,
             max_streams,
+            history_memory,
+            history_unacked,
             socketio_path,
             socketio_ping_interval,
             socketio_ping_timeout,
@@ -612,8 +641,21 @@ impl ServeSettings {
                 .map_err(anyhow::Error::msg)
                 .context("--endpoint")?;
         }
+        if let Some(given) = &args.history {
+            settings.history = given
+                .iter()
+                .map(|text| HistoryRule::parse(text).map(HistorySpec))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)
+                .context("--history")?;
+        }
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// The history rules, for the hub.
+    pub fn history_rules(&self) -> Vec<HistoryRule> {
+        self.history.iter().map(|spec| spec.0.clone()).collect()
     }
 
     /// Replaces each `[bridge]` list that a flag (or its variable) gives.
@@ -855,6 +897,51 @@ fn physical_memory() -> Option<u64> {
         }
     }
     None
+}
+
+/// One `[[history]]` table (`rooms`, and optionally `size` and `ttl` in
+/// seconds), or the string `--history` takes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "toml::Value")]
+pub struct HistorySpec(pub HistoryRule);
+
+impl TryFrom<toml::Value> for HistorySpec {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<HistorySpec, String> {
+        let rule = match value {
+            toml::Value::String(text) => HistoryRule::parse(&text)?,
+            toml::Value::Table(mut table) => {
+                let rooms = match table.remove("rooms") {
+                    Some(toml::Value::String(rooms)) => rooms,
+                    _ => return Err("a [[history]] table needs rooms = \"PATTERN\"".into()),
+                };
+                let mut rule = HistoryRule::new(rooms);
+                if let Some(size) = table.remove("size") {
+                    let size = size.as_integer().filter(|n| *n > 0);
+                    rule.size = size.ok_or("history size must be a positive integer")? as usize;
+                }
+                if let Some(ttl) = table.remove("ttl") {
+                    let seconds = ttl.as_float().or(ttl.as_integer().map(|n| n as f64));
+                    let seconds = seconds.filter(|s| *s > 0.0);
+                    rule.ttl = std::time::Duration::from_secs_f64(
+                        seconds.ok_or("history ttl must be a positive number of seconds")?,
+                    );
+                }
+                if let Some(key) = table.keys().next() {
+                    return Err(format!(
+                        "unknown key {key:?} in [[history]] (rooms, size, ttl)"
+                    ));
+                }
+                rule.validate()?;
+                rule
+            }
+            _ => {
+                return Err("history: a table {rooms, size, ttl} or \"ROOMS,size=N,ttl=S\"".into())
+            }
+        };
+        Ok(HistorySpec(rule))
+    }
 }
 
 #[cfg(test)]

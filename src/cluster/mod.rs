@@ -10,6 +10,7 @@
 //! - this module: the [`Cluster`] handle `serve` keeps (health, metrics,
 //!   leaving).
 
+mod history;
 mod redis;
 mod settings;
 mod sync;

@@ -29,9 +29,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use switchboard_hub::cluster::NodeId;
-use switchboard_hub::{ClusterAdapter, ClusterMessage, ConnId, PresenceChange, Route, User};
+use switchboard_hub::{
+    Append, ClusterAdapter, ClusterMessage, ConnId, HistoryRule, HistoryUnavailable, PageFuture,
+    PresenceChange, Route, User,
+};
 use tokio::sync::{mpsc, oneshot, Notify, OnceCell};
 
+use super::history;
 use super::settings::{Channels, ClusterSettings};
 use super::wire::{self, Entry, Envelope, Event, Keys, SEQ_FIELD};
 
@@ -93,6 +97,8 @@ pub enum Outbound {
         seq: u64,
         change: PresenceChange,
     },
+    /// Store a message in its room's history and send it to every node.
+    Append(Box<Append>),
     /// Announce `bye` and remove this node's keys, then answer.
     Leave(oneshot::Sender<()>),
 }
@@ -274,6 +280,33 @@ impl ClusterAdapter for RedisAdapter {
         queued
     }
 
+    fn history_append(&self, append: Box<Append>) -> Result<(), Box<Append>> {
+        let link = &self.link;
+        if !link.is_up() {
+            return Err(append);
+        }
+        let len = append.head.len();
+        if link.queued_bytes.fetch_add(len, Ordering::AcqRel) + len > QUEUE_BYTES {
+            link.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+            return Err(append);
+        }
+        link.queue
+            .try_send(Outbound::Append(append))
+            .map_err(|error| {
+                link.queued_bytes.fetch_sub(len, Ordering::AcqRel);
+                match error {
+                    mpsc::error::TrySendError::Full(Outbound::Append(append))
+                    | mpsc::error::TrySendError::Closed(Outbound::Append(append)) => append,
+                    _ => unreachable!("the item sent was an append"),
+                }
+            })
+    }
+
+    fn history_read(&self, room: &str, rule: &HistoryRule, after: u64, limit: usize) -> PageFuture {
+        let (link, room, rule) = (self.link.clone(), room.to_owned(), rule.clone());
+        Box::pin(async move { history::read(&link, &room, &rule, after, limit).await })
+    }
+
     fn presence(&self, change: PresenceChange) {
         let link = &self.link;
         let mut local = link.local();
@@ -335,6 +368,7 @@ pub async fn write_loop(link: Arc<RedisLink>, mut rx: mpsc::Receiver<Outbound>) 
         let mut pipe = redis::pipe();
         let mut messages = 0;
         let mut leave = None;
+        let mut appends = Vec::new();
         for item in batch.drain(..) {
             match item {
                 Outbound::Message {
@@ -363,14 +397,22 @@ pub async fn write_loop(link: Arc<RedisLink>, mut rx: mpsc::Receiver<Outbound>) 
                     write_presence(&link, &mut pipe, seq, &change);
                 }
                 Outbound::Presence { .. } => {}
+                Outbound::Append(append) => {
+                    link.queued_bytes
+                        .fetch_sub(append.head.len(), Ordering::AcqRel);
+                    pipe.add_command(history::append_command(&link, &append));
+                    appends.push(append.done);
+                }
                 Outbound::Leave(done) => leave = Some(done),
             }
         }
         let result = match link.connection().await {
-            Ok(mut conn) => pipe.query_async::<()>(&mut conn).await,
+            Ok(mut conn) => pipe.query_async::<Vec<redis::Value>>(&mut conn).await,
             Err(error) => Err(error),
         };
         link.note(&result, "publishing");
+        answer_appends(appends, &result);
+        let result = result.map(drop);
         let counter = match result {
             Ok(()) => &link.counters.published,
             Err(_) => &link.counters.failed,
@@ -380,6 +422,30 @@ pub async fn write_loop(link: Arc<RedisLink>, mut rx: mpsc::Receiver<Outbound>) 
             say_bye(&link).await;
             let _ = done.send(());
             return;
+        }
+    }
+}
+
+/// Tells each append of a pipeline what became of it: its script's answer,
+/// in order, or the pipeline's failure.
+fn answer_appends(
+    appends: Vec<switchboard_hub::history::StoredCallback>,
+    result: &redis::RedisResult<Vec<redis::Value>>,
+) {
+    match result {
+        Ok(values) => {
+            let mut values = values.iter();
+            for done in appends {
+                done(match values.next() {
+                    Some(value) => history::stored(value),
+                    None => Err(HistoryUnavailable("no answer from Redis".into())),
+                });
+            }
+        }
+        Err(error) => {
+            for done in appends {
+                done(Err(HistoryUnavailable(error.to_string())));
+            }
         }
     }
 }
@@ -395,6 +461,11 @@ fn drop_queued(link: &RedisLink, rx: &mut mpsc::Receiver<Outbound>, batch: &mut 
                 Counters::add(&link.counters.failed, 1);
             }
             Outbound::Presence { .. } => {}
+            Outbound::Append(append) => {
+                link.queued_bytes
+                    .fetch_sub(append.head.len(), Ordering::AcqRel);
+                (append.done)(Err(HistoryUnavailable("Redis is unreachable".into())));
+            }
             Outbound::Leave(done) => {
                 let _ = done.send(());
             }

@@ -28,11 +28,13 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::StreamExt;
 use redis::aio::{PubSubSink, PubSubStream};
 use switchboard_hub::{ConnId, Hub, User};
 use tokio::sync::Notify;
 
+use super::history;
 use super::redis::{Counters, RedisLink};
 use super::settings::Channels;
 use super::wire::{self, Event};
@@ -71,6 +73,8 @@ impl RemoteView {
 /// through: what the subscriber and heartbeat tasks share.
 pub struct Peers {
     link: Arc<RedisLink>,
+    /// `P:history`, compared with every message's channel.
+    history_channel: String,
     remote: Mutex<RemoteView>,
     /// Wakes the heartbeat early: a new node, a gap, a reconnection.
     wake_heartbeat: Notify,
@@ -81,6 +85,7 @@ pub struct Peers {
 impl Peers {
     pub fn new(link: Arc<RedisLink>) -> Peers {
         Peers {
+            history_channel: link.keys().history_channel(),
             link,
             remote: Mutex::new(RemoteView::default()),
             wake_heartbeat: Notify::new(),
@@ -167,6 +172,19 @@ impl Peers {
     /// Handles one pub/sub message.
     fn handle(&self, hub: &Hub, message: &redis::Msg) {
         let payload = message.get_payload_bytes();
+        if message.get_channel_name() == self.history_channel {
+            match history::decode(payload) {
+                Some(m) => hub.deliver_history(
+                    m.room,
+                    m.epoch,
+                    m.offset,
+                    m.except,
+                    Bytes::copy_from_slice(m.json),
+                ),
+                None => tracing::debug!("cluster: unreadable history message"),
+            }
+            return;
+        }
         if message.get_channel_name() == self.link.keys().presence() {
             match serde_json::from_slice::<Event>(payload) {
                 Ok(event) => self.apply_event(hub, event),
@@ -190,7 +208,11 @@ impl Peers {
     async fn subscribe(&self) -> redis::RedisResult<(PubSubSink, PubSubStream)> {
         let (mut sink, stream) = self.link.pubsub().await?.split();
         let keys = self.link.keys();
-        let mut channels = vec![keys.inbox(keys.node()), keys.presence()];
+        let mut channels = vec![
+            keys.inbox(keys.node()),
+            keys.presence(),
+            keys.history_channel(),
+        ];
         if self.link.settings().channels == Channels::Shared {
             channels.push(keys.all());
         }
@@ -334,6 +356,8 @@ pub async fn subscribe_loop(peers: Arc<Peers>, hub: Hub) {
                 }
                 failures = 0;
                 peers.subscribed();
+                // What this node missed while it was not subscribed.
+                hub.resync_history();
                 peers.listen(&hub, sink, stream).await;
                 link.set_subscribed(false);
                 if !link.is_leaving() {

@@ -11,6 +11,7 @@
 //! | `P:nodes` | set | the node ids that registered |
 //! | `P:hb:N` | string, TTL | node N is alive while this key exists |
 //! | `P:users:N` | hash, TTL | node N's connections: id → `{"name","rooms"}`, and `~seq` |
+//! | `P:history`, `{P:h:ROOM}:m`, `{P:h:ROOM}:s` | channel, hash, stream | room history (see `history`) |
 //!
 //! A message is `sb1\nORIGIN\nKIND\nTARGET\nEXCEPT\nPAYLOAD`: KIND is `r`
 //! (room TARGET), `d` (direct, to connection TARGET), `b` (broadcast) or `a`
@@ -73,6 +74,21 @@ impl Keys {
 
     pub fn users(&self, node: &str) -> String {
         format!("{}:users:{node}", self.prefix)
+    }
+
+    /// A room's history hash (epoch, last offset); see `history`.
+    pub fn history_hash(&self, room: &str) -> String {
+        format!("{{{}:h:{room}}}:m", self.prefix)
+    }
+
+    /// A room's history stream.
+    pub fn history_stream(&self, room: &str) -> String {
+        format!("{{{}:h:{room}}}:s", self.prefix)
+    }
+
+    /// The channel of every stored message.
+    pub fn history_channel(&self) -> String {
+        format!("{}:history", self.prefix)
     }
 }
 

@@ -158,6 +158,9 @@ fn build_app(settings: ServeSettings) -> anyhow::Result<App> {
         .max_forward_queue(settings.event_proxy_max_queued)
         .max_stream_size(settings.max_stream_size)
         .max_streams(settings.max_streams)
+        .history(settings.history_rules())
+        .history_memory(settings.history_memory)
+        .history_unacked(settings.history_unacked)
         .rate(Rate {
             messages: settings.max_message_rate,
             bytes: settings.max_byte_rate,

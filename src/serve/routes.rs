@@ -408,7 +408,7 @@ impl Handler for Router {
                     Err(refusal) => refusal,
                 }
             }
-            ("POST", "/api/publish") => self.publish(request, &body),
+            ("POST", "/api/publish") => self.publish(request, &body).await,
             (_, "/api/publish") => {
                 HttpResponse::text(405, "use POST\n").with_header("Allow", "POST")
             }
@@ -447,7 +447,7 @@ impl Router {
 
     /// `POST /api/publish`: pushes an event to a room, a connection or
     /// everyone, or an address-style message to its subscribers.
-    fn publish(&self, request: &Request, body: &[u8]) -> HttpResponse {
+    async fn publish(&self, request: &Request, body: &[u8]) -> HttpResponse {
         if let Err(refusal) = check_key(request, &self.app.settings.api_key) {
             return refusal;
         }
@@ -458,8 +458,11 @@ impl Router {
             Ok(value) => value,
             Err(error) => return error_response(400, "invalid_json", &error.to_string()),
         };
-        match publish(&self.app.hub, &value) {
-            Ok(delivered) => json_response(200, &json!({ "delivered": delivered })),
+        match publish(&self.app.hub, &value).await {
+            Ok(answer) => json_response(200, &answer),
+            Err(error) if error.code == "history_unavailable" => {
+                error_response(503, error.code, &error.message)
+            }
             Err(error) => error_response(400, error.code, &error.message),
         }
     }
@@ -498,15 +501,16 @@ impl Router {
     }
 }
 
-/// Routes one published message; returns how many connections queued it.
-/// Its fields are checked as the hub checks a client's (docs/PROTOCOL.md).
-fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
+/// Routes one published message; answers how many connections queued it
+/// (and, in a room with history, its offset and epoch, once stored). Its
+/// fields are checked as the hub checks a client's (docs/PROTOCOL.md).
+async fn publish(hub: &Hub, value: &Value) -> Result<Value, RequestError> {
     if let Some(path) = value.get("path").and_then(Value::as_str) {
         pattern::check_published_address(path)
             .map_err(|why| RequestError::new("invalid_address", why))?;
         let values =
             envelope::address_values(value.get("values").cloned(), value.get("value").cloned())?;
-        return Ok(hub.publish(path, &values));
+        return Ok(json!({ "delivered": hub.publish(path, &values) }));
     }
     let event = value.get("event").and_then(Value::as_str).ok_or_else(|| {
         RequestError::new(
@@ -519,22 +523,37 @@ fn publish(hub: &Hub, value: &Value) -> Result<usize, RequestError> {
     let room = value.get("room").and_then(Value::as_str);
     let to = value.get("to").and_then(Value::as_str);
     let broadcast = value.get("broadcast").and_then(Value::as_bool) == Some(true);
-    match (room, to, broadcast) {
+    let delivered = match (room, to, broadcast) {
         (Some(room), None, false) => {
             let room = envelope::room_name(Some(room))?;
-            Ok(hub.to(&room).emit(event, &data))
+            let published = hub.to(&room).emit_stored(event, &data).await;
+            let published =
+                published.map_err(|error| RequestError::new("history_unavailable", error.0))?;
+            return Ok(match published.stored {
+                Some(stored) => json!({
+                    "delivered": published.delivered,
+                    "offset": stored.offset,
+                    "epoch": stored.epoch,
+                }),
+                None => json!({ "delivered": published.delivered }),
+            });
         }
-        (None, Some(to), false) => Ok(usize::from(hub.emit_to(to, event, &data).is_ok())),
-        (None, None, true) => Ok(hub.emit_all(event, &data)),
-        (None, None, false) => Err(RequestError::new(
-            "invalid_target",
-            "give \"room\", \"to\" or \"broadcast\": true",
-        )),
-        _ => Err(RequestError::new(
-            "invalid_target",
-            "use at most one of \"room\", \"to\" and \"broadcast\"",
-        )),
-    }
+        (None, Some(to), false) => usize::from(hub.emit_to(to, event, &data).is_ok()),
+        (None, None, true) => hub.emit_all(event, &data),
+        (None, None, false) => {
+            return Err(RequestError::new(
+                "invalid_target",
+                "give \"room\", \"to\" or \"broadcast\": true",
+            ))
+        }
+        _ => {
+            return Err(RequestError::new(
+                "invalid_target",
+                "use at most one of \"room\", \"to\" and \"broadcast\"",
+            ))
+        }
+    };
+    Ok(json!({ "delivered": delivered }))
 }
 
 /// Checks a key given as `Authorization: Bearer KEY` or `X-Api-Key`, when

@@ -42,6 +42,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
+use crate::history::{Append, HistoryRule, HistoryUnavailable, PageFuture};
 use crate::id::ConnId;
 
 /// The id of a node, shared by every entry that names it.
@@ -124,6 +125,25 @@ pub trait ClusterAdapter: Send + Sync + 'static {
     /// A local connection's presence changed; changes of one connection
     /// arrive in order.
     fn presence(&self, change: PresenceChange);
+
+    /// Numbers and stores a message in its room's history, then sends it
+    /// to every node, this one included, which delivers it with
+    /// [`Hub::deliver_history`](crate::Hub::deliver_history): in one
+    /// order, the offsets', on every node. Returns at once (queues, in
+    /// order with `send` and `presence`); gives the append back when it
+    /// cannot be taken. The default keeps no history.
+    fn history_append(&self, append: Box<Append>) -> Result<(), Box<Append>> {
+        Err(append)
+    }
+
+    /// Reads up to `limit` messages of a room's history after offset
+    /// `after`. The default keeps no history.
+    fn history_read(&self, room: &str, rule: &HistoryRule, after: u64, limit: usize) -> PageFuture {
+        let _ = (room, rule, after, limit);
+        Box::pin(std::future::ready(Err(HistoryUnavailable(
+            "this cluster keeps no history".into(),
+        ))))
+    }
 }
 
 /// A payload from another node that is not a JSON text.

@@ -199,7 +199,7 @@ impl Hub {
 /// [`Serializer::is_human_readable`]: `serde_json` writes the text as it is
 /// (a [`RawValue`]); `rmp_serde`, which is not human-readable, gets the
 /// parsed value to encode as MessagePack.
-struct RawJson<'a>(&'a RawValue);
+pub(crate) struct RawJson<'a>(pub &'a RawValue);
 
 impl Serialize for RawJson<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

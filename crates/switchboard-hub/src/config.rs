@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use switchboard_proto::ConfigError;
 
+use crate::history::HistoryRule;
 use crate::rate::Rate;
 
 /// What happens when a connection's outbound queue is full: the peer reads
@@ -38,6 +39,9 @@ pub struct HubConfig {
     pub(crate) max_forward_queue: usize,
     pub(crate) max_stream_size: usize,
     pub(crate) max_streams: usize,
+    pub(crate) history: Vec<HistoryRule>,
+    pub(crate) history_memory: usize,
+    pub(crate) history_unacked: usize,
 }
 
 impl Default for HubConfig {
@@ -62,6 +66,9 @@ impl Default for HubConfig {
             max_forward_queue: 64,
             max_stream_size: 64 << 20,
             max_streams: 64,
+            history: Vec::new(),
+            history_memory: 256 << 20,
+            history_unacked: 1000,
         }
     }
 }
@@ -209,6 +216,33 @@ impl HubConfig {
         self
     }
 
+    /// The rooms that keep history, and how much: the first rule whose
+    /// rooms match a room is its rule. Default none: no room keeps any,
+    /// and messages carry no offset.
+    pub fn history(&mut self, rules: Vec<HistoryRule>) -> &mut Self {
+        self.history = rules;
+        self
+    }
+
+    /// The most bytes of history one node keeps in memory, over all rooms
+    /// (a cluster keeps it in Redis instead); past it whole rooms are
+    /// emptied, the least recently written first, and start a new epoch.
+    /// Default 256 MiB.
+    pub fn history_memory(&mut self, bytes: usize) -> &mut Self {
+        self.history_memory = bytes;
+        self
+    }
+
+    /// The most messages of one room a connection opened with `?acks=1`
+    /// may have unacknowledged; past it the connection is closed with 4002
+    /// and resumes from what it acknowledged. Default 1,000; a room's
+    /// history `size` should be no smaller, so that what a connection has
+    /// not acknowledged is still kept.
+    pub fn history_unacked(&mut self, messages: usize) -> &mut Self {
+        self.history_unacked = messages;
+        self
+    }
+
     /// Checks that the values can work.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.queue_len == 0 {
@@ -224,6 +258,12 @@ impl HubConfig {
         }
         if self.max_forward_queue == 0 {
             return Err(ConfigError::new("max_forward_queue must be > 0"));
+        }
+        for rule in &self.history {
+            rule.validate().map_err(ConfigError::new)?;
+        }
+        if self.history_unacked == 0 {
+            return Err(ConfigError::new("history_unacked must be > 0"));
         }
         if self.max_rooms_per_connection == 0 {
             return Err(ConfigError::new("max_rooms_per_connection must be > 0"));

@@ -5,11 +5,20 @@ use switchboard_net::{Cork, Message};
 
 use crate::access::{check_join, check_path, check_target};
 use crate::envelope::{self, Codec, Outgoing, Request, RequestError, Target};
+use crate::history::{Relay, Since};
 use crate::hub::{Context, Hub};
 use crate::metrics::Metrics;
 use crate::observe::SocketError;
 use crate::socket::Socket;
 use crate::subscriptions::TooManyWildcards;
+
+/// How a request is answered.
+pub(crate) enum Answer {
+    /// With this ack data, now.
+    Now(Value),
+    /// Later, by the task or store that does the work.
+    Later,
+}
 
 impl Hub {
     /// Handles one message from a client. Every failure is answered with an
@@ -61,12 +70,14 @@ impl Hub {
                     return false;
                 };
                 let refresh = matches!(parsed.request, Request::Refresh(_));
-                let result = self.handle(socket, parsed.request, cork);
+                let result = self.handle(socket, parsed.request, parsed.ack.as_ref(), cork);
                 let refreshed = refresh && result.is_ok();
                 match (result, parsed.ack) {
-                    (Ok(data), Some(ack)) => self.reply_ack(socket, &ack, Ok(data), cork),
+                    (Ok(Answer::Now(data)), Some(ack)) => {
+                        self.reply_ack(socket, &ack, Ok(data), cork)
+                    }
                     (Err(error), ack) => self.reply_error(socket, ack.as_ref(), &error, cork),
-                    (Ok(_), None) => {}
+                    (Ok(_), _) => {}
                 }
                 refreshed
             }
@@ -81,27 +92,41 @@ impl Hub {
         &self,
         socket: &Socket,
         request: Request,
+        ack: Option<&Value>,
         cork: &mut Cork,
-    ) -> Result<Value, RequestError> {
+    ) -> Result<Answer, RequestError> {
         match request {
-            Request::Join(room) => {
+            Request::Join(room) => self.join_request(socket, &room, None, ack),
+            Request::Recover { room, since } => self.join_request(socket, &room, Some(since), ack),
+            Request::History { room, after, limit } => {
                 check_join(socket, &room)?;
-                self.join(socket, &room)
+                if self.history_rule(&room).is_none() {
+                    return Err(RequestError::new(
+                        "no_history",
+                        format!("the room {room:?} keeps no history"),
+                    ));
+                }
+                self.history_request(socket, room, after, limit, ack.cloned());
+                Ok(Answer::Later)
             }
-            Request::Leave(room) => self.leave(socket, &room),
+            Request::Received(offsets) => {
+                self.acknowledge(socket, &offsets);
+                Ok(Answer::Now(Value::Null))
+            }
+            Request::Leave(room) => self.leave(socket, &room).map(Answer::Now),
             Request::Rename(name) => {
                 self.rename(socket, name.clone());
-                Ok(json!({ "name": name }))
+                Ok(Answer::Now(json!({ "name": name })))
             }
             Request::Users { room, after } => {
                 if let Some(room) = &room {
                     check_join(socket, room)?;
                 }
-                Ok(Value::Array(self.users_after(
+                Ok(Answer::Now(Value::Array(self.users_after(
                     room.as_deref(),
                     after.as_deref(),
                     self.inner.config.userlist_limit,
-                )))
+                ))))
             }
             Request::Subscribe(pattern) => {
                 let limit = self.inner.config.max_subscriptions_per_connection;
@@ -120,11 +145,13 @@ impl Hub {
                             format!("the hub holds {max} different wildcard segments; subscribe to one already in use or to an exact address"),
                         )
                     })?;
-                Ok(json!({ "pattern": text }))
+                Ok(Answer::Now(json!({ "pattern": text })))
             }
             Request::Unsubscribe(pattern) => {
                 let existed = self.registry_mut().unsubscribe(&pattern, socket);
-                Ok(json!({ "pattern": pattern, "existed": existed }))
+                Ok(Answer::Now(
+                    json!({ "pattern": pattern, "existed": existed }),
+                ))
             }
             Request::Event {
                 event,
@@ -133,19 +160,58 @@ impl Hub {
                 echo,
             } => {
                 check_target(socket, &target)?;
-                self.handle_event(socket, &event, &data, &target, echo, cork)
+                let context = Context {
+                    hub: self,
+                    socket,
+                    event: &event,
+                    data: &data,
+                    target: &target,
+                };
+                self.handle_event(context, echo, ack, cork)
             }
-            Request::Refresh(token) => self.refresh(socket, &token),
-            Request::StreamStart(target) => self.start_client_stream(socket, &target),
+            Request::Refresh(token) => self.refresh(socket, &token).map(Answer::Now),
+            Request::StreamStart(target) => {
+                self.start_client_stream(socket, &target).map(Answer::Now)
+            }
             Request::Address { path, values } => {
                 check_path(socket, &path)?;
                 let delivered = self.publish(&path, &values);
-                Ok(json!({ "delivered": delivered }))
+                Ok(Answer::Now(json!({ "delivered": delivered })))
             }
         }
     }
 
+    /// A client's `join`: a room with history is answered once the
+    /// connection is in its feed, after what it missed since `since`.
+    fn join_request(
+        &self,
+        socket: &Socket,
+        room: &str,
+        since: Option<Since>,
+        ack: Option<&Value>,
+    ) -> Result<Answer, RequestError> {
+        check_join(socket, room)?;
+        if self.history_rule(room).is_none() {
+            return self.join(socket, room).map(Answer::Now);
+        }
+        self.join_with_history(socket, room, since, ack.cloned())?;
+        Ok(Answer::Later)
+    }
+
+    /// Puts a connection in a room (a room with history: in its feed,
+    /// taking what comes after the feed's last message).
     pub(crate) fn join(&self, socket: &Socket, room: &str) -> Result<Value, RequestError> {
+        self.join_gated(socket, room, false)
+    }
+
+    /// Puts a connection in a room; in a room with history, `gated` keeps
+    /// its messages aside for a replay to send.
+    pub(crate) fn join_gated(
+        &self,
+        socket: &Socket,
+        room: &str,
+        gated: bool,
+    ) -> Result<Value, RequestError> {
         let limit = self.inner.config.max_rooms_per_connection;
         let (joined, size) = {
             let mut registry = self.registry_mut();
@@ -158,6 +224,10 @@ impl Hub {
             let joined = registry.join(room, socket).is_some();
             (joined, registry.room_size(room))
         };
+        if joined && self.history_rule(room).is_some() {
+            let feed = self.feed(room);
+            crate::history::lock(&feed).add(socket, gated);
+        }
         if joined {
             self.presence_changed(socket);
         }
@@ -183,6 +253,9 @@ impl Hub {
             (was, registry.room_size(room))
         };
         if was_member {
+            self.leave_feed(socket, room);
+        }
+        if was_member {
             self.presence_changed(socket);
             self.mark_dirty(room);
         }
@@ -190,15 +263,21 @@ impl Hub {
         Ok(json!({ "room": room, "members": members, "was_member": was_member }))
     }
 
+    /// Runs a client event's handlers, then relays it to its target.
     fn handle_event(
         &self,
-        socket: &Socket,
-        event: &str,
-        data: &Value,
-        target: &Target,
+        context: Context<'_>,
         echo: bool,
+        ack: Option<&Value>,
         cork: &mut Cork,
-    ) -> Result<Value, RequestError> {
+    ) -> Result<Answer, RequestError> {
+        let Context {
+            socket,
+            event,
+            data,
+            target,
+            ..
+        } = context;
         let handlers = self.event_handlers(event);
         if handlers.is_empty() && *target == Target::Server {
             return Err(RequestError::new(
@@ -206,23 +285,44 @@ impl Hub {
                 format!("no handler for \"{event}\"; address it to a room, a connection (\"to\") or everyone (\"broadcast\")"),
             ));
         }
-        let context = Context {
-            hub: self,
-            socket,
-            event,
-            data,
-            target,
-        };
         let mut reply = Value::Null;
         for handler in &handlers {
             reply = handler(&context)?;
         }
-        let delivered = self.relay(socket, event, data, target, echo, cork)?;
-        if handlers.is_empty() {
-            Ok(json!({ "delivered": delivered }))
-        } else {
-            Ok(reply)
+        let reply = (!handlers.is_empty()).then_some(reply);
+        if let Target::Room(room) = target {
+            if let Some(rule) = self.history_rule(room) {
+                let relay = Relay {
+                    from: socket,
+                    event,
+                    data,
+                    room,
+                    echo,
+                };
+                return self.relay_history(relay, rule, reply, ack);
+            }
         }
+        let delivered = self.relay(socket, event, data, target, echo, cork)?;
+        Ok(Answer::Now(
+            reply.unwrap_or_else(|| json!({ "delivered": delivered })),
+        ))
+    }
+
+    /// Answers a request outside the dispatch (a replay, a store's
+    /// answer): its ack, or an `error` event for a failure without one.
+    pub(crate) fn answer(
+        &self,
+        socket: &Socket,
+        ack: Option<&Value>,
+        result: Result<Value, RequestError>,
+    ) {
+        let mut cork = Cork::default();
+        match (result, ack) {
+            (Ok(data), Some(ack)) => self.reply_ack(socket, ack, Ok(data), &mut cork),
+            (Ok(_), None) => {}
+            (Err(error), ack) => self.reply_error(socket, ack, &error, &mut cork),
+        }
+        cork.flush();
     }
 
     /// Answers a request's ack, after what the request relayed (through the

@@ -10,6 +10,7 @@ use serde_json::Value;
 use switchboard_proto::deflate::SharedDeflate;
 use switchboard_proto::frame::{encode_server_frame, OpCode};
 
+use crate::history::{Since, MAX_HISTORY_PAGE};
 use crate::id::ConnId;
 use crate::pattern::{check_published_address, Pattern};
 
@@ -155,8 +156,29 @@ pub enum Target {
 pub enum Request {
     /// `{"event":"join","room":R}`
     Join(String),
+    /// `{"event":"join","room":R,"since":{"epoch":E,"offset":N}}`: join a
+    /// room with history and get what was sent to it after offset N.
+    Recover {
+        /// The room.
+        room: String,
+        /// Where the client's view of it stopped.
+        since: Since,
+    },
     /// `{"event":"leave","room":R}`
     Leave(String),
+    /// `{"event":"history","room":R,"data":{"after":N,"limit":L}}`: a page
+    /// of the room's stored messages.
+    History {
+        /// The room.
+        room: String,
+        /// The offset the page starts after.
+        after: u64,
+        /// The most messages in the page.
+        limit: usize,
+    },
+    /// `{"event":"received","data":{ROOM:OFFSET,…}}`: the client has
+    /// processed every message of each room up to its offset.
+    Received(Vec<(String, u64)>),
     /// `{"event":"rename","data":{"name":N}}`
     Rename(String),
     /// `{"event":"users"}` or with `"room"`: the list, as the ack's data;
@@ -235,6 +257,7 @@ struct Raw {
     #[serde(default)]
     data: Value,
     ack: Option<Value>,
+    since: Option<Value>,
     path: Option<String>,
     values: Option<Value>,
     /// IS2's spelling of `values` (see [`address_values`]).
@@ -330,7 +353,23 @@ fn parse_request(raw: &Raw) -> Result<Request, RequestError> {
         ));
     };
     match event {
-        "join" => Ok(Request::Join(room_name(raw.room.as_deref())?)),
+        "join" => {
+            let room = room_name(raw.room.as_deref())?;
+            match &raw.since {
+                None | Some(Value::Null) => Ok(Request::Join(room)),
+                Some(since) => Ok(Request::Recover {
+                    room,
+                    since: since_field(since)?,
+                }),
+            }
+        }
+        "history" => Ok(Request::History {
+            room: room_name(raw.room.as_deref())?,
+            after: whole_number(&raw.data, "after", 0)?,
+            limit: whole_number(&raw.data, "limit", DEFAULT_HISTORY_PAGE)?
+                .clamp(1, MAX_HISTORY_PAGE as u64) as usize,
+        }),
+        "received" => received_field(&raw.data).map(Request::Received),
         "leave" => Ok(Request::Leave(room_name(raw.room.as_deref())?)),
         "rename" => {
             let name = raw
@@ -416,6 +455,58 @@ pub fn address_values(
         )),
         (None, Some(one)) => Ok(vec![one]),
     }
+}
+
+/// The messages a `history` request returns when it names no `limit`.
+const DEFAULT_HISTORY_PAGE: u64 = 100;
+/// The most rooms one `received` may name.
+const MAX_RECEIVED_ROOMS: usize = 1000;
+
+/// A join's `since`: `{"epoch":E,"offset":N}`.
+fn since_field(since: &Value) -> Result<Since, RequestError> {
+    let epoch = since.get("epoch").and_then(Value::as_str);
+    let offset = since.get("offset").and_then(Value::as_u64);
+    match (epoch, offset) {
+        (Some(epoch), Some(offset)) if epoch.len() <= MAX_NAME_LEN => Ok(Since {
+            epoch: epoch.to_owned(),
+            offset,
+        }),
+        _ => Err(RequestError::new(
+            "invalid_message",
+            "\"since\" is {\"epoch\": the room's epoch, \"offset\": a whole number}",
+        )),
+    }
+}
+
+/// An optional whole number in `data`, `default` when absent.
+fn whole_number(data: &Value, field: &str, default: u64) -> Result<u64, RequestError> {
+    match data.get(field) {
+        None | Some(Value::Null) => Ok(default),
+        Some(value) => value.as_u64().ok_or_else(|| {
+            RequestError::new(
+                "invalid_message",
+                format!("\"{field}\" must be a whole number"),
+            )
+        }),
+    }
+}
+
+/// A `received`'s data: an object of room → offset.
+fn received_field(data: &Value) -> Result<Vec<(String, u64)>, RequestError> {
+    let invalid = || {
+        RequestError::new(
+            "invalid_message",
+            format!("\"received\" data is an object of at most {MAX_RECEIVED_ROOMS} rooms, each with the offset processed"),
+        )
+    };
+    let rooms = data.as_object().ok_or_else(invalid)?;
+    if rooms.len() > MAX_RECEIVED_ROOMS {
+        return Err(invalid());
+    }
+    rooms
+        .iter()
+        .map(|(room, offset)| Ok((room.clone(), offset.as_u64().ok_or_else(invalid)?)))
+        .collect()
 }
 
 fn pattern_field(data: &Value) -> Result<&str, RequestError> {
@@ -535,6 +626,13 @@ pub struct Outgoing<'a> {
     /// The error, for a failed ack.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'a Value>,
+    /// The message's number in its room's history. Last but for `epoch`:
+    /// a cluster's store appends both to the JSON it is given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+    /// The room's history the offset counts in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<&'a str>,
 }
 
 impl<'a> Outgoing<'a> {
@@ -552,6 +650,8 @@ impl<'a> Outgoing<'a> {
             ask: None,
             data,
             error: None,
+            offset: None,
+            epoch: None,
         }
     }
 }

@@ -112,6 +112,8 @@ pub(crate) struct HubInner {
     pub streams: std::sync::atomic::AtomicUsize,
     /// Client streams announced, by sender.
     pub pending_streams: Mutex<PendingStreams>,
+    /// The feeds of the rooms with history.
+    pub feeds: crate::history::Feeds,
 }
 
 impl Drop for HubInner {
@@ -175,6 +177,7 @@ impl Hub {
                 remote: RwLock::new(RemotePresence::default()),
                 streams: std::sync::atomic::AtomicUsize::new(0),
                 pending_streams: Mutex::new(PendingStreams::new()),
+                feeds: crate::history::Feeds::default(),
             }),
         }
     }

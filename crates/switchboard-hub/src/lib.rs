@@ -35,6 +35,8 @@
 //!   data comes ([`Hub::stream`], a client's `stream:start`), never
 //!   interleaved with their other messages.
 //! - `presence`: coalesced room user lists.
+//! - [`history`]: numbered room messages kept on this node or in the
+//!   cluster, recovery after a reconnect, at-least-once delivery.
 //! - [`cluster`]: the [`ClusterAdapter`] that links hubs on several nodes;
 //!   `clustered`, the hub's side of it; `remote`, the other nodes' connections.
 //! - [`envelope`]: the wire format, JSON and MessagePack.
@@ -97,6 +99,7 @@ mod forwarder;
 mod fragments;
 mod glob;
 pub mod grant;
+pub mod history;
 pub mod hub;
 pub mod id;
 mod membership;
@@ -126,6 +129,9 @@ pub use forward::{
     Forwarder, PROXY_BUSY,
 };
 pub use grant::Grant;
+pub use history::{
+    Append, HistoryRule, HistoryUnavailable, Page, PageFuture, Published, Since, Stored,
+};
 pub use hub::{Authorizer, Context, GrantAuthorizer, Hub, Refresher, Stats};
 pub use id::ConnId;
 pub use metrics::Metrics;

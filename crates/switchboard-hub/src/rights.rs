@@ -108,7 +108,7 @@ impl Paths {
 ///
 /// Iterative, with one remembered star: linear in practice and never
 /// exponential, whatever a token holds.
-fn glob(rule: &str, text: &str) -> bool {
+pub(crate) fn glob(rule: &str, text: &str) -> bool {
     let (rule, text): (Vec<char>, Vec<char>) = (rule.chars().collect(), text.chars().collect());
     let (mut r, mut t) = (0, 0);
     // The last star seen and the text position it was tried at.

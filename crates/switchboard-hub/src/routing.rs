@@ -15,6 +15,7 @@ use switchboard_net::Cork;
 
 use crate::cluster::Route;
 use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
+use crate::history::Appended;
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -218,9 +219,9 @@ fn deliver<'a, T: Serialize>(
 
 /// Sends to a room, optionally leaving one connection out.
 pub struct RoomEmitter<'a> {
-    hub: &'a Hub,
-    room: String,
-    except: Option<ConnId>,
+    pub(crate) hub: &'a Hub,
+    pub(crate) room: String,
+    pub(crate) except: Option<ConnId>,
 }
 
 impl RoomEmitter<'_> {
@@ -231,13 +232,26 @@ impl RoomEmitter<'_> {
     }
 
     /// Sends the event; returns how many connections queued it, counting
-    /// those on other nodes it was sent toward.
+    /// those on other nodes it was sent toward. In a room with history it
+    /// is numbered and stored first; in a cluster that happens after this
+    /// returns ([`RoomEmitter::emit_stored`] waits for it).
     pub fn emit(self, event: &str, data: &Value) -> usize {
         let mut message = Outgoing::new(event, data);
         message.room = Some(&self.room);
+        let except = self.except.as_ref().map(ConnId::as_str);
+        if let Some(rule) = self.hub.history_rule(&self.room) {
+            let done = Box::new(|_| {});
+            return match self
+                .hub
+                .append_history(&self.room, rule, except, message, done)
+            {
+                Appended::Now { delivered, .. } | Appended::Later { delivered } => delivered,
+                Appended::Failed(_) => 0,
+            };
+        }
         let route = Route::Room {
             room: &self.room,
-            except: self.except.as_ref().map(ConnId::as_str),
+            except,
         };
         self.hub.route(route, &Prepared::new(message), None)
     }

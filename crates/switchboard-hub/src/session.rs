@@ -93,6 +93,11 @@ impl Hub {
         // The request (its headers) is not kept for the connection's life.
         // A name the authorizer gave wins over the one the client asked for.
         let name = identity.name.or_else(|| parts.request.query_param("name"));
+        // `?acks=1`: the client acknowledges the room messages it processed.
+        let acks = parts
+            .request
+            .query_param("acks")
+            .is_some_and(|value| matches!(value.as_str(), "1" | "true"));
         let (name, name_error) = match name.map(|name| envelope::user_name(&name)) {
             Some(Ok(name)) => (Some(name), None),
             Some(Err(error)) => (None, Some(error)),
@@ -132,6 +137,7 @@ impl Hub {
             name,
             rights,
         });
+        socket.state().acks = acks;
         let connected = socket_io
             .as_ref()
             .map(|task| task.connected_frame(socket.id().as_str()));
@@ -331,6 +337,9 @@ impl Hub {
 
     fn remove(&self, socket: &Socket) {
         let rooms = self.registry_mut().remove(socket);
+        for room in &rooms {
+            self.leave_feed(socket, room);
+        }
         self.presence_removed(socket);
         self.mark_hub_dirty();
         for room in &rooms {

@@ -69,6 +69,8 @@ pub(crate) struct SocketState {
     /// What the authorizer allowed, if it limited anything, named a
     /// subject or set a deadline; a refresh replaces it.
     pub rights: Option<Box<Rights>>,
+    /// It acknowledges the room messages it processed (`?acks=1`).
+    pub acks: bool,
 }
 
 impl Extras {
@@ -214,6 +216,12 @@ impl Socket {
     /// The peer's address, when known.
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.inner.remote
+    }
+
+    /// Whether the connection acknowledges the room messages it processed
+    /// (it connected with `?acks=1`).
+    pub fn wants_acks(&self) -> bool {
+        self.state().acks
     }
 
     /// The rooms the connection is in.
