@@ -50,6 +50,18 @@ pub struct ConnectArgs {
     /// The room plain lines go to (hub mode); joined on connect.
     #[arg(long)]
     pub room: Option<String>,
+    /// Another node of the same hub to reconnect to (hub mode; repeatable):
+    /// each reconnection attempt takes the next URL, round the list.
+    #[arg(long = "fallback", value_name = "URL")]
+    pub fallback: Vec<String>,
+    /// Reconnection attempts after the connection is lost (hub mode)
+    /// [default: 3 at a terminal, 0 in a script].
+    #[arg(long, value_name = "ATTEMPTS")]
+    pub reconnect: Option<u32>,
+    /// Acknowledge the room messages shown (`?acks=1`, hub mode): after a
+    /// reconnect the server sends again what was not acknowledged.
+    #[arg(long)]
+    pub acks: bool,
 }
 
 /// How binary payloads are printed.

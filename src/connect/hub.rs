@@ -10,7 +10,7 @@ use super::outcome::{Outcome, WaitCounter};
 use super::output::Output;
 
 const HELP: &str = "commands: /join ROOM, /leave [ROOM], /to ID TEXT, /all TEXT, /name NAME, /users, \
-/sub PATTERN, /unsub PATTERN, /pub PATH [VALUE…], /send JSON, /quit; other lines go to the current room";
+/history [AFTER], /sub PATTERN, /unsub PATTERN, /pub PATH [VALUE…], /send JSON, /quit; other lines go to the current room";
 
 pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outcome {
     if !args.protocols.is_empty() {
@@ -39,7 +39,12 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
     if !interactive {
         reconnect.attempts = 0;
     }
+    if let Some(attempts) = args.reconnect {
+        reconnect.attempts = attempts;
+    }
     options.reconnect = reconnect;
+    options.fallback_urls = args.fallback.clone();
+    options.acks = args.acks;
     let client = Client::start(&args.url, options);
     let mut events = client.events();
     if !wait_connected(&client).await {
@@ -195,6 +200,35 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
                 Ok(())
             }
         },
+        "history" => match (
+            room.as_deref(),
+            rest.parse::<u64>()
+                .or_else(|_| rest.is_empty().then_some(0).ok_or(())),
+        ) {
+            (Some(room), Ok(after)) => match client.history(room, after, 100).await {
+                Ok(page) => {
+                    for message in page["messages"].as_array().into_iter().flatten() {
+                        output.line(&message.to_string());
+                    }
+                    output.note(&format!(
+                        "history of {room}: epoch {}, offsets {} to {}",
+                        page["epoch"].as_str().unwrap_or("?"),
+                        page["oldest"],
+                        page["offset"]
+                    ));
+                    Ok(())
+                }
+                Err(error) => Err(error),
+            },
+            (None, _) => {
+                output.error("join a room first: /join lobby");
+                Ok(())
+            }
+            (_, Err(())) => {
+                output.error("usage: /history [AFTER]");
+                Ok(())
+            }
+        },
         "sub" if !rest.is_empty() => client.subscribe(rest).await,
         "unsub" if !rest.is_empty() => client.unsubscribe(rest).await,
         "pub" if !rest.is_empty() => {
@@ -249,8 +283,20 @@ async fn command(client: &Client, line: &str, room: &mut Option<String>, output:
 fn show(incoming: &Incoming, output: &Output) -> bool {
     let counts = !matches!(
         incoming.event.as_str(),
-        "ready" | "userlist" | "reconnecting" | "end"
+        "ready" | "userlist" | "reconnecting" | "end" | "recovered" | "recovery_failed"
     );
+    match incoming.event.as_str() {
+        "recovered" => output.note(&format!(
+            "back in {}: {} missed messages received",
+            incoming.data["room"].as_str().unwrap_or("?"),
+            incoming.data["replayed"]
+        )),
+        "recovery_failed" => output.error(&format!(
+            "{}: history no longer reaches back; messages were missed (/history shows what is kept)",
+            incoming.data["room"].as_str().unwrap_or("?")
+        )),
+        _ => {}
+    }
     if output.json {
         if !incoming.raw.is_null() {
             output.line(&incoming.raw.to_string());

@@ -219,6 +219,20 @@ impl Client {
         self.request(message).await
     }
 
+    /// Reads a page of a room's stored messages (a room with history):
+    /// up to `limit` after offset `after`, oldest first, as the ack's data
+    /// `{"epoch", "offset", "oldest", "messages"}`.
+    pub async fn history(
+        &self,
+        room: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Value, ClientError> {
+        let data = json!({ "after": after, "limit": limit });
+        self.request(json!({ "event": "history", "room": room, "data": data }))
+            .await
+    }
+
     /// Sends a new token for this connection (`refresh`, on servers with
     /// JWT) and returns the ack's data, `{"expires", "left"}`. It moves the
     /// connection's deadline; a reconnection still uses the URL's token.

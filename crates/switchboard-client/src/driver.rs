@@ -47,6 +47,13 @@ enum Ended {
 /// What survives reconnections.
 struct State {
     rooms: BTreeSet<String>,
+    /// Where each room with history stands: its epoch and the offset of
+    /// the last message handed to the application. A rejoin asks for what
+    /// came after it; a message at or before it is not handed again.
+    positions: HashMap<String, (String, u64)>,
+    /// Offsets handed to the application and not yet acknowledged
+    /// (`?acks=1`), by room.
+    unacked: HashMap<String, u64>,
     patterns: BTreeSet<String>,
     name: Option<String>,
     buffer: VecDeque<(Value, Option<AckWaiter>)>,
@@ -64,18 +71,28 @@ pub(crate) async fn run(
     mut commands: mpsc::Receiver<Command>,
     first_is_final: bool,
 ) {
+    let urls: Vec<String> = std::iter::once(url)
+        .chain(options.fallback_urls.iter().cloned())
+        .collect();
     let mut state = State {
         rooms: BTreeSet::new(),
+        positions: HashMap::new(),
+        unacked: HashMap::new(),
         patterns: BTreeSet::new(),
         name: options.name.clone(),
         buffer: VecDeque::new(),
         pending: HashMap::new(),
     };
     let mut attempt = 0;
+    // Every attempt moves to the next URL: a client given several nodes
+    // fails over to another one.
+    let mut tries = 0usize;
     loop {
         // Why the last attempt to connect failed, for the events below.
         let mut error = None;
-        match open(&url, &options, &state).await {
+        let url = &urls[tries % urls.len()];
+        tries += 1;
+        match open(url, &options, &state).await {
             Ok((reader, writer)) => {
                 attempt = 0;
                 client.set_open(true);
@@ -179,7 +196,13 @@ async fn open(
     for (name, value) in &options.headers {
         connect = connect.header(name.clone(), value.clone());
     }
-    let (socket, _) = switchboard_net::connect_with(url, connect).await?;
+    let url = if options.acks {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}acks=1")
+    } else {
+        url.to_owned()
+    };
+    let (socket, _) = switchboard_net::connect_with(&url, connect).await?;
     let (reader, writer) = socket.split();
     if let Some(name) = &state.name {
         feed(
@@ -189,7 +212,7 @@ async fn open(
         .await?;
     }
     for room in &state.rooms {
-        feed(&writer, &json!({ "event": "join", "room": room })).await?;
+        feed(&writer, &join_message(room, state.positions.get(room))).await?;
     }
     for pattern in &state.patterns {
         feed(
@@ -200,6 +223,19 @@ async fn open(
     }
     writer.flush().await?;
     Ok((reader, writer))
+}
+
+/// The prefix of the ack id of the client's own joins: their answers say
+/// where a room with history stands.
+const JOIN_ACK: &str = "join:";
+
+/// A join, with `since` when the room's position is known.
+fn join_message(room: &str, position: Option<&(String, u64)>) -> Value {
+    let mut join = json!({ "event": "join", "room": room, "ack": format!("{JOIN_ACK}{room}") });
+    if let Some((epoch, offset)) = position {
+        join["since"] = json!({ "epoch": epoch, "offset": offset });
+    }
+    join
 }
 
 async fn feed(writer: &Writer, value: &Value) -> Result<(), switchboard_net::Error> {
@@ -219,8 +255,14 @@ async fn session(
             return Ended::Lost;
         }
     }
+    let mut acks = tokio::time::interval(ACK_INTERVAL);
     loop {
         tokio::select! {
+            _ = acks.tick(), if !state.unacked.is_empty() => {
+                if send_received(&writer, state).await.is_err() {
+                    return Ended::Lost;
+                }
+            }
             command = commands.recv() => {
                 let Some(command) = command else {
                     let _ = writer.close(CloseCode::NORMAL, "client done").await;
@@ -244,12 +286,38 @@ async fn session(
                     if on_message(client, text.as_str(), state) {
                         return Ended::Lost;
                     }
+                    if state.unacked.values().sum::<u64>() >= ACK_BATCH && send_received(&writer, state).await.is_err() {
+                        return Ended::Lost;
+                    }
                 }
                 Ok(Event::Message(Message::Binary(_)) | Event::Ping(_) | Event::Pong(_) | Event::Fragment(_)) => {}
                 Ok(Event::Closed(_)) | Err(_) => return Ended::Lost,
             }
         }
     }
+}
+
+/// How often acknowledgements go out, at most (`?acks=1`).
+const ACK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+/// Messages handed to the application that make an acknowledgement go
+/// out before the interval.
+const ACK_BATCH: u64 = 100;
+
+/// Acknowledges, per room, the last offset handed to the application.
+async fn send_received(writer: &Writer, state: &mut State) -> Result<(), switchboard_net::Error> {
+    let rooms: serde_json::Map<String, Value> = state
+        .unacked
+        .drain()
+        .filter_map(|(room, _)| {
+            let (_, offset) = state.positions.get(&room)?;
+            Some((room, json!(offset)))
+        })
+        .collect();
+    if rooms.is_empty() {
+        return Ok(());
+    }
+    let message = json!({ "event": "received", "data": rooms });
+    writer.send(Message::text(message.to_string())).await
 }
 
 async fn drain(reader: &mut Reader) {
@@ -265,6 +333,10 @@ fn on_message(client: &ClientState, text: &str, state: &mut State) -> bool {
         return false;
     };
     match incoming.event.as_str() {
+        "ack" if joined_room(&incoming).is_some() => {
+            on_join_answer(client, &incoming, state);
+            false
+        }
         "ack" => {
             let id = incoming.raw.get("ack").and_then(Value::as_u64);
             if let Some(reply) = id.and_then(|id| state.pending.remove(&id)) {
@@ -294,10 +366,75 @@ fn on_message(client: &ClientState, text: &str, state: &mut State) -> bool {
             true
         }
         _ => {
+            if is_known(&incoming, state) {
+                return false; // handed to the application before
+            }
             client.dispatch(incoming);
             false
         }
     }
+}
+
+/// The room of an answer to the client's own join.
+fn joined_room(incoming: &Incoming) -> Option<&str> {
+    incoming.raw.get("ack")?.as_str()?.strip_prefix(JOIN_ACK)
+}
+
+/// A join's answer: the room's position, and whether what was missed came
+/// (`recovered`) or could not (`recovery_failed`, with where the room is
+/// now: the application may read its `history`).
+fn on_join_answer(client: &ClientState, incoming: &Incoming, state: &mut State) {
+    let Some(room) = joined_room(incoming).map(str::to_owned) else {
+        return;
+    };
+    let data = &incoming.data;
+    let (Some(epoch), Some(offset)) = (data["epoch"].as_str(), data["offset"].as_u64()) else {
+        return; // no history, or refused
+    };
+    let had = state
+        .positions
+        .insert(room.clone(), (epoch.to_owned(), offset));
+    match data["recovered"].as_bool() {
+        Some(true) => client.dispatch(Incoming::local(
+            "recovered",
+            json!({ "room": room, "replayed": data["replayed"] }),
+        )),
+        Some(false) => client.dispatch(Incoming::local(
+            "recovery_failed",
+            json!({ "room": room, "epoch": epoch, "offset": offset, "had": had.map(|(e, o)| json!({"epoch": e, "offset": o})) }),
+        )),
+        None => {}
+    }
+}
+
+/// Whether a room message with an offset was handed to the application
+/// already; if not, it becomes the room's position.
+fn is_known(incoming: &Incoming, state: &mut State) -> bool {
+    let (Some(room), Some(offset), Some(epoch)) = (
+        incoming.room.as_deref(),
+        incoming.raw.get("offset").and_then(Value::as_u64),
+        incoming.raw.get("epoch").and_then(Value::as_str),
+    ) else {
+        return false;
+    };
+    if !state.rooms.contains(room) {
+        return false;
+    }
+    match state.positions.get_mut(room) {
+        Some((known, last)) if known == epoch => {
+            if offset <= *last {
+                return true;
+            }
+            *last = offset;
+        }
+        _ => {
+            state
+                .positions
+                .insert(room.to_owned(), (epoch.to_owned(), offset));
+        }
+    }
+    *state.unacked.entry(room.to_owned()).or_default() += 1;
+    false
 }
 
 enum Applied {
@@ -311,10 +448,12 @@ fn apply(command: Command, state: &mut State) -> Applied {
         Command::Send(message, ack) => Applied::Send(message, ack),
         Command::Join(room) => {
             state.rooms.insert(room.clone());
-            Applied::Send(json!({ "event": "join", "room": room }), None)
+            Applied::Send(join_message(&room, state.positions.get(&room)), None)
         }
         Command::Leave(room) => {
             state.rooms.remove(&room);
+            state.positions.remove(&room);
+            state.unacked.remove(&room);
             Applied::Send(json!({ "event": "leave", "room": room }), None)
         }
         Command::Rename(name) => {

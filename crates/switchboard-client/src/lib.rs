@@ -33,6 +33,20 @@
 //! client error (401, 403, 404, …) is not asked again: the client gives up
 //! at once, and [`Client::failure`] keeps the [`ClientError::Refused`].
 //!
+//! # Rooms with history
+//!
+//! In a room that keeps history (docs/PROTOCOL.md), every message has an
+//! offset. The client remembers, per room, the epoch and the last offset it
+//! handed to the application, rejoins with `since` after a reconnect (to
+//! any of [`ClientOptions::fallback_urls`] too), and drops a message it
+//! handed over already: the application sees each message once, in order,
+//! across reconnects. A rejoin then emits `recovered` (`{"room",
+//! "replayed"}`) or, when history no longer reaches back,
+//! `recovery_failed` (`{"room", "epoch", "offset", "had"}`): what is still
+//! kept can be read with [`Client::history`]. With
+//! [`ClientOptions::acks`] the client also acknowledges what it handed
+//! over, so the server keeps what it has not.
+//!
 //! # Connecting
 //!
 //! [`Client::connect`] returns once `ready` has come, or fails with the

@@ -72,6 +72,15 @@ pub struct ClientOptions {
     /// Messages kept while disconnected, sent after reconnecting; when full
     /// the oldest is dropped. Default 100.
     pub buffer: usize,
+    /// More URLs of the same hub (other nodes of a cluster): each attempt
+    /// to reconnect takes the next one, round the list. Default none.
+    pub fallback_urls: Vec<String>,
+    /// Connects with `?acks=1` and acknowledges the room messages it hands
+    /// to the application (once their handlers have run), at most every
+    /// 100 ms: the server then keeps what was not acknowledged, and a
+    /// reconnect resumes from it (docs/PROTOCOL.md, "At-least-once
+    /// delivery"). Default false.
+    pub acks: bool,
 }
 
 impl Default for ClientOptions {
@@ -86,6 +95,8 @@ impl Default for ClientOptions {
             ping_interval: Duration::from_secs(15),
             pong_timeout: Duration::from_secs(10),
             buffer: 100,
+            fallback_urls: Vec::new(),
+            acks: false,
         }
     }
 }
