@@ -4,7 +4,10 @@ cluster tests and benchmark.
 Never the machine's own Redis: each `RedisServer` runs its own process on a
 port picked here (`--save '' --appendonly no`: nothing is written to disk),
 and is stopped by PID. `kill()` and `start()` again bring it back on the
-same port, empty, as a crashed and restarted Redis would be.
+same port, empty, as a crashed and restarted Redis would be. With
+`aof=True` it keeps an append-only file fsynced on every write (what room
+history's guarantees assume, docs/CLUSTERING.md), so it comes back with
+its data.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ def redis_binary() -> str | None:
 class RedisServer:
     """One `redis-server` process."""
 
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, aof: bool = False):
         self.port = port or free_port()
+        self.aof = aof
         self.process: subprocess.Popen | None = None
         self.dir = Path(tempfile.mkdtemp(prefix="switchboard-redis-"))
         self.log_path = self.dir / "redis.log"
@@ -50,7 +54,8 @@ class RedisServer:
                     "--port", str(self.port),
                     "--bind", "127.0.0.1",
                     "--save", "",
-                    "--appendonly", "no",
+                    "--appendonly", "yes" if self.aof else "no",
+                    "--appendfsync", "always",
                     "--dir", str(self.dir),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -333,10 +333,7 @@ fn on_message(client: &ClientState, text: &str, state: &mut State) -> bool {
         return false;
     };
     match incoming.event.as_str() {
-        "ack" if joined_room(&incoming).is_some() => {
-            on_join_answer(client, &incoming, state);
-            false
-        }
+        "ack" if joined_room(&incoming).is_some() => on_join_answer(client, &incoming, state),
         "ack" => {
             let id = incoming.raw.get("ack").and_then(Value::as_u64);
             if let Some(reply) = id.and_then(|id| state.pending.remove(&id)) {
@@ -382,14 +379,25 @@ fn joined_room(incoming: &Incoming) -> Option<&str> {
 
 /// A join's answer: the room's position, and whether what was missed came
 /// (`recovered`) or could not (`recovery_failed`, with where the room is
-/// now: the application may read its `history`).
-fn on_join_answer(client: &ClientState, incoming: &Incoming, state: &mut State) {
+/// now: the application may read its `history`). A refusal is handed on
+/// as an `error` event; returns true when the join must be tried again on
+/// a new connection (the server could not reach its history store).
+fn on_join_answer(client: &ClientState, incoming: &Incoming, state: &mut State) -> bool {
     let Some(room) = joined_room(incoming).map(str::to_owned) else {
-        return;
+        return false;
     };
+    if let Some(error) = incoming.raw.get("error") {
+        if error["code"] == "history_unavailable" {
+            return true;
+        }
+        let mut refused = Incoming::local("error", error.clone());
+        refused.room = Some(room);
+        client.dispatch(refused);
+        return false;
+    }
     let data = &incoming.data;
     let (Some(epoch), Some(offset)) = (data["epoch"].as_str(), data["offset"].as_u64()) else {
-        return; // no history, or refused
+        return false; // a room without history
     };
     let had = state
         .positions
@@ -405,6 +413,7 @@ fn on_join_answer(client: &ClientState, incoming: &Incoming, state: &mut State) 
         )),
         None => {}
     }
+    false
 }
 
 /// Whether a room message with an offset was handed to the application
