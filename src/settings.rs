@@ -1112,6 +1112,36 @@ mod tests {
     }
 
     #[test]
+    fn history_tables_and_flags() {
+        let dir = std::env::temp_dir().join(format!("sb-history-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("serve.toml");
+        let toml = "history_unacked = 50\n[[history]]\nrooms = \"chat-*\"\nsize = 20\nttl = 2.5\n\n[[history]]\nrooms = \"orders\"\n";
+        std::fs::write(&file, toml).unwrap();
+        let mut args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let settings = ServeSettings::resolve(&args).unwrap();
+        let rules = settings.history_rules();
+        assert_eq!(settings.history_unacked, 50);
+        assert_eq!((rules[0].rooms.as_str(), rules[0].size), ("chat-*", 20));
+        assert_eq!(rules[0].ttl, std::time::Duration::from_millis(2500));
+        assert_eq!(rules[1], HistoryRule::new("orders"));
+        args.history = Some(vec!["feed*,size=5".into()]);
+        let rules = ServeSettings::resolve(&args).unwrap().history_rules();
+        assert_eq!(rules, [HistoryRule { size: 5, ..HistoryRule::new("feed*") }]);
+        args.history = Some(vec!["feed*,size=0".into()]);
+        assert!(ServeSettings::resolve(&args).is_err());
+        for bad in ["[[history]]\nsize = 3\n", "[[history]]\nrooms = \"a\"\ncolour = 1\n", "[[history]]\nrooms = \"a\"\nsize = -1\n"] {
+            std::fs::write(&file, bad).unwrap();
+            args.history = None;
+            assert!(ServeSettings::resolve(&args).is_err(), "{bad}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn endpoint_flags_replace_the_files_tables() {
         let dir = std::env::temp_dir().join(format!("sb-endpoint-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -6,6 +6,8 @@ examples": each line is `X> message` (client X sends) or `X< message` (client
 X receives next); clients A, B and C connect to a fresh server for each block,
 in that order, and have received their `ready`; `$A` is A's connection id; a
 `<` line that is not a `userlist` skips the user lists that arrive before it.
+The server keeps history for the rooms `chat-*`; `$EPOCH` in a `<` line
+matches any epoch, the same one throughout a block.
 A `>` payload is sent as the text it is, JSON or not (`this is not JSON`).
 
 Two checks go beyond the lines themselves, because the document promises
@@ -39,6 +41,9 @@ DOC = ROOT / "docs" / "PROTOCOL.md"
 CLIENTS = "ABC"
 LINE = re.compile(r"^([A-Z])([<>]) (.*)$")
 RECEIVE_TIMEOUT = 3.0
+# The rooms whose history the examples show, and the placeholder of their epoch.
+HISTORY_ROOMS = "chat-*"
+EPOCH = "$EPOCH"
 QUIET = 0.3
 
 
@@ -107,6 +112,7 @@ class Replay:
         self.ids = {letter: client.id for letter, client in self.clients.items()}
         self.pending: dict[str, list[dict]] = {letter: [] for letter in CLIENTS}
         self.barriers = 0
+        self.epoch: str | None = None
 
     def fail(self, step: Step | None, why: str) -> ExampleError:
         where = f"{self.doc}:{step.lineno}" if step else f"{self.doc}:{self.block.lineno}"
@@ -170,12 +176,34 @@ class Replay:
                 skipped.append(got)
                 continue
             break
-        if got != expected:
+        if not self.matches(expected, got):
             raise self.fail(
                 step,
                 f"{step.client} expected\n    {json.dumps(expected)}\n  got\n    {json.dumps(got)}"
                 + (f"\n  (after skipping {skipped})" if skipped else ""),
             )
+
+    def matches(self, expected, got) -> bool:
+        """Equal as JSON values, where "$EPOCH" matches the block's epoch
+        (the first one seen, then that one)."""
+        if expected == EPOCH:
+            if not isinstance(got, str):
+                return False
+            self.epoch = self.epoch or got
+            return got == self.epoch
+        if isinstance(expected, dict):
+            return (
+                isinstance(got, dict)
+                and expected.keys() == got.keys()
+                and all(self.matches(v, got[k]) for k, v in expected.items())
+            )
+        if isinstance(expected, list):
+            return (
+                isinstance(got, list)
+                and len(expected) == len(got)
+                and all(self.matches(e, g) for e, g in zip(expected, got))
+            )
+        return expected == got
 
     def check_nothing_else(self) -> None:
         time.sleep(QUIET)
@@ -188,7 +216,7 @@ class Replay:
 
 def replay(block: Block, doc: Path = DOC) -> None:
     """Runs one block against a fresh server; raises ExampleError on a mismatch."""
-    with Server() as server:
+    with Server("--history", HISTORY_ROOMS) as server:
         try:
             Replay(block, server, doc).run()
         except ExampleError:
