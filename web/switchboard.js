@@ -14,7 +14,16 @@
  *
  *   url      ws:// or wss:// URL of the hub, or a path ("/ws"). Default:
  *            ws(s)://<location.host>/ws (wss when the page is https).
- *   options  name        initial name (sent as ?name=, re-applied on reconnect)
+ *   options  urls        more hubs (nodes of one cluster), as an array of URLs
+ *                        or paths: the client starts with `url` (or, without
+ *                        one, the first of `urls`) and every reconnection
+ *                        attempt goes to the next hub of the list, round it,
+ *                        so that it fails over to another node
+ *            acks        true: connect with ?acks=1 and acknowledge every
+ *                        room message with history once the application's
+ *                        listeners for it have run (see "History and
+ *                        recovery" below; default false)
+ *            name        initial name (sent as ?name=, re-applied on reconnect)
  *            token       access token for servers started with --ws-token or
  *                        with JWT (sent as ?token=); see sb.refresh()
  *            reconnect   {attempts: 3, minDelay: 250, maxDelay: 5000}, or false.
@@ -54,7 +63,8 @@
  * Each returns a Promise of the server's ack data. Ignoring it is fine: an
  * ignored rejection is not reported as unhandled.
  *
- *   sb.join(room)                   → {room, members}
+ *   sb.join(room)                   → {room, members}, and for a room with
+ *                                     history {epoch, offset} (see below)
  *   sb.leave(room)                  → {room, members, was_member}
  *   sb.rename(name)                 → {name}
  *   sb.subscribe(pattern, handler?) → {pattern}; handler(path, values, msg)
@@ -73,6 +83,39 @@
  * once. Called while gone, they are remembered for the next sb.connect()
  * but their Promise rejects with `closed`.
  *
+ * ── History and recovery ──────────────────────────────────────────────────
+ *
+ * Messages to a room the server keeps history for (serve --history) carry
+ * `offset` (1, 2, 3, … in the room) and `epoch` (the name of the room's
+ * history). For each room it is in, the client remembers the epoch and the
+ * last offset received (from those messages and from the join's ack), and:
+ *
+ *   - rejoins after every reconnect with `since: {epoch, offset}`, so that
+ *     the server (this node or another one) first replays what the room
+ *     received meanwhile; the `recovered` or `recovery_failed` event says
+ *     whether that worked;
+ *   - drops, without firing any listener, a message whose offset it already
+ *     had in the same epoch (so nothing reaches the application twice);
+ *   - takes a message of another epoch (the server lost the room's
+ *     history), starts counting from it, and fires `history_reset` before it.
+ *
+ * With `acks: true` the client also tells the server what the application
+ * has processed: after a room message's listeners have run, its offset is
+ * recorded, and {"event":"received","data":{room: offset, …}} goes out at
+ * most every 100 ms, or at once when 100 messages wait for it, naming only
+ * the rooms that moved on. The server keeps what was not acknowledged, and
+ * the client rejoins from the last offset processed.
+ *
+ *   sb.history(room, {after, limit}) → {epoch, offset, oldest, messages}: a
+ *                                     page of the room's stored messages,
+ *                                     oldest first: `limit` (server default
+ *                                     100, at most 1,000) after offset
+ *                                     `after` (default 0: the oldest kept).
+ *                                     The next page is after the last offset
+ *                                     of this one; an empty page is the end.
+ *                                     Rejects with `no_history` for a room
+ *                                     without history.
+ *
  * ── Receiving ─────────────────────────────────────────────────────────────
  *
  *   sb.on(event, fn) / sb.once(event, fn) / sb.off(event?, fn?)  chainable;
@@ -82,7 +125,8 @@
  *     status               (status)  'connecting' | 'connected' |
  *                                    'reconnecting' | 'gone'
  *     ready                ({id, name})  connected, rooms/patterns/name re-applied
- *     reconnecting         ({attempt, delay})  before each reconnection attempt
+ *     reconnecting         ({attempt, delay, url})  before each reconnection
+ *                              attempt; url is the hub it goes to
  *     reconnection_failed  ()  attempts exhausted; status is 'gone'
  *                              (sb.connect() starts over)
  *     connection, reconnectionFail  the same as ready (fired just before
@@ -96,17 +140,32 @@
  *     error                ({code, message}, msg)  the server refused a message
  *                              that asked for no ack
  *     address              (path, values, msg)  every address message
+ *     recovered            ({room, replayed})  a rejoin with `since` got every
+ *                              message missed (`replayed` of them, delivered
+ *                              before this event)
+ *     recovery_failed      ({room, epoch, offset})  the server's history does
+ *                              not reach back far enough (or was lost): what
+ *                              was missed is not replayed, and the room goes
+ *                              on from `offset`; sb.history(room) reads what
+ *                              is still kept
+ *     history_reset        ({room, epoch})  a message of a new epoch arrived
+ *                              (fired just before it): the room's history was
+ *                              lost and its offsets start again
  *     *                    (event, data, msg)  every event from the server,
  *                              built-ins included (but not `ready` or `ack`)
  *   Any other name: events relayed by the server, as fn(data, msg), where msg
- *   is the whole message ({event, data, from, from_name, room}).
+ *   is the whole message ({event, data, from, from_name, room}, and
+ *   {offset, epoch} in a room with history).
  *
  * ── State ─────────────────────────────────────────────────────────────────
  *
  *   sb.id, sb.name        this connection's id (new on every connection), name
+ *   sb.url, sb.urls       the hub in use (or tried next), and all of them
  *   sb.status             see the `status` event
  *   sb.rooms, sb.patterns arrays of joined rooms and subscribed patterns
  *   sb.userlists          {room: [{id, name}]}, the latest list of each room
+ *   sb.positions          {room: {epoch, offset}}, the last message received
+ *                         in each room with history
  *   sb.buffered           messages waiting for the connection
  *   sb.connect(), sb.close()
  *
@@ -131,8 +190,12 @@
   'use strict';
 
   var RESERVED = ['ready', 'userlist', 'ack', 'error', 'end'];
-  var BUILT_IN_REQUESTS = ['join', 'leave', 'rename', 'users', 'subscribe', 'unsubscribe', 'refresh'];
+  var BUILT_IN_REQUESTS = ['join', 'leave', 'rename', 'users', 'subscribe', 'unsubscribe', 'refresh', 'history'];
   var DEFAULT_RECONNECT = { attempts: 3, minDelay: 250, maxDelay: 5000 };
+  // With `acks`, `received` goes out this long after the first message it
+  // covers, or at once when this many messages are waiting for it.
+  var ACK_INTERVAL = 100;
+  var ACK_BATCH = 100;
 
   function SwitchboardError(code, message) {
     var error = new Error(message || code);
@@ -156,6 +219,28 @@
       return base + (url.charAt(0) === '/' ? url : '/' + url);
     }
     throw new TypeError('Switchboard: not a WebSocket URL: ' + url);
+  }
+
+  /** The hub URLs to go round: `url` first, then `urls` (duplicates left out). */
+  function hubUrls(url, urls) {
+    var list = [];
+    function add(u) {
+      u = absoluteUrl(String(u));
+      if (list.indexOf(u) === -1) list.push(u);
+    }
+    if (url) add(url);
+    if (Array.isArray(urls)) urls.forEach(add);
+    if (!list.length) list.push(defaultUrl());
+    return list;
+  }
+
+  /**
+   * Moves a room's position in `map` to `at` ({epoch, offset}) unless it is
+   * already there or further in the same epoch.
+   */
+  function advance(map, room, at) {
+    var known = map.get(room);
+    if (!known || known.epoch !== at.epoch || known.offset < at.offset) map.set(room, at);
   }
 
   /** True if an address matches a subscription pattern (docs/PROTOCOL.md). */
@@ -196,13 +281,16 @@
       url = options.url;
     }
     options = options || {};
-    this.url = absoluteUrl(url || defaultUrl());
+    this.urls = hubUrls(url, options.urls);
+    this.url = this.urls[0];
+    this._urlIndex = 0;
     var reconnect = options.reconnect === false ? false : Object.assign({}, DEFAULT_RECONNECT, options.reconnect || {});
     this.options = {
       token: options.token == null ? null : String(options.token),
       reconnect: reconnect,
       ackTimeout: options.ackTimeout > 0 ? options.ackTimeout : 10000,
       bufferSize: options.bufferSize >= 0 ? options.bufferSize : 100,
+      acks: options.acks === true,
     };
     this._WebSocket = options.WebSocket || (typeof WebSocket !== 'undefined' ? WebSocket : null);
     if (!this._WebSocket) throw new TypeError('Switchboard: no WebSocket implementation');
@@ -225,6 +313,13 @@
     this._timer = null;
     this._closedByUser = false;
     this._dead = false; // closed, or reconnection failed: nothing is kept
+    // Positions in rooms with history, room → {epoch, offset}:
+    this._positions = new Map(); // the last message received (duplicates are dropped up to it)
+    this._processed = new Map(); // acks: the last message whose listeners have run
+    this._acked = new Map(); // acks: what this connection has told the server
+    this._ackRooms = new Set(); // acks: rooms whose processed position moved since the last `received`
+    this._ackDue = 0; // acks: messages processed since the last `received`
+    this._ackTimer = null;
 
     if (options.autoConnect !== false) this.connect();
   }
@@ -245,6 +340,13 @@
   });
   Object.defineProperty(proto, 'connected', {
     get: function () { return this.status === 'connected'; },
+  });
+  Object.defineProperty(proto, 'positions', {
+    get: function () {
+      var out = Object.create(null);
+      this._positions.forEach(function (at, room) { out[room] = { epoch: at.epoch, offset: at.offset }; });
+      return out;
+    },
   });
 
   // ── listeners ──────────────────────────────────────────────────────────
@@ -305,6 +407,7 @@
     var name = this._wantedName != null ? this._wantedName : this.name;
     if (name != null) params.push('name=' + encodeURIComponent(name));
     if (this.options.token != null) params.push('token=' + encodeURIComponent(this.options.token));
+    if (this.options.acks) params.push('acks=1');
     if (!params.length) return this.url;
     return this.url + (this.url.indexOf('?') === -1 ? '?' : '&') + params.join('&');
   };
@@ -346,6 +449,7 @@
     var socket = this._socket;
     this._socket = null;
     this._ready = false;
+    this._resetAcks();
     if (socket) {
       socket.onmessage = null;
       socket.onclose = null;
@@ -361,6 +465,7 @@
     var wasReady = this._ready;
     this._socket = null;
     this._ready = false;
+    this._resetAcks();
     if (wasReady) {
       this._fire('disconnect', { code: code, reason: reason || '' });
       this._attempt = 0;
@@ -390,8 +495,11 @@
     this._attempt += 1;
     var base = Math.min(rc.maxDelay, rc.minDelay * Math.pow(2, this._attempt - 1));
     var delay = Math.round(base / 2 + Math.random() * base / 2);
+    // Every attempt goes to the next hub of `urls`, round the list.
+    this._urlIndex = (this._urlIndex + 1) % this.urls.length;
+    this.url = this.urls[this._urlIndex];
     this._setStatus('reconnecting');
-    this._fire('reconnecting', { attempt: this._attempt, delay: delay });
+    this._fire('reconnecting', { attempt: this._attempt, delay: delay, url: this.url });
     var self = this;
     this._timer = setTimeout(function () {
       self._timer = null;
@@ -465,9 +573,108 @@
         this._fire('end');
         return; // the close frame follows; _onClose reconnects
       default:
+        if (typeof msg.room === 'string' && typeof msg.offset === 'number' && this._rooms.has(msg.room)) {
+          this._onRoomMessage(event, data, msg);
+          return;
+        }
         this._fire('*', event, data, msg);
         this._fire(event, data, msg);
     }
+  };
+
+  /**
+   * A numbered message of a room with history: dropped when its offset is
+   * not past the room's position in the same epoch (it came already, before
+   * a reconnect), else delivered, the position moved to it, and, with
+   * `acks`, recorded as processed once the listeners have run.
+   */
+  proto._onRoomMessage = function (event, data, msg) {
+    var room = msg.room;
+    var at = { epoch: msg.epoch == null ? null : String(msg.epoch), offset: msg.offset };
+    var known = this._positions.get(room);
+    if (known && known.epoch === at.epoch && at.offset <= known.offset) return;
+    this._positions.set(room, at);
+    if (known && known.epoch !== at.epoch) this._fire('history_reset', { room: room, epoch: at.epoch });
+    this._fire('*', event, data, msg);
+    this._fire(event, data, msg);
+    if (this.options.acks && this._rooms.has(room)) this._processedUpTo(room, at);
+  };
+
+  /**
+   * A join's ack: a room with history gives its epoch and newest offset,
+   * from which the client receives everything; after a join with `since`,
+   * also whether the messages missed were replayed.
+   */
+  proto._onJoined = function (room, data) {
+    if (!data || data.epoch == null || typeof data.offset !== 'number' || !this._rooms.has(room)) return;
+    var at = { epoch: String(data.epoch), offset: data.offset };
+    advance(this._positions, room, at);
+    if (this.options.acks) {
+      advance(this._processed, room, at);
+      // The server counts what it replayed as unacknowledged until told;
+      // after a fresh join or a failed recovery it waits for nothing older.
+      if (data.recovered !== true) advance(this._acked, room, at);
+    }
+    if (data.recovered === true) {
+      this._fire('recovered', { room: room, replayed: data.replayed || 0 });
+    } else if (data.recovered === false) {
+      this._fire('recovery_failed', { room: room, epoch: at.epoch, offset: at.offset });
+    }
+  };
+
+  /** Forgets a room's positions (left, or its join refused). */
+  proto._forgetRoom = function (room) {
+    this._positions.delete(room);
+    this._processed.delete(room);
+    this._acked.delete(room);
+    this._ackRooms.delete(room);
+  };
+
+  // ── acknowledgements (`acks`) ──────────────────────────────────────────
+
+  proto._processedUpTo = function (room, at) {
+    this._processed.set(room, at);
+    if (!this._ready) return;
+    this._ackRooms.add(room);
+    this._ackDue += 1;
+    if (this._ackDue >= ACK_BATCH) {
+      this._flushAcks();
+    } else if (!this._ackTimer) {
+      var self = this;
+      this._ackTimer = setTimeout(function () {
+        self._ackTimer = null;
+        self._flushAcks();
+      }, ACK_INTERVAL);
+    }
+  };
+
+  /** Sends `received` for every room whose processed position moved past what the server was told. */
+  proto._flushAcks = function () {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    this._ackDue = 0;
+    if (!this._ready) return;
+    var data = Object.create(null);
+    var any = false;
+    this._ackRooms.forEach(function (room) {
+      var at = this._processed.get(room);
+      var told = this._acked.get(room);
+      if (!at || (told && told.epoch === at.epoch && told.offset >= at.offset)) return;
+      data[room] = at.offset;
+      this._acked.set(room, at);
+      any = true;
+    }, this);
+    this._ackRooms.clear();
+    if (any) this._send({ event: 'received', data: data });
+  };
+
+  /** A connection's acknowledgements end with it; the next one rejoins from what was processed. */
+  proto._resetAcks = function () {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = null;
+    this._ackDue = 0;
+    this._ackRooms.clear();
+    this._acked.clear();
   };
 
   /** After `ready`: take the name back, rejoin, resubscribe, flush, announce. */
@@ -487,9 +694,20 @@
       this._resolveWaiters('rename', { name: this.name });
     }
     this._rooms.forEach(function (room) {
-      this._resync('join:' + room, { event: 'join', room: room }, function (error) {
+      var message = { event: 'join', room: room };
+      // Where the room's messages stopped: the server replays what came
+      // after (with `acks`, what came after the last one processed).
+      var since = (this.options.acks ? this._processed : this._positions).get(room);
+      if (since) {
+        message.since = { epoch: since.epoch, offset: since.offset };
+        if (this.options.acks) this._acked.set(room, since);
+      }
+      this._resync('join:' + room, message, function (error) {
         self._rooms.delete(room);
+        self._forgetRoom(room);
         self._fire('error', { code: error.code, message: error.message }, null);
+      }, function (data) {
+        self._onJoined(room, data);
       });
     }, this);
     this._patterns.forEach(function (handlers, pattern) {
@@ -517,9 +735,9 @@
   };
 
   /** Sends a state request on a fresh connection; settles its waiters. */
-  proto._resync = function (key, message, onError) {
+  proto._resync = function (key, message, onError, onData) {
     var self = this;
-    this._request(message, 0).then(
+    this._request(message, 0, onData).then(
       function (data) {
         if (key === 'rename') self.name = data && data.name;
         self._resolveWaiters(key, data);
@@ -591,15 +809,16 @@
 
   /**
    * Sends `message` with a fresh ack id; resolves with the ack's data.
-   * timeout 0 means none. Only to be called while connected, or for messages
-   * that may wait in the offline buffer.
+   * timeout 0 means none. `onData`, if given, runs with the data as the ack
+   * arrives, before any later message is handled. Only to be called while
+   * connected, or for messages that may wait in the offline buffer.
    */
-  proto._request = function (message, timeout) {
+  proto._request = function (message, timeout, onData) {
     var self = this;
     var ack = this._nextAck++;
     message = Object.assign({}, message, { ack: ack });
     var promise = new Promise(function (resolve, reject) {
-      var entry = { resolve: resolve, reject: reject, timer: null, sent: false };
+      var entry = { resolve: resolve, reject: reject, timer: null, sent: false, onData: onData };
       if (timeout > 0) {
         entry.timer = setTimeout(function () {
           self._dropBuffered(ack);
@@ -623,8 +842,12 @@
     if (!entry) return;
     this._pending.delete(ack);
     clearTimeout(entry.timer);
-    if (error) entry.reject(error);
-    else entry.resolve(data);
+    if (error) {
+      entry.reject(error);
+      return;
+    }
+    if (entry.onData) entry.onData(data);
+    entry.resolve(data);
   };
 
   function checkEvent(event) {
@@ -684,13 +907,13 @@
    * A state request (join, rename, subscribe): sent now when connected, and
    * in any case re-applied on the next connection.
    */
-  proto._stateRequest = function (key, message, onError) {
+  proto._stateRequest = function (key, message, onError, onData) {
     var self = this;
     if (this._dead) {
       return quiet(Promise.reject(SwitchboardError('closed', 'the client is not connected')));
     }
     if (!this._ready) return this._wait(key); // settled by _onReady
-    return quiet(this._request(message, this.options.ackTimeout).catch(function (error) {
+    return quiet(this._request(message, this.options.ackTimeout, onData).catch(function (error) {
       if (error.code === 'disconnected') {
         if (self._dead) throw SwitchboardError('closed', 'the client is not connected');
         return self._wait(key); // re-applied on reconnect
@@ -706,13 +929,19 @@
     var had = this._rooms.has(room);
     this._rooms.add(room);
     return this._stateRequest('join:' + room, { event: 'join', room: room }, function () {
-      if (!had) self._rooms.delete(room);
+      if (!had) {
+        self._rooms.delete(room);
+        self._forgetRoom(room);
+      }
+    }, function (data) {
+      self._onJoined(room, data);
     });
   };
 
   proto.leave = function (room) {
     room = String(room);
     var was = this._rooms.delete(room);
+    this._forgetRoom(room);
     delete this.userlists[room];
     this._rejectWaiters('join:' + room, SwitchboardError('left', 'left before the join was confirmed'));
     var offline = { room: room, was_member: was, offline: true };
@@ -765,6 +994,17 @@
     var message = { event: 'users' };
     if (room != null) message.room = String(room);
     return quiet(this._request(message, this.options.ackTimeout));
+  };
+
+  /**
+   * A page of a room's stored messages, oldest first: `limit` of them after
+   * offset `after` (the server's defaults: from the oldest kept, 100).
+   */
+  proto.history = function (room, opts) {
+    var data = {};
+    if (opts && opts.after != null) data.after = opts.after;
+    if (opts && opts.limit != null) data.limit = opts.limit;
+    return quiet(this._request({ event: 'history', room: String(room), data: data }, this.options.ackTimeout));
   };
 
   proto.refresh = function (token) {
