@@ -1130,10 +1130,20 @@ mod tests {
         assert_eq!(rules[1], HistoryRule::new("orders"));
         args.history = Some(vec!["feed*,size=5".into()]);
         let rules = ServeSettings::resolve(&args).unwrap().history_rules();
-        assert_eq!(rules, [HistoryRule { size: 5, ..HistoryRule::new("feed*") }]);
+        assert_eq!(
+            rules,
+            [HistoryRule {
+                size: 5,
+                ..HistoryRule::new("feed*")
+            }]
+        );
         args.history = Some(vec!["feed*,size=0".into()]);
         assert!(ServeSettings::resolve(&args).is_err());
-        for bad in ["[[history]]\nsize = 3\n", "[[history]]\nrooms = \"a\"\ncolour = 1\n", "[[history]]\nrooms = \"a\"\nsize = -1\n"] {
+        for bad in [
+            "[[history]]\nsize = 3\n",
+            "[[history]]\nrooms = \"a\"\ncolour = 1\n",
+            "[[history]]\nrooms = \"a\"\nsize = -1\n",
+        ] {
             std::fs::write(&file, bad).unwrap();
             args.history = None;
             assert!(ServeSettings::resolve(&args).is_err(), "{bad}");

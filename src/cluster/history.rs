@@ -42,11 +42,12 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0', 't', now, 'm', json)
 local cutoff = now - tonumber(ARGV[3])
-local cut = nil
-for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)) do
-  if tonumber(entry[2][2]) < cutoff then cut = entry[1] else break end
-end
-if cut then
+local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+if head and tonumber(head[2][2]) < cutoff then
+  local cut = nil
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)) do
+    if tonumber(entry[2][2]) < cutoff then cut = entry[1] else break end
+  end
   redis.call('XTRIM', KEYS[2], 'MINID', (tonumber(string.match(cut, '^(%d+)')) + 1) .. '-0')
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])

@@ -299,7 +299,7 @@ impl Hub {
                     room,
                     echo,
                 };
-                return self.relay_history(relay, rule, reply, ack);
+                return self.relay_history(relay, rule, reply, ack, cork);
             }
         }
         let delivered = self.relay(socket, event, data, target, echo, cork)?;

@@ -243,7 +243,7 @@ impl RoomEmitter<'_> {
             let done = Box::new(|_| {});
             return match self
                 .hub
-                .append_history(&self.room, rule, except, message, done)
+                .append_history(&self.room, rule, except, message, done, None)
             {
                 Appended::Now { delivered, .. } | Appended::Later { delivered } => delivered,
                 Appended::Failed(_) => 0,

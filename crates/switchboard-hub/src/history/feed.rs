@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde::Serialize;
-use switchboard_net::CloseCode;
+use switchboard_net::{CloseCode, Cork};
 
 use super::log::Log;
 use crate::envelope::Prepared;
@@ -87,10 +87,12 @@ impl Feeds {
     /// The feed of `room`, made (with `make`) if there is none.
     pub fn get_or_make(&self, room: &str, make: impl FnOnce() -> Feed) -> Arc<Mutex<Feed>> {
         let mut rooms = lock(&self.rooms);
-        rooms
-            .entry(room.to_owned())
-            .or_insert_with(|| Arc::new(Mutex::new(make())))
-            .clone()
+        if let Some(feed) = rooms.get(room) {
+            return feed.clone();
+        }
+        let feed = Arc::new(Mutex::new(make()));
+        rooms.insert(room.to_owned(), feed.clone());
+        feed
     }
 
     pub fn get(&self, room: &str) -> Option<Arc<Mutex<Feed>>> {
@@ -239,8 +241,9 @@ impl Feed {
     }
 
     /// Delivers message `offset` to the members (but `except`): sent to
-    /// the live ones that have not had it, kept for the gated ones.
-    /// Returns how many were sent it.
+    /// the live ones that have not had it (written when `cork` is flushed,
+    /// if given: a client's batch of messages goes out in one write per
+    /// member), kept for the gated ones. Returns how many were sent it.
     pub fn deliver<T: Serialize>(
         &mut self,
         offset: u64,
@@ -248,6 +251,7 @@ impl Feed {
         except: Option<&str>,
         unacked_limit: usize,
         metrics: &Metrics,
+        mut cork: Option<&mut Cork>,
     ) -> usize {
         self.last = self.last.max(offset);
         let now = Instant::now();
@@ -271,11 +275,11 @@ impl Feed {
             }
             let frame = prepared.frame(member.socket.encoding());
             let len = frame.len();
-            if member.socket.push(frame, now, None).is_ok() {
+            if member.socket.push(frame, now, cork.as_deref_mut()).is_ok() {
                 sent += 1;
                 bytes += len;
             }
-            if member.acks && member.last - member.acked > unacked_limit as u64 {
+            if member.acks && member.last.saturating_sub(member.acked) > unacked_limit as u64 {
                 member
                     .socket
                     .close(UNACKED, "too many unacknowledged messages");

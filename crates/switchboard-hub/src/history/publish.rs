@@ -2,6 +2,7 @@
 //! message is stored) and the application's [`RoomEmitter`].
 
 use serde_json::{json, Value};
+use switchboard_net::Cork;
 use tokio::sync::oneshot;
 
 use super::replay::unavailable;
@@ -41,6 +42,7 @@ impl Hub {
         rule: &HistoryRule,
         reply: Option<Value>,
         ack: Option<&Value>,
+        cork: &mut Cork,
     ) -> Result<Answer, RequestError> {
         let name = relay.from.name();
         let mut message = Outgoing::new(relay.event, relay.data);
@@ -59,7 +61,7 @@ impl Hub {
             });
             hub.answer(&socket, ack_id.as_ref(), answer);
         });
-        match self.append_history(relay.room, rule, except, message, done) {
+        match self.append_history(relay.room, rule, except, message, done, Some(cork)) {
             Appended::Now { delivered, stored } => Ok(Answer::Now(
                 reply.unwrap_or_else(|| json!({ "delivered": delivered, "offset": stored.offset })),
             )),
@@ -95,7 +97,7 @@ impl RoomEmitter<'_> {
             let mut message = Outgoing::new(event, data);
             message.room = Some(&self.room);
             let except = self.except.as_ref().map(|id| id.as_str());
-            hub.append_history(&self.room, rule, except, message, done)
+            hub.append_history(&self.room, rule, except, message, done, None)
         };
         match appended {
             Appended::Now { delivered, stored } => Ok(Published {

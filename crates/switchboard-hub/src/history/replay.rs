@@ -62,6 +62,7 @@ impl Hub {
             // One node: the first page is at hand, and a replay that fits
             // in it is answered before the connection's next message.
             let mut replay = Replay::new(base, since.as_ref(), &page);
+            replay.place();
             match replay.send_page(page) {
                 Next::Switch => match replay.switch() {
                     Next::Done => {}
@@ -80,6 +81,7 @@ impl Hub {
             match read.await {
                 Ok(page) => {
                     let mut replay = Replay::new(base, since.as_ref(), &page);
+                    replay.place();
                     let next = replay.send_page(page);
                     replay.run(next).await;
                 }
@@ -205,6 +207,17 @@ impl Replay {
         }
     }
 
+    /// Places the gated member at the replay's start: what it acknowledges
+    /// and is sent counts from there, not from the feed's last message.
+    fn place(&self) {
+        let feed = self.hub.feed(&self.room);
+        let mut feed = lock(&feed);
+        if let Some(member) = feed.members.get_mut(self.socket.id()) {
+            member.last = self.position;
+            member.acked = self.acked;
+        }
+    }
+
     /// Sends a page's messages after `position`; whether more may follow.
     fn send_page(&mut self, page: Page) -> Next {
         let full = page.messages.len() >= REPLAY_PAGE;
@@ -318,7 +331,8 @@ impl Replay {
                     return false;
                 };
                 member.last = position;
-                !member.acks || position - member.acked <= (config.history_unacked / 2) as u64
+                let unacked = position.saturating_sub(member.acked);
+                !member.acks || unacked <= (config.history_unacked / 2) as u64
             };
             if acked_enough && self.socket.queued() <= config.queue_len / 2 {
                 return true;

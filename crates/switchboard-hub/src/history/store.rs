@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::value::RawValue;
+use switchboard_net::Cork;
 
 use super::feed::{lock, Feed, Numbered, Sequenced};
 use super::{new_epoch, Append, HistoryRule, HistoryUnavailable, Page, Stored, StoredCallback};
@@ -58,6 +59,7 @@ impl Hub {
         except: Option<&str>,
         message: Outgoing<'_>,
         done: StoredCallback,
+        cork: Option<&mut Cork>,
     ) -> Appended {
         if let Some(cluster) = self.inner.cluster.get() {
             let head = {
@@ -94,7 +96,8 @@ impl Hub {
             let log = feed.log.get_or_insert_with(Default::default);
             let delta = log.push(offset, prepared.json(), Instant::now(), rule.size, rule.ttl);
             let metrics = &self.inner.metrics;
-            let sent = feed.deliver(offset, &prepared, except, config.history_unacked, metrics);
+            let limit = config.history_unacked;
+            let sent = feed.deliver(offset, &prepared, except, limit, metrics, cork);
             (delta, sent)
         };
         let over = feeds.wrote(&mut feed, room, delta, config.history_memory);
@@ -233,13 +236,8 @@ impl Hub {
         let prepared = Prepared::new(RawJson(raw));
         let limit = self.inner.config.history_unacked;
         let metrics = &self.inner.metrics;
-        feed.deliver(
-            message.offset,
-            &prepared,
-            message.except.as_deref(),
-            limit,
-            metrics,
-        );
+        let except = message.except.as_deref();
+        feed.deliver(message.offset, &prepared, except, limit, metrics, None);
     }
 }
 
