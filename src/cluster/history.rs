@@ -24,7 +24,9 @@ use switchboard_hub::{Append, HistoryRule, HistoryUnavailable, Page, Stored};
 
 use super::redis::RedisLink;
 
-/// Numbers, stores, trims and publishes one message.
+/// Numbers, stores, trims and publishes one message. Entries older than
+/// the rule's `ttl` are trimmed every 64th message (a read skips them
+/// meanwhile): looking at the stream's head costs as much as the rest.
 ///
 /// KEYS: hash, stream. ARGV: new epoch, size, ttl (ms), hash ttl (ms),
 /// channel, wire head (up to the offset), JSON head (without its `}`).
@@ -42,7 +44,7 @@ local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], n .. '-0', 't', now, 'm', json)
 local cutoff = now - tonumber(ARGV[3])
-local head = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
+local head = n % 64 == 0 and redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
 if head and tonumber(head[2][2]) < cutoff then
   local cut = nil
   for _, entry in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)) do
