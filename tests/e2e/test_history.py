@@ -212,6 +212,26 @@ def test_an_acks_connection_is_closed_past_its_window(start_server, connect):
     assert keeping_up.request({"event": "users", "room": "feed"})["event"] == "ack"
 
 
+def test_large_messages_page_and_replay_within_the_queue_bounds(start_server, connect):
+    """A `history` answer stops at 1 MiB; a replay of 5 MiB, more than a
+    client's queue may hold (4 MiB), waits for it to read instead of
+    closing it as a slow consumer."""
+    node = start_server("--history", "feed*")
+    a = connect(node.ws)
+    joined, _ = join(a, "feed")
+    a.send({"event": "leave", "room": "feed"})
+    blob = "b" * 100_000
+    for i in range(50):
+        reply = a.request({"event": "n", "room": "feed", "data": {"i": i, "blob": blob}})
+        assert reply["data"]["offset"] == i + 1
+    b = connect(node.ws)
+    page = b.request({"event": "history", "room": "feed", "data": {"limit": 1000}})["data"]
+    assert 5 <= len(page["messages"]) <= 11, len(page["messages"])
+    again, replayed = join(b, "feed", {"epoch": joined["epoch"], "offset": 0})
+    assert again["recovered"] is True and again["replayed"] == 50
+    assert [m["data"]["i"] for m in replayed] == list(range(50))
+
+
 def test_memory_history_is_bounded(start_server, connect):
     # 64 KiB over all rooms: writing a second room past it empties the first.
     node = start_server("--history", "feed*", "--history-memory", "65536")

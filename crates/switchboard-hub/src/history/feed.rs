@@ -18,12 +18,14 @@ use crate::socket::Socket;
 
 /// The close of a connection that let too many messages go unacknowledged.
 pub(crate) const UNACKED: CloseCode = CloseCode(4002);
-/// Messages kept for a gated member while its replay runs; past this the
-/// replay reads them from the store instead.
+/// Messages, and bytes, kept for a gated member while its replay runs;
+/// past either the replay reads them from the store instead.
 const GATE_LIMIT: usize = 256;
-/// Messages a cluster feed keeps while it fills a gap; past this it reads
-/// them from the store too.
+const GATE_BYTES: usize = 1 << 20;
+/// Messages, and bytes, a cluster feed keeps while it fills a gap; past
+/// either it reads them from the store too.
 const FILL_LIMIT: usize = 4096;
+const FILL_BYTES: usize = 16 << 20;
 
 /// The feeds of this node, by room.
 #[derive(Default)]
@@ -51,7 +53,7 @@ pub(crate) struct Feed {
     /// The stored messages, on a node without a cluster.
     pub log: Option<Log>,
     /// A cluster feed filling a gap: the messages that came meanwhile.
-    pub filling: Option<Vec<Numbered>>,
+    pub filling: Option<Filling>,
     /// When the log was last written, in [`Usage`]'s order.
     stamp: u64,
 }
@@ -76,9 +78,19 @@ pub(crate) struct Member {
     pub gate: Option<Gate>,
 }
 
+/// What a cluster feed keeps while it fills a gap.
+#[derive(Default)]
+pub(crate) struct Filling {
+    pub queued: Vec<Numbered>,
+    bytes: usize,
+    /// More came than it keeps: the fill reads on from the store.
+    pub overflowed: bool,
+}
+
 #[derive(Default)]
 pub(crate) struct Gate {
     pub kept: Vec<(u64, Bytes)>,
+    bytes: usize,
     /// More came than [`GATE_LIMIT`]: the replay reads on instead.
     pub overflowed: bool,
 }
@@ -258,10 +270,13 @@ impl Feed {
         let (mut sent, mut bytes) = (0, 0);
         for (id, member) in &mut self.members {
             if let Some(gate) = &mut member.gate {
-                if gate.kept.len() < GATE_LIMIT {
-                    gate.kept.push((offset, prepared.json()));
+                let json = prepared.json();
+                if gate.kept.len() < GATE_LIMIT && gate.bytes + json.len() <= GATE_BYTES {
+                    gate.bytes += json.len();
+                    gate.kept.push((offset, json));
                 } else {
-                    gate.kept.clear();
+                    gate.kept = Vec::new();
+                    gate.bytes = 0;
                     gate.overflowed = true;
                 }
                 continue;
@@ -301,9 +316,15 @@ impl Feed {
             // The first message this feed sees.
             self.last = message.offset.saturating_sub(1);
         }
-        if let Some(queued) = &mut self.filling {
-            if queued.len() < FILL_LIMIT {
-                queued.push(message);
+        if let Some(filling) = &mut self.filling {
+            let len = message.json.len();
+            if filling.queued.len() < FILL_LIMIT && filling.bytes + len <= FILL_BYTES {
+                filling.bytes += len;
+                filling.queued.push(message);
+            } else {
+                filling.queued = Vec::new();
+                filling.bytes = 0;
+                filling.overflowed = true;
             }
             return Sequenced::Wait;
         }
@@ -312,7 +333,11 @@ impl Feed {
         } else if message.offset == self.last + 1 {
             Sequenced::Next(message)
         } else {
-            self.filling = Some(vec![message]);
+            self.filling = Some(Filling::default());
+            if let Some(filling) = &mut self.filling {
+                filling.bytes = message.json.len();
+                filling.queued.push(message);
+            }
             Sequenced::Gap
         }
     }

@@ -14,6 +14,8 @@ use crate::socket::Socket;
 const REPLAY_PAGE: usize = 256;
 /// The most messages a `history` request returns.
 pub(crate) const MAX_HISTORY_PAGE: usize = 1000;
+/// The most bytes of messages a `history` answer holds (past the first).
+const MAX_HISTORY_BYTES: usize = 1 << 20;
 
 /// Where a client's view of a room stopped: the epoch and the offset of
 /// the last message it has.
@@ -130,11 +132,18 @@ impl Hub {
     }
 }
 
-/// A page as the `history` ack shows it.
+/// A page as the `history` ack shows it: cut after [`MAX_HISTORY_BYTES`]
+/// of messages (one at least), so that one answer stays a message.
 fn page_json(page: &Page) -> Value {
+    let mut bytes = 0;
     let messages: Vec<Value> = page
         .messages
         .iter()
+        .take_while(|(_, json)| {
+            let first = bytes == 0;
+            bytes += json.len();
+            first || bytes <= MAX_HISTORY_BYTES
+        })
         .filter_map(|(_, json)| serde_json::from_slice(json).ok())
         .collect();
     json!({
@@ -226,6 +235,9 @@ impl Replay {
         }
         for (offset, json) in page.messages {
             if offset > self.position {
+                if self.crowded() {
+                    return Next::Read; // the rest once the queue drains
+                }
                 self.send(&json);
                 self.position = offset;
                 self.replayed += 1;
@@ -254,7 +266,7 @@ impl Replay {
             return Next::Done; // it left, or closed
         };
         let gate = member.gate.take().unwrap_or_default();
-        if gate.overflowed {
+        if gate.overflowed || (!gate.kept.is_empty() && self.crowded()) {
             member.gate = Some(Gate::default());
             return Next::Read;
         }
@@ -303,6 +315,14 @@ impl Replay {
         }
     }
 
+    /// Whether the member's queue is more than half full (in messages or
+    /// bytes): a replay sends no more until it drains.
+    fn crowded(&self) -> bool {
+        let config = &self.hub.inner.config;
+        self.socket.queued() > config.queue_len / 2
+            || self.socket.queued_bytes() > config.max_pending_send_bytes / 2
+    }
+
     /// Sends one stored message to the member, in its encoding.
     fn send(&self, json: &bytes::Bytes) {
         let Ok(raw) = serde_json::from_slice::<&serde_json::value::RawValue>(json) else {
@@ -334,7 +354,7 @@ impl Replay {
                 let unacked = position.saturating_sub(member.acked);
                 !member.acks || unacked <= (config.history_unacked / 2) as u64
             };
-            if acked_enough && self.socket.queued() <= config.queue_len / 2 {
+            if acked_enough && !self.crowded() {
                 return true;
             }
             tokio::time::sleep(PACE).await;

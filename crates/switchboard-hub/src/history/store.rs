@@ -10,7 +10,7 @@ use bytes::Bytes;
 use serde_json::value::RawValue;
 use switchboard_net::Cork;
 
-use super::feed::{lock, Feed, Numbered, Sequenced};
+use super::feed::{lock, Feed, Filling, Numbered, Sequenced};
 use super::{new_epoch, Append, HistoryRule, HistoryUnavailable, Page, Stored, StoredCallback};
 use crate::clustered::RawJson;
 use crate::envelope::{Outgoing, Prepared};
@@ -216,7 +216,7 @@ impl Hub {
                 let mut feed = lock(&feed);
                 let idle = feed.filling.is_none() && feed.log.is_none();
                 if idle {
-                    feed.filling = Some(Vec::new());
+                    feed.filling = Some(Filling::default());
                 }
                 idle
             };
@@ -284,8 +284,13 @@ async fn fill(hub: Hub, room: String) {
             }
         }
         if end {
-            let queued = feed.filling.take().unwrap_or_default();
-            for message in queued {
+            let filling = feed.filling.take().unwrap_or_default();
+            if filling.overflowed {
+                // What it could not keep is in the store: read on.
+                feed.filling = Some(Filling::default());
+                continue;
+            }
+            for message in filling.queued {
                 if message.offset > feed.last {
                     hub.deliver_numbered(&mut feed, &message);
                 }
