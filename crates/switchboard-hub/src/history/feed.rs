@@ -318,7 +318,8 @@ impl Feed {
         }
         if let Some(filling) = &mut self.filling {
             let len = message.json.len();
-            if filling.queued.len() < FILL_LIMIT && filling.bytes + len <= FILL_BYTES {
+            let room = filling.queued.len() < FILL_LIMIT && filling.bytes + len <= FILL_BYTES;
+            if !filling.overflowed && room {
                 filling.bytes += len;
                 filling.queued.push(message);
             } else {
@@ -367,4 +368,68 @@ pub(crate) const PACE: Duration = Duration::from_millis(2);
 
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numbered(offset: u64) -> Numbered {
+        Numbered {
+            offset,
+            json: Bytes::from_static(b"{}"),
+            except: None,
+        }
+    }
+
+    /// What `sequence` says, with a delivered message taken as delivered.
+    fn take(feed: &mut Feed, epoch: &str, offset: u64) -> &'static str {
+        match feed.sequence(epoch, numbered(offset)) {
+            Sequenced::Next(message) => {
+                feed.last = message.offset;
+                "next"
+            }
+            Sequenced::Old => "old",
+            Sequenced::Wait => "wait",
+            Sequenced::Gap => "gap",
+        }
+    }
+
+    #[test]
+    fn a_cluster_feed_delivers_in_order_and_finds_gaps() {
+        let mut feed = Feed::cluster();
+        assert_eq!(
+            take(&mut feed, "e1", 5),
+            "next",
+            "the first one seen starts the feed"
+        );
+        assert_eq!(take(&mut feed, "e1", 6), "next");
+        assert_eq!(take(&mut feed, "e1", 6), "old");
+        assert_eq!(take(&mut feed, "e1", 8), "gap", "7 is missing");
+        assert_eq!(
+            take(&mut feed, "e1", 9),
+            "wait",
+            "kept while the gap is read"
+        );
+        let filling = feed.filling.take().unwrap();
+        let queued: Vec<u64> = filling.queued.iter().map(|m| m.offset).collect();
+        assert_eq!(queued, [8, 9]);
+        assert_eq!(take(&mut feed, "e2", 1), "next", "a new epoch starts over");
+        assert_eq!((feed.epoch.as_str(), feed.last), ("e2", 1));
+    }
+
+    #[test]
+    fn a_filling_feed_keeps_a_bounded_queue() {
+        let mut feed = Feed::cluster();
+        take(&mut feed, "e", 1);
+        assert_eq!(take(&mut feed, "e", 3), "gap");
+        for offset in 4..(FILL_LIMIT as u64 + 10) {
+            assert_eq!(take(&mut feed, "e", offset), "wait");
+        }
+        let filling = feed.filling.as_ref().unwrap();
+        assert!(
+            filling.overflowed && filling.queued.is_empty(),
+            "read from the store instead"
+        );
+    }
 }
