@@ -22,7 +22,7 @@
 use bytes::Bytes;
 use switchboard_hub::{Append, HistoryRule, HistoryUnavailable, Page, Stored};
 
-use super::redis::RedisLink;
+use super::wire::Keys;
 
 /// Numbers, stores, trims and publishes one message. Entries older than
 /// the rule's `ttl` are trimmed every 64th message (a read skips them
@@ -107,9 +107,8 @@ return {epoch, latest, oldest, messages}
 /// that comes back after a quiet while still finds its epoch.
 const HASH_TTL_MS: u64 = 24 * 3600 * 1000;
 
-/// The script call that appends `append` (from node `origin`).
-pub fn append_command(link: &RedisLink, append: &Append) -> redis::Cmd {
-    let keys = link.keys();
+/// The script call that appends `append` (from this node).
+pub fn append_command(keys: &Keys, append: &Append) -> redis::Cmd {
     let ttl = append.rule.ttl.as_millis() as u64;
     let wire_head = format!(
         "sb1\n{}\nh\n{}\n{}\n",
@@ -152,18 +151,14 @@ pub fn stored(value: &redis::Value) -> Result<Stored, HistoryUnavailable> {
 
 /// Reads up to `limit` messages of `room` after `after`.
 pub async fn read(
-    link: &RedisLink,
+    mut conn: redis::aio::ConnectionManager,
+    keys: &Keys,
     room: &str,
     rule: &HistoryRule,
     after: u64,
     limit: usize,
 ) -> Result<Page, HistoryUnavailable> {
-    let keys = link.keys();
     let ttl = rule.ttl.as_millis() as u64;
-    let mut conn = link
-        .connection()
-        .await
-        .map_err(|e| HistoryUnavailable(e.to_string()))?;
     let (epoch, latest, oldest, flat): (String, u64, u64, Vec<redis::Value>) = redis::cmd("EVAL")
         .arg(READ)
         .arg(2)

@@ -304,7 +304,13 @@ impl ClusterAdapter for RedisAdapter {
 
     fn history_read(&self, room: &str, rule: &HistoryRule, after: u64, limit: usize) -> PageFuture {
         let (link, room, rule) = (self.link.clone(), room.to_owned(), rule.clone());
-        Box::pin(async move { history::read(&link, &room, &rule, after, limit).await })
+        Box::pin(async move {
+            let conn = link
+                .connection()
+                .await
+                .map_err(|e| HistoryUnavailable(e.to_string()))?;
+            history::read(conn, link.keys(), &room, &rule, after, limit).await
+        })
     }
 
     fn presence(&self, change: PresenceChange) {
@@ -400,7 +406,7 @@ pub async fn write_loop(link: Arc<RedisLink>, mut rx: mpsc::Receiver<Outbound>) 
                 Outbound::Append(append) => {
                     link.queued_bytes
                         .fetch_sub(append.head.len(), Ordering::AcqRel);
-                    pipe.add_command(history::append_command(&link, &append));
+                    pipe.add_command(history::append_command(link.keys(), &append));
                     appends.push(append.done);
                 }
                 Outbound::Leave(done) => leave = Some(done),
