@@ -178,6 +178,8 @@ struct Replay {
     acked: u64,
     /// The epoch the first page had.
     epoch: String,
+    /// The newest offset the first page had.
+    latest: u64,
     /// The last offset sent.
     position: u64,
     replayed: u64,
@@ -211,6 +213,7 @@ impl Replay {
             recovered,
             acked: position,
             epoch: page.epoch.clone(),
+            latest: page.latest,
             position,
             replayed: 0,
         }
@@ -218,9 +221,17 @@ impl Replay {
 
     /// Places the gated member at the replay's start: what it acknowledges
     /// and is sent counts from there, not from the feed's last message.
+    /// A cluster feed that has seen no message yet starts from the page's
+    /// epoch and newest offset.
     fn place(&self) {
-        let feed = self.hub.feed(&self.room);
+        let Some(feed) = self.hub.inner.feeds.get(&self.room) else {
+            return;
+        };
         let mut feed = lock(&feed);
+        if feed.epoch.is_empty() && !self.epoch.is_empty() {
+            feed.epoch = self.epoch.clone();
+            feed.last = feed.last.max(self.latest);
+        }
         if let Some(member) = feed.members.get_mut(self.socket.id()) {
             member.last = self.position;
             member.acked = self.acked;
@@ -255,7 +266,9 @@ impl Replay {
     /// answers. `Read` when the gate overflowed (what it dropped is read
     /// from the store).
     fn switch(&mut self) -> Next {
-        let feed = self.hub.feed(&self.room);
+        let Some(feed) = self.hub.inner.feeds.get(&self.room) else {
+            return Next::Done; // it left, and the room's feed went
+        };
         let mut feed = lock(&feed);
         let epoch = if feed.epoch.is_empty() {
             self.epoch.clone()
@@ -345,7 +358,9 @@ impl Replay {
                 return false;
             }
             let acked_enough = {
-                let feed = self.hub.feed(&self.room);
+                let Some(feed) = self.hub.inner.feeds.get(&self.room) else {
+                    return false;
+                };
                 let mut feed = lock(&feed);
                 let Some(member) = feed.members.get_mut(self.socket.id()) else {
                     return false;

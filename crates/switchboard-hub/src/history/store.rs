@@ -214,7 +214,8 @@ impl Hub {
             };
             let start = {
                 let mut feed = lock(&feed);
-                let idle = feed.filling.is_none() && feed.log.is_none();
+                // A feed that has seen nothing has nothing to resume from.
+                let idle = feed.filling.is_none() && feed.log.is_none() && !feed.epoch.is_empty();
                 if idle {
                     feed.filling = Some(Filling::default());
                 }
