@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 
-import { Server, freePort, launchBrowser, openPage, waitFor } from './harness.mjs';
+import { Server, freePort, launchBrowser, openClientPage, waitFor } from './harness.mjs';
 
 let server;
 let chrome;
@@ -18,31 +18,14 @@ before(async () => {
   server = new Server(await freePort(), { logName: 'client-server' });
   await server.start();
   chrome = await launchBrowser();
-  page = await openPage(chrome.browser);
   // Any page of the server's origin will do; the client comes from /switchboard.js.
-  // (The server has no /favicon.ico, which Chromium asks for on such a page.)
-  await page.route('**/favicon.ico', (route) => route.fulfill({ status: 204 }));
-  await page.goto(`${server.base}/healthz`);
-  await page.addScriptTag({ url: '/switchboard.js' });
+  page = await openClientPage(chrome.browser, server);
   await page.evaluate(() => {
-    // Test helpers inside the page.
     window.ready = (sb) => new Promise((resolve, reject) => {
       if (sb.status === 'connected') return resolve(sb);
       const timer = setTimeout(() => reject(new Error('not connected within 5 s')), 5000);
       sb.once('ready', () => { clearTimeout(timer); resolve(sb); });
     });
-    window.until = (check, ms = 5000) => new Promise((resolve, reject) => {
-      const deadline = Date.now() + ms;
-      (function poll() {
-        const value = check();
-        if (value) return resolve(value);
-        if (Date.now() > deadline) return reject(new Error(`timed out: ${check}`));
-        setTimeout(poll, 20);
-      })();
-    });
-    window.failure = (promise) => promise.then(
-      (value) => ({ resolved: value }),
-      (error) => ({ code: error.code, message: error.message, name: error.name }));
   });
 });
 

@@ -235,6 +235,35 @@ export async function openPage(browser, { viewport = { width: 1280, height: 800 
   return page;
 }
 
+/**
+ * Opens a page of `server`'s origin with the browser client loaded
+ * (/switchboard.js; the server has no /favicon.ico, which Chromium asks
+ * for) and the tests' helpers in it: `until(check, ms)` resolves with
+ * `check()`'s first truthy value, `failure(promise)` with `{resolved}` or
+ * the error's `{code, message, name}`.
+ */
+export async function openClientPage(browser, server) {
+  const page = await openPage(browser);
+  await page.route('**/favicon.ico', (route) => route.fulfill({ status: 204 }));
+  await page.goto(`${server.base}/healthz`);
+  await page.addScriptTag({ url: '/switchboard.js' });
+  await page.evaluate(() => {
+    window.until = (check, ms = 5000) => new Promise((resolve, reject) => {
+      const deadline = Date.now() + ms;
+      (function poll() {
+        const value = check();
+        if (value) return resolve(value);
+        if (Date.now() > deadline) return reject(new Error(`timed out: ${check}`));
+        setTimeout(poll, 20);
+      })();
+    });
+    window.failure = (promise) => promise.then(
+      (value) => ({ resolved: value }),
+      (error) => ({ code: error.code, message: error.message, name: error.name }));
+  });
+  return page;
+}
+
 export function ensureArtifacts() {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
 }

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { ARTIFACTS, Server, ensureArtifacts, freePort, launchBrowser, openPage, waitFor, within } from './harness.mjs';
+import { ARTIFACTS, Server, ensureArtifacts, freePort, launchBrowser, openClientPage, waitFor, within } from './harness.mjs';
 
 const MESSAGES = 1000; // published while the client is away
 const BEFORE = 3; // published before, so that the client has a position
@@ -189,24 +189,9 @@ const wsUrl = (port) => `ws://127.0.0.1:${port}/ws`;
  * history events in `window.events`, its disconnects in `window.closes`,
  * and every frame it sends in `window.sent`.
  */
-async function openClientPage(server) {
-  const page = await openPage(chrome.browser);
-  await page.route('**/favicon.ico', (route) => route.fulfill({ status: 204 }));
-  await page.goto(`${server.base}/healthz`);
-  await page.addScriptTag({ url: '/switchboard.js' });
+async function openRecordingPage(server) {
+  const page = await openClientPage(chrome.browser, server);
   await page.evaluate(() => {
-    window.until = (check, ms = 5000) => new Promise((resolve, reject) => {
-      const deadline = Date.now() + ms;
-      (function poll() {
-        const value = check();
-        if (value) return resolve(value);
-        if (Date.now() > deadline) return reject(new Error(`timed out: ${check}`));
-        setTimeout(poll, 20);
-      })();
-    });
-    window.failure = (promise) => promise.then(
-      (value) => ({ resolved: value }),
-      (error) => ({ code: error.code, message: error.message }));
     window.got = [];
     window.events = [];
     window.closes = [];
@@ -280,7 +265,7 @@ test('a client whose node dies fails over to the other node and gets every messa
   // The way to node B is held shut while the first half is published, so
   // that that half can only reach the client by replay.
   const toB = await startProxy(nodeB.port);
-  const page = await openClientPage(nodeB);
+  const page = await openRecordingPage(nodeB);
 
   const joined = await page.evaluate(([a, b]) => start(a, {
     urls: [a, b], reconnect: { attempts: Infinity, minDelay: 100, maxDelay: 300 },
@@ -348,7 +333,7 @@ test('one node, acks: a cut connection resumes from what was processed; history 
 }, async () => {
   const node = await startServer('history-solo', ['--history', HISTORY]);
   const proxy = await startProxy(node.port);
-  const page = await openClientPage(node);
+  const page = await openRecordingPage(node);
 
   const joined = await page.evaluate((url) => start(url, {
     acks: true, reconnect: { attempts: Infinity, minDelay: 50, maxDelay: 200 },
