@@ -5,8 +5,8 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{open, recv, send};
-use serde_json::{json, Value};
+use common::{next_event, open, send};
+use serde_json::json;
 use switchboard_hub::{
     ClusterAdapter, ClusterMessage, HistoryRule, Hub, HubConfig, PresenceChange,
 };
@@ -17,23 +17,13 @@ fn hub_with_history(rooms: &str) -> Hub {
     Hub::new(config)
 }
 
-/// The next message that is not a user list.
-async fn next(socket: &mut switchboard_net::WebSocket) -> Value {
-    loop {
-        let message = recv(socket).await;
-        if message["event"] != "userlist" {
-            return message;
-        }
-    }
-}
-
 #[tokio::test]
 async fn emit_stored_numbers_messages_and_joins_learn_the_position() {
     let hub = hub_with_history("news*");
     let url = common::serve(hub.clone()).await;
     let mut a = open(&url).await;
     send(&mut a, json!({"event": "join", "room": "news", "ack": 1})).await;
-    let joined = next(&mut a).await;
+    let joined = next_event(&mut a).await;
     let epoch = joined["data"]["epoch"].as_str().unwrap().to_owned();
     assert_eq!(joined["data"]["offset"], 0);
 
@@ -42,12 +32,12 @@ async fn emit_stored_numbers_messages_and_joins_learn_the_position() {
     let stored = published.stored.unwrap();
     assert_eq!((stored.offset, stored.epoch.as_str()), (1, epoch.as_str()));
     assert_eq!(
-        next(&mut a).await,
+        next_event(&mut a).await,
         json!({"event": "n", "room": "news", "data": 1, "offset": 1, "epoch": epoch})
     );
     // The plain emit numbers too.
     assert_eq!(hub.to("news").emit("n", &json!(2)), 1);
-    assert_eq!(next(&mut a).await["offset"], 2);
+    assert_eq!(next_event(&mut a).await["offset"], 2);
     // A room without history: no offset, nothing stored.
     let plain = hub.to("lobby").emit_stored("n", &json!(3)).await.unwrap();
     assert_eq!((plain.delivered, plain.stored), (0, None));
@@ -56,7 +46,7 @@ async fn emit_stored_numbers_messages_and_joins_learn_the_position() {
     let socket = hub.socket(&b_id).unwrap();
     hub.join_room(&socket, "news").unwrap();
     hub.to("news").emit("n", &json!(4));
-    assert_eq!(next(&mut b).await["offset"], 3);
+    assert_eq!(next_event(&mut b).await["offset"], 3);
 }
 
 /// An adapter that carries messages but keeps no history (the trait's
@@ -78,14 +68,14 @@ async fn without_a_store_nothing_is_sent_and_the_sender_is_told() {
     let url = common::serve(hub.clone()).await;
     let mut a = open(&url).await;
     send(&mut a, json!({"event": "join", "room": "news", "ack": 1})).await;
-    let refused = next(&mut a).await;
+    let refused = next_event(&mut a).await;
     assert_eq!(refused["error"]["code"], "history_unavailable", "{refused}");
     send(
         &mut a,
         json!({"event": "say", "room": "news", "data": 1, "ack": 2}),
     )
     .await;
-    let refused = next(&mut a).await;
+    let refused = next_event(&mut a).await;
     assert_eq!(refused["error"]["code"], "history_unavailable", "{refused}");
     assert!(hub.to("news").emit_stored("n", &json!(1)).await.is_err());
     send(
@@ -94,7 +84,7 @@ async fn without_a_store_nothing_is_sent_and_the_sender_is_told() {
     )
     .await;
     assert_eq!(
-        next(&mut a).await["data"]["delivered"],
+        next_event(&mut a).await["data"]["delivered"],
         0,
         "other rooms work"
     );

@@ -4,20 +4,9 @@
 
 mod common;
 
-use common::{open, recv, send};
-use serde_json::{json, Value};
+use common::{next_event, open, send};
+use serde_json::json;
 use switchboard_hub::{Hub, HubConfig};
-use switchboard_net::WebSocket;
-
-/// The next message that is not a user list.
-async fn next_event(socket: &mut WebSocket) -> Value {
-    loop {
-        let message = recv(socket).await;
-        if message["event"] != "userlist" {
-            return message;
-        }
-    }
-}
 
 #[tokio::test]
 async fn a_connect_hook_puts_every_newcomer_in_the_lobby_under_a_name() {

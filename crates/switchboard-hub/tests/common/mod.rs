@@ -64,6 +64,16 @@ pub async fn recv(socket: &mut WebSocket) -> Value {
     serde_json::from_slice(message.payload()).unwrap()
 }
 
+/// The next message that is not a user list, as JSON.
+pub async fn next_event(socket: &mut WebSocket) -> Value {
+    loop {
+        let message = recv(socket).await;
+        if message["event"] != "userlist" {
+            return message;
+        }
+    }
+}
+
 /// Sends a JSON message.
 pub async fn send(socket: &mut WebSocket, message: Value) {
     socket
