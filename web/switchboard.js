@@ -703,6 +703,12 @@
         if (this.options.acks) this._acked.set(room, since);
       }
       this._resync('join:' + room, message, function (error) {
+        if (error.code === 'history_unavailable' && self._socket) {
+          // The node cannot reach its history store: keep the room and its
+          // position, and come back (to this node or the next) to rejoin.
+          try { self._socket.close(4000, 'history unavailable'); } catch (e) { self._socket.close(); }
+          return;
+        }
         self._rooms.delete(room);
         self._forgetRoom(room);
         self._fire('error', { code: error.code, message: error.message }, null);
