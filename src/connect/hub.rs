@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 use switchboard_client::{Client, ClientOptions, Incoming, Reconnect, Status, To};
 use tokio::io::AsyncBufReadExt;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::args::{parse_headers, tls_config, ConnectArgs};
 use super::outcome::{Outcome, WaitCounter};
@@ -46,7 +46,12 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
     options.fallback_urls = args.fallback.clone();
     options.acks = args.acks;
     let client = Client::start(&args.url, options);
-    let mut events = client.events();
+    // Every event, in order: a stream that fell behind would skip some, and
+    // a message of a room with history must reach the output exactly once.
+    let (sender, mut events) = tokio::sync::mpsc::unbounded_channel();
+    client.on_any(move |incoming| {
+        let _ = sender.send(incoming.clone());
+    });
     if !wait_connected(&client).await {
         let reason = why_not_connected(&mut events)
             .map(|error| format!(": {error}"))
@@ -89,7 +94,7 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
                 }
             },
             event = events.recv() => match event {
-                Ok(incoming) => {
+                Some(incoming) => {
                     if incoming.event == "reconnection_failed" || (client.status() == Status::Gone && incoming.event != "end") {
                         output.error("the connection is closed");
                         return if counter.is_waiting() { Outcome::ServerClosed } else { Outcome::Done };
@@ -99,8 +104,7 @@ pub async fn run(args: &ConnectArgs, output: &Output, interactive: bool) -> Outc
                         return Outcome::Done;
                     }
                 }
-                Err(RecvError::Lagged(skipped)) => output.error(&format!("{skipped} messages skipped")),
-                Err(RecvError::Closed) => return Outcome::ServerClosed,
+                None => return Outcome::ServerClosed,
             }
         }
     }
@@ -117,7 +121,7 @@ async fn wait_connected(client: &Client) -> bool {
 }
 
 /// The error of the last failed attempt to connect, from the client's events.
-fn why_not_connected(events: &mut tokio::sync::broadcast::Receiver<Incoming>) -> Option<String> {
+fn why_not_connected(events: &mut UnboundedReceiver<Incoming>) -> Option<String> {
     let mut error = None;
     while let Ok(incoming) = events.try_recv() {
         if let Some(text) = incoming.data.get("error").and_then(Value::as_str) {

@@ -30,7 +30,7 @@ const HISTORY = 'feed*';
 let chrome;
 const servers = [];
 const proxies = [];
-let redis = null;
+const redises = [];
 
 /** `redis-server` on a free loopback port, as tests/e2e/redisproc.py starts it. */
 class Redis {
@@ -163,7 +163,7 @@ after(async () => {
   } finally {
     for (const proxy of proxies) await proxy.close().catch(() => {});
     for (const server of servers) await server.stop('SIGKILL').catch(() => {});
-    if (redis) await redis.stop().catch(() => {});
+    for (const redis of redises) await redis.stop().catch(() => {});
   }
 });
 
@@ -253,11 +253,29 @@ function expectedProblemsOnly(page) {
   return page.problems.filter((p) => !/WebSocket connection to .* failed/.test(p) && !/ERR_CONNECTION_(REFUSED|RESET)/.test(p));
 }
 
-test('a client whose node dies fails over to the other node and gets every message once, in order', {
+/**
+ * How the client is cut off from node A, and the close code it sees: its
+ * socket reset under it (a network failure), node A SIGKILLed, or node A
+ * restarted (SIGTERM: `end` and 1001, then started again).
+ */
+const CUTS = {
+  'its socket is reset': { code: 1006, cut: async (toA) => toA.cut() },
+  'its node is SIGKILLed': { code: 1006, cut: async (toA, nodeA) => nodeA.stop('SIGKILL') },
+  'its node restarts': {
+    code: 1001,
+    cut: async (toA, nodeA) => {
+      await nodeA.stop('SIGTERM');
+      await nodeA.start();
+    },
+  },
+};
+
+for (const [how, { code, cut }] of Object.entries(CUTS)) test(`a client cut off from its node (${how}) gets every message once, in order, from the other node`, {
   timeout: 90000,
   skip: Redis.available() ? false : 'redis-server is missing (scripts/setup installs it)',
 }, async () => {
-  redis = new Redis(await freePort());
+  const redis = new Redis(await freePort());
+  redises.push(redis);
   await redis.start();
   const cluster = ['--redis', redis.url, '--history', HISTORY, '--cluster-ttl', '2', '--cluster-heartbeat', '0.5'];
   const nodeA = await startServer('history-node-a', cluster);
@@ -265,11 +283,14 @@ test('a client whose node dies fails over to the other node and gets every messa
   // The way to node B is held shut while the first half is published, so
   // that that half can only reach the client by replay.
   const toB = await startProxy(nodeB.port);
+  // Node A is reached through a proxy too: it can reset the client's socket,
+  // and it refuses the client once it is cut off, so that it goes to node B.
+  const toA = await startProxy(nodeA.port);
   const page = await openRecordingPage(nodeB);
 
   const joined = await page.evaluate(([a, b]) => start(a, {
     urls: [a, b], reconnect: { attempts: Infinity, minDelay: 100, maxDelay: 300 },
-  }), [wsUrl(nodeA.port), wsUrl(toB.port)]);
+  }), [wsUrl(toA.port), wsUrl(toB.port)]);
   assert.equal(joined.room, 'feed');
   assert.equal(typeof joined.epoch, 'string', `the join of a room with history gives its epoch: ${JSON.stringify(joined)}`);
   assert.equal(joined.offset, 0);
@@ -295,8 +316,9 @@ test('a client whose node dies fails over to the other node and gets every messa
   await receivedAll(page, BEFORE, 5000);
 
   toB.refusing = true;
-  await nodeA.stop('SIGKILL');
-  await waitFor('the client to notice node A is gone', async () =>
+  toA.refusing = true;
+  await cut(toA, nodeA);
+  await waitFor('the client to notice it is cut off', async () =>
     (await page.evaluate(() => sb.status)) === 'reconnecting', 5000);
 
   const half = BEFORE + MESSAGES / 2;
@@ -322,7 +344,7 @@ test('a client whose node dies fails over to the other node and gets every messa
   assert.equal(r.events[0].name, 'recovered');
   assert.ok(r.events[0].replayed >= MESSAGES / 2 && r.events[0].replayed <= MESSAGES,
     `replayed ${r.events[0].replayed}: at least the half published while node B was out of reach`);
-  assert.deepEqual(r.closes, [1006]);
+  assert.deepEqual(r.closes, [code]);
   await page.evaluate(() => sb.close());
   assert.deepEqual(expectedProblemsOnly(page), []);
   await page.context().close();

@@ -141,8 +141,20 @@ impl Client {
         self
     }
 
+    /// Calls `handler` with every event, the client's own included, in
+    /// order, from the task that reads the connection: nothing is skipped,
+    /// and a slow handler slows the reading (the server then holds or, past
+    /// its bounds, closes the connection; a room with history is recovered
+    /// after the reconnect). The events that came while no handler took
+    /// them are handed to it at once.
+    pub fn on_any<F: Fn(&Incoming) + Send + Sync + 'static>(&self, handler: F) -> &Self {
+        self.state.add_any_handler(Arc::new(handler));
+        self
+    }
+
     /// Every event from now on, as a stream (a receiver that falls more than
-    /// 1024 events behind skips the oldest and is told how many).
+    /// 1024 events behind skips the oldest and is told how many: for every
+    /// event without a gap, see [`Client::on_any`]).
     pub fn events(&self) -> broadcast::Receiver<Incoming> {
         self.state.events()
     }

@@ -37,6 +37,8 @@ pub(crate) type Handler = Arc<dyn Fn(&Incoming) + Send + Sync>;
 #[derive(Default)]
 struct Handlers {
     by_event: HashMap<String, Vec<Handler>>,
+    /// Handlers of every event.
+    any: Vec<Handler>,
     backlog: VecDeque<Incoming>,
 }
 
@@ -92,6 +94,19 @@ impl ClientState {
         }
     }
 
+    /// Adds a handler for every event, and hands it at once every event
+    /// that came while no handler took it.
+    pub fn add_any_handler(&self, handler: Handler) {
+        let missed = {
+            let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
+            handlers.any.push(Arc::clone(&handler));
+            std::mem::take(&mut handlers.backlog)
+        };
+        for incoming in &missed {
+            handler(incoming);
+        }
+    }
+
     /// Every event from now on.
     pub fn events(&self) -> broadcast::Receiver<Incoming> {
         self.events.subscribe()
@@ -135,6 +150,18 @@ impl ClientState {
         let handlers: Vec<Handler> = {
             let mut handlers = self.handlers.lock().unwrap_or_else(|p| p.into_inner());
             match handlers.by_event.get(&incoming.event) {
+                _ if !handlers.any.is_empty() => {
+                    let mut all = handlers.any.clone();
+                    all.extend(
+                        handlers
+                            .by_event
+                            .get(&incoming.event)
+                            .into_iter()
+                            .flatten()
+                            .cloned(),
+                    );
+                    all
+                }
                 Some(registered) => registered.clone(),
                 // A stream takes it: no copy is kept (an application that
                 // reads `events()` would otherwise pay one per event).
