@@ -15,7 +15,7 @@ use switchboard_net::Cork;
 
 use crate::cluster::Route;
 use crate::envelope::{AddressMessage, Outgoing, Prepared, RequestError, Target};
-use crate::history::Appended;
+use crate::history::{Appended, StoredCallback};
 use crate::hub::Hub;
 use crate::id::ConnId;
 use crate::metrics::Metrics;
@@ -240,7 +240,7 @@ impl RoomEmitter<'_> {
         message.room = Some(&self.room);
         let except = self.except.as_ref().map(ConnId::as_str);
         if let Some(rule) = self.hub.history_rule(&self.room) {
-            let done = Box::new(|_| {});
+            let done = |_| -> StoredCallback { Box::new(|_| {}) };
             return match self
                 .hub
                 .append_history(&self.room, rule, except, message, done, None)

@@ -51,16 +51,18 @@ impl Hub {
         message.from_meta = relay.from.profile();
         message.room = Some(relay.room);
         let except = (!relay.echo).then(|| relay.from.id().as_str());
-        let delivered = self.room_recipients(relay.room, except);
-        let (hub, socket, ack_id) = (self.clone(), relay.from.clone(), ack.cloned());
-        let later_reply = reply.clone();
-        let done: StoredCallback = Box::new(move |result| {
-            let answer = result.map_err(unavailable).map(|stored| {
-                later_reply
-                    .unwrap_or_else(|| json!({ "delivered": delivered, "offset": stored.offset }))
-            });
-            hub.answer(&socket, ack_id.as_ref(), answer);
-        });
+        let done = |delivered| -> StoredCallback {
+            let (hub, socket, ack) = (self.clone(), relay.from.clone(), ack.cloned());
+            let reply = reply.clone();
+            Box::new(move |result| {
+                let answer = result.map_err(unavailable).map(|stored| {
+                    reply.unwrap_or_else(
+                        || json!({ "delivered": delivered, "offset": stored.offset }),
+                    )
+                });
+                hub.answer(&socket, ack.as_ref(), answer);
+            })
+        };
         match self.append_history(relay.room, rule, except, message, done, Some(cork)) {
             Appended::Now { delivered, stored } => Ok(Answer::Now(
                 reply.unwrap_or_else(|| json!({ "delivered": delivered, "offset": stored.offset })),
@@ -90,9 +92,11 @@ impl RoomEmitter<'_> {
             });
         };
         let (tx, rx) = oneshot::channel();
-        let done: StoredCallback = Box::new(move |result| {
-            let _ = tx.send(result);
-        });
+        let done = |_| -> StoredCallback {
+            Box::new(move |result| {
+                let _ = tx.send(result);
+            })
+        };
         let appended = {
             let mut message = Outgoing::new(event, data);
             message.room = Some(&self.room);

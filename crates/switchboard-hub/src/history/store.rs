@@ -15,6 +15,7 @@ use super::{new_epoch, Append, HistoryRule, HistoryUnavailable, Page, Stored, St
 use crate::clustered::RawJson;
 use crate::envelope::{Outgoing, Prepared};
 use crate::hub::Hub;
+use crate::id::ConnId;
 use crate::socket::Socket;
 
 /// What became of a message for a room with history.
@@ -49,16 +50,18 @@ impl Hub {
     }
 
     /// Numbers and stores a message for a room with history (`rule`), then
-    /// delivers it. On one node that is done on return; in a cluster `done`
-    /// is told the offset when Redis has stored it (or why it was neither
-    /// stored nor sent).
+    /// delivers it. On one node that is done on return; in a cluster the
+    /// callback `done` makes (given how many connections the message goes
+    /// to) is told the offset when Redis has stored it, or why it was
+    /// neither stored nor sent. It is made only then: a node's own sends
+    /// allocate nothing for it.
     pub(crate) fn append_history(
         &self,
         room: &str,
         rule: &HistoryRule,
         except: Option<&str>,
         message: Outgoing<'_>,
-        done: StoredCallback,
+        done: impl FnOnce(usize) -> StoredCallback,
         cork: Option<&mut Cork>,
     ) -> Appended {
         if let Some(cluster) = self.inner.cluster.get() {
@@ -66,15 +69,15 @@ impl Hub {
                 let json = Prepared::new(message).json();
                 json.slice(..json.len() - 1)
             };
+            let delivered = self.room_recipients(room, except);
             let append = Box::new(Append {
                 room: room.to_owned(),
                 except: except.map(str::to_owned),
                 rule: rule.clone(),
                 head,
                 new_epoch: new_epoch(),
-                done,
+                done: done(delivered),
             });
-            let delivered = self.room_recipients(room, except);
             return match cluster.history_append(append) {
                 Ok(()) => Appended::Later { delivered },
                 Err(_) => Appended::Failed(HistoryUnavailable(
@@ -127,7 +130,10 @@ impl Hub {
     /// The members of a room on every node, but `except`.
     pub(crate) fn room_recipients(&self, room: &str, except: Option<&str>) -> usize {
         let registry = self.registry();
-        let sender = except.is_some_and(|id| registry.members(room).any(|s| s.id().as_str() == id));
+        let members = registry.rooms.get(room);
+        let sender = except.is_some_and(|id| {
+            members.is_some_and(|members| members.contains_key(&ConnId::from_string(id)))
+        });
         registry.room_size(room) + self.remote_room_size(room) - usize::from(sender)
     }
 
